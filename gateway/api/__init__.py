@@ -1,0 +1,1 @@
+"""Thin Flask blueprints: parse the HTTP request, delegate to the service, encode."""

@@ -1,0 +1,193 @@
+"""R models in supervisor-managed Plumber pools, reached through the internal NGINX upstream.
+
+NGINX balances (least_conn) and retries another worker on connection errors and 502s; this
+backend adds explicit timeouts and turns every failure into the contract's status.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from gateway.backends.base import Backend, Health
+from gateway.codecs import (
+    Table,
+    decode_wire_reply,
+    encode_script_request,
+    encode_wire_request,
+    normalise_script_reply,
+)
+from gateway.errors import (
+    BadGateway,
+    GatewayError,
+    GatewayTimeout,
+    InvalidInput,
+    ModelError,
+    NotFound,
+    Unavailable,
+)
+from gateway.meta import ModelMeta
+from gateway.runtime.plan import PoolPlan
+from gateway.settings import ModelSettings
+
+CONNECT_TIMEOUT_S = 2.0
+UPSTREAM_FAILED_HEADER = "X-Gateway-Upstream"  # set by the internal NGINX's own error pages
+_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class _Sessions:
+    """One keep-alive session per process: created lazily, so never shared across a fork."""
+
+    def __init__(self, pool_size: int) -> None:
+        self._pid = -1
+        self._session: requests.Session | None = None
+        self._lock = threading.Lock()
+        self._pool_size = pool_size
+
+    def get(self) -> requests.Session:
+        if self._session is None or self._pid != os.getpid():
+            with self._lock:
+                if self._session is None or self._pid != os.getpid():
+                    session = requests.Session()
+                    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
+                    session.mount("http://", adapter)
+                    session.trust_env = False  # loopback only: never route through a proxy
+                    self._session, self._pid = session, os.getpid()
+        return self._session
+
+
+class PlumberBackend(Backend):
+    kind = "plumber"
+
+    def __init__(self, meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str) -> None:
+        super().__init__(meta)
+        self.model = model
+        self.pool = pool
+        self.base_url = f"{internal_url}/r/{model.name}"
+        self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.workers)))
+
+    def load(self) -> None:
+        """Nothing to load here: supervisord runs the pool; readiness comes from health()."""
+
+    def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
+        if self.pool.kind == "model":
+            body = encode_wire_request(table, self.meta.inputs, params)
+            reply = self._post("/predict", body)
+            return self._decode(reply, lambda doc: decode_wire_reply(doc, table.n_rows))
+        route = self.model.predict_route
+        if route is None:
+            raise NotFound(
+                f"model '{self.model.name}' is a Plumber script with no predict_route in its config; "
+                f"call its own routes under /plumber/{self.model.name}/",
+                model=self.model.name,
+            )
+        reply = self._post(route, encode_script_request(table, self.model.input_format))
+        return self._decode(reply, lambda doc: normalise_script_reply(doc, table.n_rows))
+
+    def forward(
+        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
+    ) -> requests.Response:
+        """Pass a request to the script's own route unchanged (for /plumber/<name>/<path>)."""
+        url = f"{self.base_url}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
+        try:
+            reply = self._sessions.get().request(
+                method, url, data=body, headers=headers, allow_redirects=False,
+                timeout=(CONNECT_TIMEOUT_S, self.model.timeout_s),
+            )
+        except requests.RequestException as exc:
+            raise self._transport_error(exc) from exc
+        if reply.headers.get(UPSTREAM_FAILED_HEADER):
+            raise self._pool_failure()
+        return reply
+
+    def health(self) -> Health:
+        """Live = accepting TCP connections: a worker busy with a long predict still counts."""
+        live = sum(_accepts(w.host, w.port) for w in self.pool.workers)
+        total = len(self.pool.workers)
+        detail = "" if live else f"no live R worker (0 of {total})"
+        return Health(ready=live > 0, detail=detail, live=live, total=total)
+
+    def _post(self, route: str, body: bytes) -> requests.Response:
+        try:
+            reply = self._sessions.get().post(
+                self.base_url + route, data=body, headers=_JSON,
+                timeout=(CONNECT_TIMEOUT_S, self.model.timeout_s),
+            )
+        except requests.RequestException as exc:
+            raise self._transport_error(exc) from exc
+        if reply.headers.get(UPSTREAM_FAILED_HEADER):
+            raise self._pool_failure()
+        return reply
+
+    def _decode(self, reply: requests.Response, to_predictions: Any) -> list[Any]:
+        name = self.model.name
+        try:
+            document = orjson.loads(reply.content)
+        except orjson.JSONDecodeError:
+            raise BadGateway(
+                f"the R worker for model '{name}' answered {reply.status_code} with a body that is "
+                f"not JSON: {reply.text[:200]!r}", model=name,
+            ) from None
+        if reply.status_code >= 400:
+            raise self._worker_error(reply.status_code, document)
+        try:
+            return to_predictions(document)
+        except ValueError as exc:
+            raise BadGateway(f"the R worker for model '{name}' answered an unusable reply: {exc}",
+                             model=name) from None
+
+    def _worker_error(self, status: int, document: Any) -> GatewayError:
+        """An R error reply → our error; R's condition message is passed on unchanged."""
+        name = self.model.name
+        error = document.get("error") if isinstance(document, dict) else None
+        code, message = "", ""
+        if isinstance(error, dict):
+            code, message = str(error.get("code", "")), str(error.get("message", ""))
+        elif error is not None:
+            message = str(error if not isinstance(error, list) else error[0])
+            if isinstance(document.get("message"), str | list):
+                raw = document["message"]
+                message = str(raw[0] if isinstance(raw, list) and raw else raw)
+        if code == "invalid_input":
+            return InvalidInput(message, model=name)
+        if status == 422 or (self.pool.kind == "script" and status < 500) or code == "model_error":
+            return ModelError(message or f"the model answered {status}", model=name)
+        return BadGateway(f"the R worker for model '{name}' failed ({status}): {message}", model=name)
+
+    def _transport_error(self, exc: requests.RequestException) -> GatewayError:
+        name = self.model.name
+        if isinstance(exc, requests.ReadTimeout):
+            return GatewayTimeout(
+                f"model '{name}' did not answer within its timeout of {self.model.timeout_s:g} s",
+                model=name,
+            )
+        return Unavailable(
+            f"the R pool proxy for model '{name}' is not reachable ({type(exc).__name__})", model=name
+        )
+
+    def _pool_failure(self) -> GatewayError:
+        health = self.health()
+        name = self.model.name
+        if not health.live:
+            return Unavailable(
+                f"no live R worker for model '{name}' (0 of {health.total} up); "
+                "supervisord restarts them, retry shortly", model=name,
+            )
+        return BadGateway(
+            f"the R worker for model '{name}' crashed or closed the connection mid-request, "
+            "and the retry on another worker failed too", model=name,
+        )
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.3):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,83 @@
+"""scikit-learn estimators and plain callables, run in the Gunicorn worker process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gateway.backends.base import Backend
+from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
+from gateway.errors import ConfigError, ModelError
+from gateway.meta import InputSpec, ModelMeta
+from gateway.store import sha256_of
+
+
+class PythonBackend(Backend):
+    kind = "python"
+
+    def __init__(self, meta: ModelMeta, version_dir: Path, *, trusted: bool) -> None:
+        super().__init__(meta)
+        self.path = version_dir / meta.artefact
+        self.trusted = trusted
+        self.model: Any = None
+
+    def load(self) -> None:
+        where = f"model {self.meta.name!r} version {self.meta.version}"
+        if self.meta.sha256 and sha256_of(self.path) != self.meta.sha256:
+            raise ConfigError(f"{where}: {self.path} does not match the sha256 in model.json")
+        self.model = load_artefact(self.path, self.meta.format, trusted=self.trusted, where=where)
+
+    def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
+        frame = to_frame(table, self.meta.inputs)
+        try:
+            if params.get("type") == "prob":
+                return probabilities_to_rows(self.model.predict_proba(frame), self.model.classes_)
+            predict = getattr(self.model, "predict", self.model)
+            return predictions_from_array(predict(frame))
+        except Exception as exc:  # the model's own failure on these data is the client's 422
+            raise ModelError(f"{type(exc).__name__}: {exc}", model=self.meta.name) from exc
+
+
+def load_artefact(path: Path, fmt: str, *, trusted: bool, where: str) -> Any:
+    """skops loads without running code; pickle-based formats need `trusted = true`."""
+    if fmt == "skops":
+        import skops.io as sio
+
+        untrusted = sio.get_untrusted_types(file=path)
+        if untrusted and not trusted:
+            raise ConfigError(
+                f"{where}: {path.name} holds types skops does not trust by default "
+                f"({', '.join(untrusted)}); review them, then set trusted = true in its [models] entry"
+            )
+        return sio.load(path, trusted=untrusted)
+    if fmt == "joblib":
+        if not trusted:
+            raise ConfigError(
+                f"{where}: {path.name} is a pickle (joblib) artefact, and loading one runs arbitrary "
+                "code; re-register the model as .skops, or set trusted = true in its [models] entry "
+                "if you trust where it came from"
+            )
+        import joblib
+
+        return joblib.load(path)
+    raise ConfigError(f"{where}: format {fmt!r} is not a Python model format (skops, joblib)")
+
+
+def to_frame(table: Table, inputs: tuple[InputSpec, ...]) -> pd.DataFrame:
+    """A validated Table → the DataFrame the model was trained on (same dtypes)."""
+    data: dict[str, Any] = {}
+    for spec in inputs:
+        values = table.columns[spec.name]
+        if spec.type == "double":
+            data[spec.name] = pd.Series(values, dtype="float64")  # None becomes NaN
+        elif spec.type == "integer":
+            data[spec.name] = pd.Series(values, dtype="int64" if None not in values else "float64")
+        elif spec.pandas_dtype == "category" or (spec.type == "factor" and spec.pandas_dtype is None):
+            data[spec.name] = pd.Categorical(values, categories=list(spec.levels or ()))
+        elif spec.type == "datetime":
+            data[spec.name] = pd.to_datetime(values, utc=True)
+        else:
+            data[spec.name] = pd.Series(values, dtype="object")
+    return pd.DataFrame(data)

@@ -1,0 +1,56 @@
+"""Predictions → the public JSON response. NumPy values become plain JSON here."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def predictions_from_array(values: Any) -> list[Any]:
+    """One JSON-ready element per row from whatever a model's predict returned."""
+    if isinstance(values, np.ndarray):
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        if values.ndim != 1:
+            raise ValueError(f"expected one prediction per row, got an array of shape {values.shape}")
+        return _clean(values.tolist())  # tolist() gives Python scalars, which orjson writes fast
+    if hasattr(values, "to_numpy"):  # pandas Series
+        return predictions_from_array(values.to_numpy())
+    return _clean(list(values))
+
+
+def probabilities_to_rows(matrix: Any, classes: Sequence[Any]) -> list[dict[str, Any]]:
+    """An (n_rows, n_classes) matrix → per-row objects keyed by class label."""
+    labels = [str(c) for c in classes]
+    rows = np.asarray(matrix, dtype=float).tolist()
+    return [dict(zip(labels, _clean(row), strict=True)) for row in rows]
+
+
+def _clean(values: list[Any]) -> list[Any]:
+    """NaN is a missing value (null); NumPy scalars left in object arrays become Python ones."""
+    out = values
+    for index, value in enumerate(values):
+        if isinstance(value, float):
+            if math.isnan(value):
+                out[index] = None
+        elif isinstance(value, np.generic):
+            item = value.item()
+            out[index] = None if isinstance(item, float) and math.isnan(item) else item
+    return out
+
+
+def encode_predict_response(model: str, version: str, predictions: list[Any], request_id: str) -> bytes:
+    return orjson.dumps(
+        {"model": model, "version": version, "predictions": predictions, "request_id": request_id},
+        option=_JSON_OPTIONS,
+    )
+
+
+def dumps(document: Any) -> bytes:
+    return orjson.dumps(document, option=_JSON_OPTIONS)

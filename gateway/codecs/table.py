@@ -1,0 +1,56 @@
+"""The one in-memory form every request takes: named columns of plain Python values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: dict[str, list[Any]]  # column name -> values, one per row; None is missing
+    n_rows: int
+    from_text: bool = False  # values came from CSV text and may still need parsing
+
+    @classmethod
+    def from_records(cls, records: list[Any], *, where: str = "records") -> Table:
+        """Rows as objects; a key absent from some rows is a missing value there."""
+        names: dict[str, None] = {}
+        for index, row in enumerate(records):
+            if not isinstance(row, dict):
+                raise TypeError(f"{where}[{index}] is {_kind(row)}, expected an object of column values")
+            for key in row:
+                names.setdefault(key, None)
+        columns = {name: [row.get(name) for row in records] for name in names}
+        return cls(columns, len(records))
+
+    @classmethod
+    def from_columns(cls, columns: dict[str, Any], *, where: str = "inputs") -> Table:
+        lengths = set()
+        for name, values in columns.items():
+            if not isinstance(values, list):
+                raise TypeError(f"{where}.{name} is {_kind(values)}, expected a list of values")
+            lengths.add(len(values))
+        if len(lengths) > 1:
+            raise TypeError(f"{where}: columns have different lengths {sorted(lengths)}")
+        return cls(dict(columns), lengths.pop() if lengths else 0)
+
+    @classmethod
+    def from_split(cls, names: list[Any], rows: list[Any], *, where: str) -> Table:
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError(f"{where}.columns must be a list of column names")
+        for index, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(names):
+                raise TypeError(f"{where}.data[{index}] must be a list of {len(names)} values")
+        columns = {name: [row[i] for row in rows] for i, name in enumerate(names)}
+        return cls(columns, len(rows))
+
+    def rows(self) -> list[dict[str, Any]]:
+        names = list(self.columns)
+        return [dict(zip(names, values, strict=True)) for values in zip(*self.columns.values(), strict=True)] if names else []
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )

@@ -1,0 +1,74 @@
+"""Errors that carry their HTTP status and a stable code, so one handler serves them all."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the API reports. `detail` names the problem for a human."""
+
+    status = 500
+    code = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, model: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.model = model
+
+    def to_problem(self, request_id: str | None = None) -> dict[str, object]:
+        """The application/problem+json body (RFC 9457) for this error."""
+        body: dict[str, object] = {
+            "type": f"https://gateway.invalid/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.model is not None:
+            body["model"] = self.model
+        if request_id is not None:
+            body["request_id"] = request_id
+        return body
+
+
+class BadRequest(GatewayError):
+    status, code, title = 400, "bad_request", "Malformed request"
+
+
+class UnknownParam(GatewayError):
+    status, code, title = 400, "unknown_param", "Unknown or invalid parameter"
+
+
+class NotFound(GatewayError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class PayloadTooLarge(GatewayError):
+    status, code, title = 413, "payload_too_large", "Request body too large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported content type"
+
+
+class InvalidInput(GatewayError):
+    status, code, title = 422, "invalid_input", "Input does not fit the model"
+
+
+class ModelError(GatewayError):
+    status, code, title = 422, "model_error", "The model raised on these data"
+
+
+class BadGateway(GatewayError):
+    status, code, title = 502, "bad_gateway", "Model worker failed"
+
+
+class Unavailable(GatewayError):
+    status, code, title = 503, "unavailable", "Model unavailable"
+
+
+class GatewayTimeout(GatewayError):
+    status, code, title = 504, "timeout", "Model timed out"
+
+
+class ConfigError(Exception):
+    """A bad config or model store, found at start-up before anything runs."""

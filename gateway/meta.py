@@ -1,0 +1,100 @@
+"""The model metadata (`model.json`) both languages write: the schema that drives validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ColumnType = Literal["double", "integer", "logical", "string", "factor", "date", "datetime"]
+COLUMN_TYPES: tuple[str, ...] = ("double", "integer", "logical", "string", "factor", "date", "datetime")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    type: ColumnType
+    levels: tuple[str, ...] | None = None
+    nullable: bool = True
+    pandas_dtype: str | None = None  # Python models: the training dtype, to rebuild frames alike
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "type": self.type,
+            "levels": list(self.levels) if self.levels is not None else None,
+            "nullable": self.nullable,
+        }
+        if self.pandas_dtype is not None:
+            out["pandas_dtype"] = self.pandas_dtype
+        return out
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    name: str
+    version: str
+    language: Literal["python", "r"]
+    format: str  # skops | joblib | rds | plumber
+    artefact: str
+    inputs: tuple[InputSpec, ...]
+    outputs: dict[str, Any]
+    sha256: str
+    created_at: str
+    framework: dict[str, Any]
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def classes(self) -> list[str] | None:
+        classes = self.outputs.get("classes")
+        return [str(c) for c in classes] if classes else None
+
+    @property
+    def allowed_types(self) -> tuple[str, ...]:
+        """Values of the `type` param: probabilities only make sense for classifiers."""
+        return ("response", "prob") if self.outputs.get("kind") == "classification" else ("response",)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelMeta:
+        inputs = tuple(
+            InputSpec(
+                name=str(col["name"]),
+                type=col["type"],
+                levels=tuple(str(v) for v in col["levels"]) if col.get("levels") else None,
+                nullable=bool(col.get("nullable", True)),
+                pandas_dtype=col.get("pandas_dtype"),
+            )
+            for col in data.get("inputs") or []
+        )
+        for col in inputs:
+            if col.type not in COLUMN_TYPES:
+                raise ValueError(f"input {col.name!r} has unknown type {col.type!r}")
+        return cls(
+            name=str(data["name"]),
+            version=str(data["version"]),
+            language=data["language"],
+            format=str(data["format"]),
+            artefact=str(data["artefact"]),
+            inputs=inputs,
+            outputs=dict(data.get("outputs") or {}),
+            sha256=str(data.get("sha256", "")),
+            created_at=str(data.get("created_at", "")),
+            framework=dict(data.get("framework") or {}),
+            description=str(data.get("description", "")),
+            raw=data,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "language": self.language,
+            "format": self.format,
+            "artefact": self.artefact,
+            "description": self.description,
+            "inputs": [col.to_json() for col in self.inputs],
+            "outputs": self.outputs,
+            "sha256": self.sha256,
+            "created_at": self.created_at,
+            "framework": self.framework,
+        }

@@ -1,0 +1,182 @@
+"""Register models into the store: Python estimators, saved artefacts, R models, Plumber scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gateway.errors import ConfigError
+from gateway.meta import ModelMeta
+from gateway.schema_infer import infer_inputs, infer_outputs
+from gateway.store import ModelStore, sha256_of
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def register_model(
+    estimator: Any,
+    name: str,
+    sample: pd.DataFrame,
+    *,
+    store: str | Path | None = None,
+    description: str = "",
+    fmt: str = "skops",
+) -> str:
+    """Save a fitted estimator (or callable) as a new immutable version; returns the version.
+
+    `sample` is a slice of the training data: it fixes the input schema (names, dtypes,
+    categorical levels) and is predicted once here, so a broken model fails now, not in serving.
+    skops (the default) loads without running code; "joblib" is for objects skops cannot save
+    and must be served with `trusted = true`.
+    """
+    if fmt not in ("skops", "joblib"):
+        raise ValueError(f"fmt must be 'skops' or 'joblib', not {fmt!r}")
+    outputs = infer_outputs(estimator, sample)
+
+    def write(directory: Path, version: str) -> None:
+        artefact = directory / f"model.{fmt}"
+        if fmt == "skops":
+            import skops.io as sio
+
+            sio.dump(estimator, artefact)
+        else:
+            import joblib
+
+            joblib.dump(estimator, artefact)
+        _write_python_meta(directory, name, version, artefact, sample, outputs, description)
+
+    return ModelStore(_store_root(store)).add_version(name, write)
+
+
+def register_artefact(
+    store_root: Path, name: str, path: Path, sample: Path | None, description: str = ""
+) -> str:
+    """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".skops", ".joblib"):
+        return _register_python_file(store_root, name, path, _need_sample(sample, path), description)
+    if suffix == ".rds":
+        return _register_rds(store_root, name, path, _need_sample(sample, path), description)
+    if suffix == ".r":
+        return _register_script(store_root, name, path, sample, description)
+    raise ConfigError(f"{path.name}: unknown artefact type; expected .skops, .joblib, .rds or a plumber .R")
+
+
+def _register_python_file(store_root: Path, name: str, path: Path, sample: Path, description: str) -> str:
+    frame = pd.read_csv(sample)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt == "skops":
+        import skops.io as sio
+
+        # The user hands us this file to register: trust what it holds to read its outputs once.
+        # Serving still refuses types skops does not trust by default unless the config says so.
+        estimator = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    else:
+        import joblib
+
+        estimator = joblib.load(path)
+    outputs = infer_outputs(estimator, frame)
+
+    def write(directory: Path, version: str) -> None:
+        artefact = directory / f"model.{fmt}"
+        shutil.copyfile(path, artefact)
+        _write_python_meta(directory, name, version, artefact, frame, outputs, description)
+
+    return ModelStore(store_root).add_version(name, write)
+
+
+def _register_rds(store_root: Path, name: str, path: Path, sample: Path, description: str) -> str:
+    """Delegate to the R package's save_model, so R and the shell write identical model.json."""
+    code = (
+        "args <- commandArgs(trailingOnly = TRUE); "
+        "sample <- utils::read.csv(args[4], stringsAsFactors = TRUE, check.names = FALSE); "
+        "dir <- gatewayr::save_model(readRDS(args[1]), args[2], args[3], sample = sample, "
+        "description = args[5]); cat(basename(dir))"
+    )
+    result = _rscript(["-e", code, str(path), str(store_root), name, str(sample), description])
+    return result.strip().splitlines()[-1]
+
+
+def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:
+    """Copy the script with the files beside it (scripts read them) into a new version."""
+    inputs = infer_inputs(pd.read_csv(sample)) if sample else ()
+
+    def write(directory: Path, version: str) -> None:
+        for entry in script.parent.iterdir():
+            target = directory / entry.name
+            if entry.is_dir():
+                shutil.copytree(entry, target)
+            else:
+                shutil.copy2(entry, target)
+        meta = ModelMeta(
+            name=name, version=version, language="r", format="plumber", artefact=script.name,
+            inputs=tuple(spec for spec in inputs), outputs={}, sha256=sha256_of(directory / script.name),
+            created_at=_now(), framework={"r": _r_version()}, description=description,
+        )
+        (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
+
+    return ModelStore(store_root).add_version(name, write)
+
+
+def _write_python_meta(
+    directory: Path, name: str, version: str, artefact: Path, sample: pd.DataFrame,
+    outputs: dict[str, Any], description: str,
+) -> None:
+    meta = ModelMeta(
+        name=name, version=version, language="python", format=artefact.suffix.lstrip("."),
+        artefact=artefact.name, inputs=infer_inputs(sample), outputs=outputs,
+        sha256=sha256_of(artefact), created_at=_now(),
+        framework={
+            "python": platform.python_version(),
+            "sklearn": package_version("scikit-learn"),
+            "gateway": package_version("gateway"),
+        },
+        description=description,
+    )
+    (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
+
+
+def _store_root(store: str | Path | None) -> Path:
+    if store is not None:
+        return Path(store)
+    from gateway.settings import load_settings
+
+    config = os.environ.get("GATEWAY_CONFIG") or ("gateway.toml" if Path("gateway.toml").exists() else None)
+    return load_settings(config).store_path
+
+
+def _need_sample(sample: Path | None, path: Path) -> Path:
+    if sample is None:
+        raise ConfigError(f"registering {path.name} needs --sample CSV (a slice of the training data)")
+    return sample
+
+
+def _rscript(args: list[str]) -> str:
+    env = {**os.environ, "R_LIBS": str(REPO_ROOT / ".rlib")}
+    result = subprocess.run(["Rscript", *args], capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise ConfigError(f"R failed: {result.stderr.strip()[-2000:]}")
+    return result.stdout
+
+
+def _r_version() -> str:
+    try:
+        return _rscript(["-e", "cat(as.character(getRversion()))"]).strip()
+    except (OSError, ConfigError):
+        return "unknown"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

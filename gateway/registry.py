@@ -1,0 +1,143 @@
+"""Model name and version → a loaded Backend. Built once per worker process, after the fork."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from gateway.backends.base import Backend, Health
+from gateway.backends.plumber import PlumberBackend
+from gateway.backends.python import PythonBackend
+from gateway.errors import ConfigError, NotFound, Unavailable
+from gateway.meta import ModelMeta
+from gateway.runtime.plan import Plan
+from gateway.settings import ModelSettings, Settings
+from gateway.store import ModelStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServedModel:
+    settings: ModelSettings
+    current: str  # the version /models/<name>/predict uses
+    versions: list[str]  # every version this gateway can serve
+    backends: dict[str, Backend] = field(default_factory=dict)
+    failure: str | None = None  # why an optional model is not serving
+    _factory: object = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def meta(self) -> ModelMeta:
+        return self.backend(self.current).meta
+
+    def backend(self, version: str | None = None) -> Backend:
+        """The backend for a version, loading an older Python version on first use."""
+        if self.failure is not None:
+            raise Unavailable(f"model '{self.name}' failed to load: {self.failure}", model=self.name)
+        version = self.current if version in (None, "latest") else version
+        if version not in self.versions:
+            raise NotFound(
+                f"model '{self.name}' has no version '{version}' here; served: {', '.join(self.versions)}",
+                model=self.name,
+            )
+        if version not in self.backends:
+            with self._lock:
+                if version not in self.backends:
+                    backend = self._factory(version)  # type: ignore[operator]
+                    backend.load()
+                    self.backends[version] = backend
+        return self.backends[version]
+
+    def health(self) -> Health:
+        if self.failure is not None:
+            return Health(ready=False, detail=f"failed to load: {self.failure}")
+        return self.backend().health()
+
+
+class Registry:
+    def __init__(self, models: dict[str, ServedModel]) -> None:
+        self._models = models
+
+    def get(self, name: str) -> ServedModel:
+        try:
+            return self._models[name]
+        except KeyError:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise NotFound(f"model '{name}' does not exist; served models: {known}", model=name) from None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._models.values())
+
+    def unload(self) -> None:
+        for served in self._models.values():
+            for backend in served.backends.values():
+                backend.unload()
+
+
+def build_registry(settings: Settings, plan: Plan, *, load: bool = True) -> Registry:
+    """Resolve every configured model; with load=True, load its current version now.
+
+    Start-up fails loudly (ConfigError naming the model) unless the model is `optional`.
+    """
+    store = ModelStore(settings.store_path)
+    models: dict[str, ServedModel] = {}
+    for model in settings.models.values():
+        try:
+            served = _served_model(model, settings, store, plan)
+            if load:
+                served.backend()
+        except ConfigError as exc:
+            if not model.optional:
+                raise
+            log.warning("optional model %s is not served: %s", model.name, exc)
+            served = ServedModel(model, current="-", versions=[], failure=str(exc))
+        models[model.name] = served
+    return Registry(models)
+
+
+def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, plan: Plan) -> ServedModel:
+    if model.backend == "python":
+        current = store.resolve(model.name, model.version)
+
+        def python_backend(version: str) -> Backend:
+            meta = store.read_meta(model.name, version)
+            if meta.language != "python":
+                raise ConfigError(
+                    f"models.{model.name}: version {version} is an R model ({meta.format}); "
+                    "use backend = \"plumber\" or \"rpy2\""
+                )
+            return PythonBackend(meta, store.version_dir(model.name, version), trusted=model.trusted)
+
+        served = ServedModel(model, current=current, versions=store.versions(model.name))
+        served._factory = python_backend
+        return served
+    if model.backend == "plumber":
+        pool = plan.pools.get(model.name)
+        if pool is None:
+            raise ConfigError(f"models.{model.name}: the run plan has no R pool for it; run `gateway up`")
+        meta = (
+            script_meta(model.name) if pool.version == "script" else store.read_meta(model.name, pool.version)
+        )
+        if meta.language != "r":
+            raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
+        backend = PlumberBackend(meta, model, pool, plan.internal_url)
+        return ServedModel(model, current=pool.version, versions=[pool.version], backends={pool.version: backend})
+    raise ConfigError(
+        f"models.{model.name}: backend {model.backend!r} is not available in this build; "
+        "use \"python\" or \"plumber\""
+    )
+
+
+def script_meta(name: str) -> ModelMeta:
+    """Metadata for a script named in the config: no schema, so rows pass as sent."""
+    return ModelMeta(
+        name=name, version="script", language="r", format="plumber", artefact="plumber.R",
+        inputs=(), outputs={}, sha256="", created_at="", framework={},
+        description="a Plumber script served as written",
+    )

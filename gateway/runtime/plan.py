@@ -1,0 +1,131 @@
+"""Where every process of a stack listens: decided once at start, saved in the run directory.
+
+The plan is the resolved form of the settings (free ports picked, model versions pinned); the
+renderers and the running app both read it, so the configs and the app never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from gateway.settings import Settings
+from gateway.store import ModelStore
+
+PLAN_FILE = "plan.json"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    model: str
+    kind: Literal["model", "script"]  # generic worker over model.rds, or a user's plumber.R
+    target: str  # version directory (model) or script path (script)
+    version: str
+    workers: tuple[Endpoint, ...]
+    timeout_s: float
+
+    @property
+    def health_path(self) -> str:
+        return "/healthz" if self.kind == "model" else "/__gateway/healthz"
+
+
+@dataclass(frozen=True)
+class Plan:
+    run_dir: str
+    public: Endpoint
+    gunicorn: Endpoint
+    internal: Endpoint  # the internal NGINX that load-balances the R pools
+    pools: dict[str, PoolPlan]
+
+    @property
+    def internal_url(self) -> str:
+        return f"http://{self.internal.address}"
+
+    def save(self) -> Path:
+        path = Path(self.run_dir) / PLAN_FILE
+        path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        pools = {
+            name: PoolPlan(**{**pool, "workers": tuple(Endpoint(**w) for w in pool["workers"])})
+            for name, pool in raw["pools"].items()
+        }
+        return cls(
+            run_dir=raw["run_dir"],
+            public=Endpoint(**raw["public"]),
+            gunicorn=Endpoint(**raw["gunicorn"]),
+            internal=Endpoint(**raw["internal"]),
+            pools=pools,
+        )
+
+
+def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
+    """Resolve ports (0 → a free loopback port) and the versions each R pool will serve."""
+    server = settings.server
+    store = ModelStore(settings.store_path)
+    r_models = [m for m in settings.models.values() if m.backend == "plumber"]
+    n_workers = sum(m.workers for m in r_models)
+    free = iter(free_ports(2 + (0 if server.worker_port_base else n_workers)))
+    gunicorn_port = server.gunicorn_port or next(free)
+    internal_port = server.internal_port or next(free)
+    next_base = server.worker_port_base
+    pools: dict[str, PoolPlan] = {}
+    for model in r_models:
+        if model.script is not None:
+            kind, target, version = "script", str(settings.resolve(model.script)), "script"
+        else:
+            version = store.resolve(model.name, model.version)
+            meta = store.read_meta(model.name, version)
+            directory = store.version_dir(model.name, version)
+            kind = "script" if meta.format == "plumber" else "model"
+            target = str(directory / meta.artefact) if kind == "script" else str(directory)
+        ports = []
+        for _ in range(model.workers):
+            if next_base:
+                ports.append(next_base)
+                next_base += 1
+            else:
+                ports.append(next(free))
+        pools[model.name] = PoolPlan(
+            model=model.name,
+            kind=kind,
+            target=target,
+            version=version,
+            workers=tuple(Endpoint("127.0.0.1", p) for p in ports),
+            timeout_s=model.timeout_s,
+        )
+    return Plan(
+        run_dir=str(settings.run_dir),
+        public=Endpoint(server.host, port or server.port),
+        gunicorn=Endpoint("127.0.0.1", gunicorn_port),
+        internal=Endpoint("127.0.0.1", internal_port),
+        pools=pools,
+    )
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free loopback ports (held open together so none is handed out twice)."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports

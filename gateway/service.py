@@ -1,0 +1,109 @@
+"""The protocol-free core: resolve the model, decode, validate, predict. No Flask here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.codecs import Table, decode_request, validate_table
+from gateway.errors import BadGateway, InvalidInput, UnknownParam
+from gateway.registry import Registry, ServedModel
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True)
+class Prediction:
+    model: str
+    version: str
+    predictions: list[Any]
+
+
+class PredictionService:
+    def __init__(self, registry: Registry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+
+    def predict(
+        self, name: str, version: str | None, body: bytes, content_type: str | None
+    ) -> Prediction:
+        """Predict from a raw public body. Raises GatewayErrors with the contract's statuses."""
+        served = self.registry.get(name)
+        backend = served.backend(version)
+        decoded = decode_request(body, content_type)
+        return self.predict_table(served, backend.meta.version, decoded.table, decoded.params)
+
+    def predict_table(
+        self, served: ServedModel, version: str, table: Table, params: dict[str, Any]
+    ) -> Prediction:
+        backend = served.backend(version)
+        meta = backend.meta
+        params = check_params(params, meta.allowed_types if meta.inputs else (), served.name)
+        if meta.inputs:
+            table = validate_table(
+                table, meta.inputs, served.name, extra_columns=self.settings.server.extra_columns
+            )
+        elif table.n_rows == 0:
+            raise InvalidInput("the request has no rows", model=served.name)
+        predictions = backend.predict(table, params)
+        if len(predictions) != table.n_rows:
+            raise BadGateway(
+                f"model '{served.name}' returned {len(predictions)} predictions for {table.n_rows} rows",
+                model=served.name,
+            )
+        return Prediction(served.name, meta.version, predictions)
+
+    def readiness(self) -> tuple[bool, dict[str, dict[str, Any]]]:
+        detail: dict[str, dict[str, Any]] = {}
+        for served in self.registry:
+            health = served.health()
+            entry: dict[str, Any] = {"ready": health.ready}
+            if health.total is not None:
+                entry["workers"] = {"live": health.live, "total": health.total}
+            if health.detail:
+                entry["detail"] = health.detail
+            detail[served.name] = entry
+        return all(entry["ready"] for entry in detail.values()), detail
+
+    def describe(self, served: ServedModel, *, full: bool) -> dict[str, Any]:
+        health = served.health()
+        language = "python" if served.settings.backend == "python" else "r"
+        summary: dict[str, Any] = {
+            "name": served.name,
+            "version": served.current,
+            "backend": served.settings.backend,
+            "language": language,
+            "ready": health.ready,
+        }
+        if not full:
+            return summary
+        meta = served.meta
+        summary.update(
+            versions=served.versions,
+            description=served.settings.description or meta.description,
+            inputs=[
+                {k: v for k, v in col.to_json().items() if k != "pandas_dtype"} for col in meta.inputs
+            ],
+            outputs=meta.outputs,
+            params={"type": list(meta.allowed_types)} if meta.inputs else {},
+            sha256=meta.sha256,
+            created_at=meta.created_at,
+            framework=meta.framework,
+        )
+        if health.total is not None:
+            summary["workers"] = {"live": health.live, "total": health.total}
+        return summary
+
+
+def check_params(params: dict[str, Any], allowed_types: tuple[str, ...], model: str) -> dict[str, Any]:
+    """Only `type` exists, and only with the values this model supports; anything else is a 400."""
+    for key in params:
+        if key != "type" or not allowed_types:
+            accepted = "type" if allowed_types else "no params"
+            raise UnknownParam(f"unknown param '{key}'; model '{model}' accepts: {accepted}", model=model)
+    kind = params.get("type", "response")
+    if allowed_types and kind not in allowed_types:
+        raise UnknownParam(
+            f"param 'type' must be one of {', '.join(allowed_types)} for model '{model}'; got {kind!r}",
+            model=model,
+        )
+    return {"type": kind} if allowed_types else {}

@@ -1,0 +1,213 @@
+"""Typed configuration: one TOML file, `GATEWAY_*` environment overrides, validated at start.
+
+Environment overrides use `__` between keys: `GATEWAY_SERVER__PORT=9000`,
+`GATEWAY_MODELS__MTCARS__WORKERS=4`. Relative paths are relative to the config file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_type_hints
+
+from gateway.errors import ConfigError
+
+BackendName = Literal["python", "plumber", "rpy2"]
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"  # public NGINX listen address
+    port: int = 8080  # public NGINX port; the only public listener
+    workers: int = 2  # gunicorn worker processes
+    threads: int = 4  # threads per gunicorn worker (gthread)
+    timeout_s: float = 120.0  # gunicorn worker timeout; must exceed every model timeout
+    body_limit_bytes: int = 16 * 1024 * 1024
+    extra_columns: Literal["reject", "ignore"] = "reject"
+    run_dir: str = ".run"  # rendered configs, logs, sockets, pid files
+    gunicorn_port: int = 0  # 0: pick a free loopback port at start
+    internal_port: int = 0  # internal NGINX (R upstreams), loopback only; 0: pick free
+    worker_port_base: int = 0  # first R worker port; 0: pick free ports
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    path: str = "store"
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    max_size: int = 1
+    max_wait_ms: float = 2.0
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    name: str
+    backend: BackendName = "python"
+    version: str = "latest"
+    description: str = ""
+    trusted: bool = False  # allow pickle/joblib artefacts (they run code when loaded)
+    workers: int = 2  # R pool size (plumber backend)
+    timeout_s: float = 30.0  # per predict call; beyond it the client gets a 504
+    script: str | None = None  # a user's plumber.R served as written
+    predict_route: str | None = None  # the script route that answers /models/<name>/predict
+    input_format: Literal["records", "columns"] = "records"  # what the script's route expects
+    optional: bool = False  # start the stack even if this model cannot load
+    batch: BatchSettings = field(default_factory=BatchSettings)
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings
+    store: StoreSettings
+    models: dict[str, ModelSettings]
+    base_dir: Path  # directory of the config file; relative paths resolve here
+    config_path: Path | None = None
+
+    @property
+    def store_path(self) -> Path:
+        return self.resolve(self.store.path)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.resolve(self.server.run_dir)
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self.base_dir / candidate).resolve()
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read, override and validate the config. Raises ConfigError naming the bad key."""
+    env = dict(os.environ if env is None else env)
+    raw: dict[str, Any] = {}
+    config_path: Path | None = None
+    if path is not None:
+        config_path = Path(path).resolve()
+        try:
+            raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: {exc}") from None
+    _apply_env(raw, env)
+    base_dir = config_path.parent if config_path else Path.cwd()
+    return settings_from_dict(raw, base_dir=base_dir, config_path=config_path)
+
+
+def settings_from_dict(
+    raw: dict[str, Any], *, base_dir: Path, config_path: Path | None = None
+) -> Settings:
+    """Build Settings from parsed TOML; unknown keys and bad values are ConfigErrors."""
+    unknown = set(raw) - {"server", "store", "models"}
+    if unknown:
+        raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; known: server, store, models")
+    server = _build(ServerSettings, raw.get("server", {}), "server")
+    store = _build(StoreSettings, raw.get("store", {}), "store")
+    models: dict[str, ModelSettings] = {}
+    for name, table in raw.get("models", {}).items():
+        if not MODEL_NAME.match(name):
+            raise ConfigError(
+                f"models.{name}: model names must be lower-case letters, digits and '_', "
+                "starting with a letter"
+            )
+        if not isinstance(table, dict):
+            raise ConfigError(f"models.{name} must be a table, e.g. [models.{name}]")
+        table = dict(table)
+        batch = _build(BatchSettings, table.pop("batch", {}), f"models.{name}.batch")
+        models[name] = _build(ModelSettings, {**table, "name": name, "batch": batch}, f"models.{name}")
+    settings = Settings(server, store, models, base_dir=base_dir, config_path=config_path)
+    _validate(settings)
+    return settings
+
+
+def _build(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}.{key}: unknown key; known keys: {', '.join(sorted(known))}")
+        values[key] = _coerce(value, hints[key], f"{where}.{key}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check a value against a field type; strings from the environment are converted."""
+    args = get_args(hint)
+    if hint is bool:
+        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
+            return value.lower() in {"true", "1"}
+        if isinstance(value, bool):
+            return value
+    elif hint is int and not isinstance(value, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            pass
+    elif hint is float and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif hint is str and isinstance(value, str):
+        return value
+    elif args and all(isinstance(a, str) for a in args):  # Literal
+        if value in args:
+            return value
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(args)}")
+    elif type(None) in args:  # Optional[str]
+        return None if value in (None, "") else _coerce(value, str, where)
+    elif dataclasses.is_dataclass(hint) and isinstance(value, hint):
+        return value
+    raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
+    for key, value in env.items():
+        if not key.startswith("GATEWAY_") or "__" not in key:
+            continue
+        parts = [p.lower() for p in key.removeprefix("GATEWAY_").split("__")]
+        target = raw
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+
+
+def _validate(settings: Settings) -> None:
+    server = settings.server
+    if not 1 <= server.port <= 65535:
+        raise ConfigError(f"server.port: {server.port} is not a TCP port")
+    if server.workers < 1 or server.threads < 1:
+        raise ConfigError("server.workers and server.threads must be at least 1")
+    if server.body_limit_bytes < 1024:
+        raise ConfigError("server.body_limit_bytes must be at least 1024")
+    for model in settings.models.values():
+        where = f"models.{model.name}"
+        if model.workers < 1:
+            raise ConfigError(f"{where}.workers must be at least 1")
+        if model.batch.max_size < 1 or model.batch.max_wait_ms < 0:
+            raise ConfigError(f"{where}.batch: max_size >= 1 and max_wait_ms >= 0")
+        # Timeouts are ordered so the innermost fires first and the client gets a clean 504:
+        # model timeout < internal NGINX read timeout (model + 5 s) < Gunicorn timeout.
+        if model.timeout_s + 10 > server.timeout_s:
+            raise ConfigError(
+                f"{where}.timeout_s = {model.timeout_s} must be at least 10 s below "
+                f"server.timeout_s = {server.timeout_s}; raise server.timeout_s"
+            )
+        if model.script is not None and model.backend != "plumber":
+            raise ConfigError(f"{where}.script needs backend = \"plumber\"")
+        if model.predict_route is not None and model.script is None:
+            raise ConfigError(f"{where}.predict_route only applies to a model with a script")
+        if model.script is not None and not settings.resolve(model.script).is_file():
+            raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")

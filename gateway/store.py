@@ -1,0 +1,93 @@
+"""The model store: `<store>/<name>/<version>/` with an artefact and its `model.json`.
+
+Versions are positive integers, immutable once written; "latest" is the highest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.errors import ConfigError
+from gateway.meta import ModelMeta
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class ModelStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def versions(self, name: str) -> list[str]:
+        """Stored versions of a model, oldest first."""
+        model_dir = self.root / name
+        if not model_dir.is_dir():
+            return []
+        found = [p.name for p in model_dir.iterdir() if p.name.isdigit() and (p / "model.json").is_file()]
+        return sorted(found, key=int)
+
+    def resolve(self, name: str, version: str = "latest") -> str:
+        """The concrete version a config asks for; ConfigError if it is not stored."""
+        versions = self.versions(name)
+        if not versions:
+            raise ConfigError(
+                f"model {name!r} has no versions in the store {self.root}; register one with "
+                f"`gateway register {name} PATH` (or save_model() in R)"
+            )
+        if version == "latest":
+            return versions[-1]
+        if version not in versions:
+            raise ConfigError(
+                f"model {name!r} has no version {version!r} in {self.root}; stored: {', '.join(versions)}"
+            )
+        return version
+
+    def version_dir(self, name: str, version: str) -> Path:
+        return self.root / name / version
+
+    def read_meta(self, name: str, version: str) -> ModelMeta:
+        path = self.version_dir(name, version) / "model.json"
+        try:
+            meta = ModelMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{path}: unreadable model metadata ({exc})") from None
+        artefact = self.version_dir(name, version) / meta.artefact
+        if not artefact.exists():
+            raise ConfigError(f"model {name!r} version {version}: artefact {artefact} is missing")
+        return meta
+
+    def add_version(self, name: str, write: Callable[[Path, str], None]) -> str:
+        """Create the next version atomically: `write(tmp_dir, version)` fills it, then it appears.
+
+        The rename makes a half-written version invisible to readers; a concurrent writer that
+        raced us to the same number fails the rename and retries with the next one.
+        """
+        model_dir = self.root / name
+        model_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            existing = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()]
+            version = str(max(existing, default=0) + 1)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+            try:
+                write(tmp, version)
+                os.rename(tmp, model_dir / version)
+                return version
+            except OSError:
+                if (model_dir / version).exists():
+                    continue
+                raise
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+        raise RuntimeError(f"could not allocate a new version for {name!r}")
