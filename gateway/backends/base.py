@@ -37,5 +37,5 @@ class Backend(ABC):
     def health(self) -> Health:
         return Health(ready=True)
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what load() took; the default holds nothing."""

@@ -47,7 +47,9 @@ class Table:
 
     def rows(self) -> list[dict[str, Any]]:
         names = list(self.columns)
-        return [dict(zip(names, values, strict=True)) for values in zip(*self.columns.values(), strict=True)] if names else []
+        if not names:
+            return []
+        return [dict(zip(names, values, strict=True)) for values in zip(*self.columns.values(), strict=True)]
 
 
 def _kind(value: Any) -> str:

@@ -1,0 +1,39 @@
+"""The Flask app over a real model store, driven by Flask's test client (no processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.app import create_app
+from gateway.runtime.plan import make_plan
+from gateway.settings import settings_from_dict
+
+BODY_LIMIT = 64 * 1024
+
+
+def make_app(store: Path, tmp_path: Path, models: dict | None = None) -> Flask:
+    raw = {
+        "server": {"body_limit_bytes": BODY_LIMIT, "run_dir": str(tmp_path / "run")},
+        "store": {"path": str(store)},
+        "models": models
+        or {
+            "iris": {"backend": "python"},
+            "churn": {"backend": "python"},
+        },
+    }
+    settings = settings_from_dict(raw, base_dir=tmp_path)
+    return create_app(settings, make_plan(settings))
+
+
+@pytest.fixture(scope="module")
+def app(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    return make_app(model_store, tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
