@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table and compares alternatives side by side in one run."""

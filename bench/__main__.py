@@ -1,0 +1,21 @@
+"""`python -m bench [name ...]`: run the benchmarks (all by default) and print their tables."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import hot_path
+
+BENCHMARKS = {"hot_path": hot_path.main}
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(BENCHMARKS)
+    for name in names:
+        if name not in BENCHMARKS:
+            raise SystemExit(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+        BENCHMARKS[name]()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
