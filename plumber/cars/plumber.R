@@ -1,0 +1,39 @@
+# Stopping distance from speed: an R user's own Plumber API, written as a user would.
+# The coefficients come from lm(dist ~ speed, data = cars), saved beside this file.
+
+coefficients <- read.csv("coefficients.csv", stringsAsFactors = FALSE)
+intercept <- coefficients$estimate[coefficients$term == "intercept"]
+slope <- coefficients$estimate[coefficients$term == "slope"]
+
+#* Predict the stopping distance (ft) for each record's speed (mph)
+#* @param req records like [{"speed": 10}, {"speed": 15}]
+#* @serializer json list(digits = NA)
+#* @post /predict
+function(req) {
+  records <- req$body
+  speed <- if (is.data.frame(records)) records$speed else NULL
+  if (is.null(speed)) stop("speed is required")
+  list(.pred = intercept + slope * as.numeric(speed))
+}
+
+#* Say hello
+#* @param name who to greet
+#* @get /hello/<name>
+function(name) {
+  list(message = paste0("hello ", name))
+}
+
+#* Summary of the cars data the model was fitted on, as CSV
+#* (written with base R: plumber's own `@serializer csv` needs readr, which we do not ship)
+#* @serializer contentType list(type = "text/csv; charset=UTF-8")
+#* @get /stats
+function() {
+  stats <- data.frame(
+    variable = c("speed", "dist"),
+    min = c(min(cars$speed), min(cars$dist)),
+    mean = c(mean(cars$speed), mean(cars$dist)),
+    max = c(max(cars$speed), max(cars$dist))
+  )
+  lines <- utils::capture.output(utils::write.csv(stats, row.names = FALSE))
+  paste0(paste(lines, collapse = "\n"), "\n")
+}

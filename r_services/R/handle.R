@@ -1,0 +1,95 @@
+# The protocol-free core of POST /predict: body text in, status and JSON body out.
+
+reply <- function(status, body) list(status = as.integer(status), body = body)
+
+fail <- function(status, code, message) reply(status, error_json(code, message))
+
+# The values `type` may take for this model: probabilities only for classifiers.
+allowed_types <- function(meta) {
+  if (identical(meta$outputs$kind, "classification")) c("response", "prob") else "response"
+}
+
+# A 400 message for the first bad param, or NULL.
+params_problem <- function(params, meta) {
+  if (!is.list(params) || (length(params) > 0 && is.null(names(params)))) {
+    return("'params' must be an object, e.g. {\"type\": \"response\"}")
+  }
+  unknown <- setdiff(names(params), "type")
+  if (length(unknown) > 0) {
+    return(sprintf("unknown param '%s' for model '%s'; allowed: type", unknown[[1]], meta$name))
+  }
+  type <- params[["type"]]
+  allowed <- allowed_types(meta)
+  if (!is.null(type) && !(is.character(type) && length(type) == 1 && type %in% allowed)) {
+    return(sprintf("param 'type' of model '%s' must be one of: %s; got %s",
+                   meta$name, paste(allowed, collapse = ", "), show_value(type)))
+  }
+  NULL
+}
+
+# A 400 message when the body is not the wire shape, or NULL.
+shape_problem <- function(request, inputs) {
+  if (!is_json_object(request) || !is_json_object(request[["columns"]]) && !identical(request[["columns"]], list())) {
+    return("the body must be an object {\"columns\": {...}, \"types\": {...}, \"params\": {...}}")
+  }
+  for (name in names(request[["columns"]])) {
+    if (!is.list(request[["columns"]][[name]]) || is_json_object(request[["columns"]][[name]])) {
+      return(sprintf("column '%s' must be an array of values", name))
+    }
+  }
+  lengths <- unique(lengths(request[["columns"]]))
+  if (length(lengths) > 1) return("all columns must hold the same number of values")
+  declared <- request[["types"]] %||% list()
+  for (spec in inputs) {
+    type <- declared[[spec$name]]
+    if (!is.null(type) && !identical(type, spec$type)) {
+      return(sprintf("column '%s' is declared %s but the model expects %s", spec$name, show_value(type), spec$type))
+    }
+  }
+  NULL
+}
+
+# Run the model; warnings are logged, not raised; errors come back as the condition.
+safely_predict <- function(loaded, frame, params) {
+  tryCatch(
+    withCallingHandlers(
+      predict_rows(loaded, frame, params),
+      warning = function(w) {
+        log_line("warning while predicting: ", conditionMessage(w))
+        invokeRestart("muffleWarning")
+      }
+    ),
+    error = function(e) e
+  )
+}
+
+#' Handle one wire request for a loaded model.
+#'
+#' @param loaded the result of load_model().
+#' @param body_text the request body.
+#' @return list(status, body): 200 with the predictions; 400 bad_request (malformed JSON,
+#'   wrong shape, unknown param); 422 invalid_input (the data don't fit the schema);
+#'   422 model_error (R raised; its message unchanged); 500 internal (the model broke the
+#'   one-prediction-per-row contract, or the reply could not be encoded).
+handle_predict <- function(loaded, body_text) {
+  meta <- loaded$meta
+  request <- tryCatch(jsonlite::fromJSON(body_text, simplifyVector = FALSE), error = function(e) e)
+  if (inherits(request, "error")) {
+    return(fail(400, "bad_request", paste0("the body is not valid JSON: ", conditionMessage(request))))
+  }
+  problem <- shape_problem(request, loaded$inputs) %||% params_problem(request[["params"]] %||% list(), meta)
+  if (!is.null(problem)) return(fail(400, "bad_request", problem))
+  check <- validate_frame(request[["columns"]], loaded$inputs, meta$name)
+  if (check$status != 200L) return(fail(422, "invalid_input", check$detail))
+  frame <- columns_to_frame(request[["columns"]], request[["types"]] %||% list(), loaded$inputs)
+  params <- request[["params"]] %||% list()
+  result <- safely_predict(loaded, frame, params)
+  if (inherits(result, "error")) return(fail(422, "model_error", conditionMessage(result)))
+  if (prediction_count(result) != nrow(frame)) {
+    return(fail(500, "internal", sprintf("model '%s' returned %d predictions for %d rows",
+                                         meta$name, prediction_count(result), nrow(frame))))
+  }
+  body <- tryCatch(encode_predictions(result), error = function(e) e)
+  if (inherits(body, "error")) return(fail(500, "internal", conditionMessage(body)))
+  reply(200, body)
+}

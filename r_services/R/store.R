@@ -1,0 +1,96 @@
+# The model store: `<store>/<name>/<version>/` with model.rds and model.json, versions immutable.
+
+# sha256 hex digest of a file, through coreutils (base R has no sha256).
+sha256_file <- function(path) {
+  out <- system2("sha256sum", shQuote(path), stdout = TRUE)
+  strsplit(out[[1]], " ", fixed = TRUE)[[1]][[1]]
+}
+
+check_model_name <- function(name) {
+  if (!is.character(name) || length(name) != 1 || !grepl("^[A-Za-z0-9][A-Za-z0-9_.-]*$", name)) {
+    stop(sprintf(
+      "model name %s is not usable as a directory: use letters, digits, '_', '.' or '-', starting with a letter or digit",
+      deparse(name)
+    ), call. = FALSE)
+  }
+}
+
+# The next free version number under a model's directory (1 for the first).
+next_version <- function(model_dir) {
+  entries <- list.files(model_dir, all.files = FALSE)
+  numbers <- suppressWarnings(as.integer(entries[grepl("^[0-9]+$", entries)]))
+  max(c(0L, numbers), na.rm = TRUE) + 1L
+}
+
+#' Save a model as a new immutable version in the store.
+#'
+#' @param model a fitted model (lm, glm, randomForest, ...) or a function(newdata, type).
+#' @param store the store's root directory.
+#' @param name the model's name (a directory under the store).
+#' @param sample a data.frame with the predictor columns: it fixes the inputs schema.
+#' @param description free text shown in the gateway's metadata.
+#' @param outputs NULL to derive, or list(kind = "classification", classes = ...) etc.
+#' @return the new version directory (its basename is the version).
+save_model <- function(model, store, name, sample, description = "", outputs = NULL) {
+  check_model_name(name)
+  inputs <- infer_inputs(sample)
+  outputs <- infer_outputs(model, outputs)
+  framework <- framework_info(model)
+  model_dir <- file.path(store, name)
+  dir.create(model_dir, recursive = TRUE, showWarnings = FALSE)
+  # Hidden scratch directory beside the versions: readers skip it, the rename publishes it whole.
+  tmp <- tempfile(pattern = ".tmp-", tmpdir = model_dir)
+  dir.create(tmp)
+  on.exit(unlink(tmp, recursive = TRUE), add = TRUE)
+  saveRDS(model, file.path(tmp, "model.rds"))
+  sha <- sha256_file(file.path(tmp, "model.rds"))
+  created_at <- format(Sys.time(), "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")
+  for (attempt in 1:100) {
+    version <- next_version(model_dir)
+    meta <- list(
+      name = name, version = as.character(version), language = "r", format = "rds",
+      artefact = "model.rds", description = description, inputs = inputs, outputs = outputs,
+      sha256 = sha, created_at = created_at, framework = framework
+    )
+    writeLines(to_json_object(meta, pretty = TRUE), file.path(tmp, "model.json"), useBytes = TRUE)
+    target <- file.path(model_dir, version)
+    # Another writer may have taken this number meanwhile: then try the next one.
+    if (!file.exists(target) && suppressWarnings(file.rename(tmp, target))) return(target)
+    if (!file.exists(target)) stop(sprintf("could not move %s to %s", tmp, target), call. = FALSE)
+  }
+  stop(sprintf("could not allocate a new version for model '%s' in %s", name, store), call. = FALSE)
+}
+
+#' Load a stored version: its metadata, the model, and the zero-row input prototype.
+#'
+#' Fails loudly (at start-up, not on the first request) when model.rds is not the file
+#' model.json describes, or a package the model needs is not installed.
+#' @param dir a version directory, `<store>/<name>/<version>`.
+#' @return list(meta, model, prototype, inputs, dir).
+load_model <- function(dir) {
+  meta_path <- file.path(dir, "model.json")
+  if (!file.exists(meta_path)) stop(sprintf("%s does not exist: is %s a model version directory?", meta_path, dir), call. = FALSE)
+  meta <- jsonlite::fromJSON(meta_path, simplifyVector = FALSE)
+  artefact <- file.path(dir, meta$artefact %||% "model.rds")
+  if (!file.exists(artefact)) stop(sprintf("the artefact %s named by %s is missing", artefact, meta_path), call. = FALSE)
+  sha <- sha256_file(artefact)
+  if (!identical(sha, meta$sha256)) {
+    stop(sprintf(
+      "%s has sha256 %s but model.json records %s: the artefact changed after it was saved; save a new version with save_model() instead",
+      artefact, sha, format(meta$sha256 %||% "nothing")
+    ), call. = FALSE)
+  }
+  for (pkg in names(meta$framework$packages)) {
+    if (!requireNamespace(pkg, quietly = TRUE)) {
+      stop(sprintf("model '%s' needs the R package '%s' (saved with version %s), which is not installed",
+                   meta$name, pkg, meta$framework$packages[[pkg]]), call. = FALSE)
+    }
+  }
+  list(
+    meta = meta,
+    model = readRDS(artefact),
+    prototype = prototype_frame(meta$inputs),
+    inputs = read_inputs(meta$inputs),
+    dir = normalizePath(dir)
+  )
+}

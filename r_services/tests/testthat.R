@@ -1,0 +1,4 @@
+library(testthat)
+library(gatewayr)
+
+test_check("gatewayr")

@@ -1,0 +1,98 @@
+# handle_predict, the protocol-free core of POST /predict, on real and toy models.
+
+rows <- function() cars_frame()[c(1, 3, 20), c("wt", "hp", "cyl", "am")]
+
+lm_loaded <- function() {
+  fit <- lm(mpg ~ wt + hp + cyl + am, data = cars_frame())
+  store <- tempfile("store-")
+  list(fit = fit, loaded = load_model(save_model(fit, store, "mtcars", cars_frame()[c("wt", "hp", "cyl", "am")])))
+}
+
+expect_error_reply <- function(out, status, code, message = NULL) {
+  expect_identical(out$status, as.integer(status))
+  error <- parse_body(out$body)$error
+  expect_identical(error$code, code)
+  if (!is.null(message)) expect_identical(error$message, message)
+}
+
+test_that("an lm answers exactly what predict() gives, to the last bit", {
+  model <- lm_loaded()
+  out <- handle_predict(model$loaded, wire_request(rows()))
+  expect_identical(out$status, 200L)
+  got <- vapply(parse_body(out$body)$predictions, identity, 0)
+  expect_identical(got, unname(predict(model$fit, rows())))
+})
+
+test_that("a randomForest classifier answers classes, or columnar probabilities", {
+  set.seed(42)
+  frame <- cars_frame()
+  forest <- randomForest::randomForest(am ~ mpg + hp + wt, data = frame, ntree = 50)
+  loaded <- load_model(save_model(forest, tempfile("store-"), "transmission", frame[c("mpg", "hp", "wt")]))
+  newdata <- frame[1:4, c("mpg", "hp", "wt")]
+
+  classes <- handle_predict(loaded, wire_request(newdata))
+  expect_identical(classes$status, 200L)
+  expect_identical(unlist(parse_body(classes$body)$predictions),
+                   as.character(unname(predict(forest, newdata))))
+
+  prob <- handle_predict(loaded, wire_request(newdata, params = list(type = "prob")))
+  expect_identical(prob$status, 200L)
+  columns <- parse_body(prob$body)$predictions
+  expected <- predict(forest, newdata, type = "prob")
+  expect_identical(names(columns), c("auto", "manual"))
+  for (class in names(columns)) {
+    expect_identical(vapply(columns[[class]], as.numeric, 0), unname(expected[, class]))
+  }
+})
+
+test_that("an R error in the model is a 422 model_error with R's message unchanged", {
+  schema <- list(list(name = "x", type = "double", levels = NULL, nullable = FALSE))
+  model <- function(newdata, type) {
+    if (any(newdata$x < 0)) stop("x must be non-negative")
+    sqrt(newdata$x)
+  }
+  loaded <- loaded_function(model, schema)
+  bad <- handle_predict(loaded, wire_request(data.frame(x = c(4, -1))))
+  expect_error_reply(bad, 422, "model_error", "x must be non-negative")
+  # The same loaded model carries on serving after the error.
+  good <- handle_predict(loaded, wire_request(data.frame(x = c(4, 9))))
+  expect_identical(good$status, 200L)
+  expect_identical(parse_body(good$body)$predictions, list(2, 3))
+})
+
+test_that("warnings do not fail a prediction", {
+  schema <- list(list(name = "x", type = "double", levels = NULL, nullable = FALSE))
+  loaded <- loaded_function(function(newdata, type) log(newdata$x), schema)
+  out <- handle_predict(loaded, wire_request(data.frame(x = c(1, -1))))
+  expect_identical(out$status, 200L)
+  expect_identical(parse_body(out$body)$predictions, list(0, NULL))
+})
+
+test_that("malformed bodies and unknown params are 400 bad_request", {
+  loaded <- lm_loaded()$loaded
+  expect_error_reply(handle_predict(loaded, "{\"columns\": [1,"), 400, "bad_request")
+  expect_error_reply(handle_predict(loaded, ""), 400, "bad_request")
+  expect_error_reply(handle_predict(loaded, "[1, 2]"), 400, "bad_request")
+  expect_error_reply(handle_predict(loaded, "{\"columns\": {\"wt\": [1, 2], \"hp\": [1]}}"), 400, "bad_request",
+                     "all columns must hold the same number of values")
+  expect_error_reply(handle_predict(loaded, wire_request(rows(), params = list(seed = 1))), 400, "bad_request",
+                     "unknown param 'seed' for model 'mtcars'; allowed: type")
+  expect_error_reply(handle_predict(loaded, wire_request(rows(), params = list(type = "prob"))), 400,
+                     "bad_request", "param 'type' of model 'mtcars' must be one of: response; got 'prob'")
+})
+
+test_that("data that do not fit the schema are 422 invalid_input", {
+  loaded <- lm_loaded()$loaded
+  expect_error_reply(handle_predict(loaded, wire_request(rows()[c("hp", "cyl", "am")])), 422, "invalid_input",
+                     "column 'wt' is missing")
+  request <- sub("\"manual\"", "\"semi\"", wire_request(rows()))
+  expect_error_reply(handle_predict(loaded, request), 422, "invalid_input",
+                     "column 'am' has unknown level 'semi' at row 1; known levels: auto, manual")
+})
+
+test_that("a model that breaks one-prediction-per-row is a 500 internal", {
+  schema <- list(list(name = "x", type = "double", levels = NULL, nullable = FALSE))
+  loaded <- loaded_function(function(newdata, type) 1, schema)
+  expect_error_reply(handle_predict(loaded, wire_request(data.frame(x = c(1, 2)))), 500, "internal",
+                     "model 'toy' returned 1 predictions for 2 rows")
+})
