@@ -1,0 +1,81 @@
+"""R models for the pool tests, built by R itself through gatewayr::save_model.
+
+Besides the demo models (lm and randomForest), small function models give the failure modes a
+test needs on demand: an R error, a slow predict, a worker that dies mid-request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from gateway.register import REPO_ROOT, register_artefact
+
+# Each is `function(newdata, type)`, saved as model.rds with a one-column prototype `x`.
+FUNCTION_MODELS = {
+    # R's stop() message must reach the client unchanged, and the worker must live on.
+    "fragile": 'function(newdata, type) { if (any(newdata$x < 0, na.rm = TRUE)) '
+               'stop("x must be non-negative, got ", min(newdata$x)); newdata$x * 2 }',
+    # sleeps x seconds: a model slower than its timeout
+    "slow": "function(newdata, type) { Sys.sleep(newdata$x[1]); newdata$x }",
+    # x = 999 kills the R process mid-request, as a segfaulting native library would
+    "crashy": "function(newdata, type) { if (any(newdata$x == 999)) tools::pskill(Sys.getpid(), 9L); newdata$x }",
+}
+
+
+def r_env() -> dict[str, str]:
+    return {**os.environ, "R_LIBS": str(REPO_ROOT / ".rlib")}
+
+
+def rscript(code: str, *args: str) -> str:
+    result = subprocess.run(["Rscript", "-e", code, *args], capture_output=True, text=True, env=r_env(),
+                            check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def build_r_store(store: Path) -> Path:
+    subprocess.run(["Rscript", str(REPO_ROOT / "demo" / "build_r_models.R"), str(store)], env=r_env(),
+                   check=True, capture_output=True, timeout=120)
+    for name, source in FUNCTION_MODELS.items():
+        rscript(f"gatewayr::save_model({source}, commandArgs(TRUE)[1], '{name}', "
+                "sample = data.frame(x = c(1.5, 2)))", str(store))
+    register_artefact(store, "cars", REPO_ROOT / "plumber" / "cars" / "plumber.R", None, "stopping distance")
+    return store
+
+
+def r_predict(store: Path, name: str, rows: list[dict], prob: bool = False) -> list:
+    """What R's own predict() says for these rows, every double written with 17 digits.
+
+    Written without jsonlite on purpose: it caps doubles at 15 significant digits.
+    """
+    code = r"""
+args <- commandArgs(TRUE)
+loaded <- gatewayr::load_model(args[1])
+rows <- jsonlite::fromJSON(args[2])
+frame <- data.frame(row.names = seq_len(nrow(rows)))
+for (col in names(loaded$prototype)) {
+  proto <- loaded$prototype[[col]]
+  frame[[col]] <- if (is.factor(proto)) factor(rows[[col]], levels = levels(proto)) else as(rows[[col]], class(proto))
+}
+out <- if (args[3] == "prob") predict(loaded$model, frame, type = "prob") else predict(loaded$model, frame)
+if (is.matrix(out)) {
+  cat(paste(colnames(out), collapse = "\t"), "\n", sep = "")
+  for (i in seq_len(nrow(out))) cat(paste(sprintf("%.17g", out[i, ]), collapse = "\t"), "\n", sep = "")
+} else if (is.numeric(out)) {
+  cat(sprintf("%.17g", unname(out)), sep = "\n")
+} else {
+  cat(as.character(out), sep = "\n")
+}
+"""
+    version_dir = max((p for p in (store / name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    lines = rscript(code, str(version_dir), json.dumps(rows), "prob" if prob else "response").splitlines()
+    if prob:
+        header = lines[0].split("\t")
+        return [dict(zip(header, map(float, line.split("\t")), strict=True)) for line in lines[1:]]
+    try:
+        return [float(line) for line in lines]
+    except ValueError:
+        return lines
