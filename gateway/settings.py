@@ -207,7 +207,5 @@ def _validate(settings: Settings) -> None:
             )
         if model.script is not None and model.backend != "plumber":
             raise ConfigError(f"{where}.script needs backend = \"plumber\"")
-        if model.predict_route is not None and model.script is None:
-            raise ConfigError(f"{where}.predict_route only applies to a model with a script")
         if model.script is not None and not settings.resolve(model.script).is_file():
             raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")

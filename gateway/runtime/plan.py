@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from gateway.errors import ConfigError
 from gateway.settings import Settings
 from gateway.store import ModelStore
 
@@ -95,6 +96,11 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
             meta = store.read_meta(model.name, version)
             directory = store.version_dir(model.name, version)
             kind = "script" if meta.format == "plumber" else "model"
+            if kind == "model" and model.predict_route is not None:
+                raise ConfigError(
+                    f"models.{model.name}.predict_route: version {version} is a saved R model, not a "
+                    "Plumber script; the generic worker already answers predict, remove predict_route"
+                )
             target = str(directory / meta.artefact) if kind == "script" else str(directory)
         ports = []
         for _ in range(model.workers):
