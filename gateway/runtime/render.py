@@ -1,0 +1,198 @@
+"""Render the NGINX, supervisord and Gunicorn configs of a stack from the settings and its plan.
+
+Nothing else writes these files and nobody edits them: a change goes into the gateway config,
+then `gateway reload` (or down/up) renders them again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import pwd
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from gateway.errors import PayloadTooLarge, Unavailable
+from gateway.register import REPO_ROOT
+from gateway.runtime.plan import Endpoint, Plan, PoolPlan
+from gateway.runtime.tomlwrite import settings_to_toml
+from gateway.settings import Settings
+
+NGINX = "/usr/sbin/nginx"
+SETTINGS_COPY = "settings.toml"
+_TEMPLATES = Path(__file__).parent / "templates"
+_REQUEST_ID = "@@request_id@@"  # placeholder, becomes an NGINX variable in error bodies
+_UPSTREAM_KEEPALIVE_S = 30
+_GUNICORN_KEEPALIVE_S = 75
+_GRACEFUL_TIMEOUT_S = 30
+_MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
+
+
+def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> dict[str, Path]:
+    """Write every config of the stack into plan.run_dir; returns name → path.
+
+    `foreground` renders supervisord with nodaemon (containers: it runs as the main process).
+    """
+    run_dir = Path(plan.run_dir)
+    for sub in ("logs", "tmp"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    context = _context(settings, plan, foreground)
+    env = _environment()
+    files = {
+        "settings": (SETTINGS_COPY, settings_to_toml(settings)),
+        "nginx": ("nginx.conf", env.get_template("nginx.conf.j2").render(context)),
+        "supervisord": ("supervisord.conf", env.get_template("supervisord.conf.j2").render(context)),
+        "gunicorn": ("gunicorn.conf.py", env.get_template("gunicorn.conf.py.j2").render(context)),
+    }
+    written = {}
+    for key, (name, text) in files.items():
+        path = run_dir / name
+        path.write_text(text, encoding="utf-8")
+        written[key] = path
+    return written
+
+
+def render_to(settings: Settings, plan: Plan, out_dir: str | Path) -> dict[str, Path]:
+    """`gateway render --out DIR`: a complete, runnable set of configs rooted at out_dir."""
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    moved = dataclasses.replace(plan, run_dir=str(out))
+    moved.save()
+    return render_all(settings, moved)
+
+
+def supervisor_socket(run_dir: str | Path) -> Path:
+    """The supervisord control socket: in run_dir unless that path is too long for AF_UNIX."""
+    path = Path(run_dir).resolve() / "supervisor.sock"
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
+    return Path("/tmp") / f"gateway-supervisor-{digest}.sock"
+
+
+def nginx_command(run_dir: str | Path) -> list[str]:
+    """NGINX rooted in run_dir; `-e` keeps even start-up errors out of the system log."""
+    root = Path(run_dir).resolve()
+    return [NGINX, "-p", f"{root}/", "-c", str(root / "nginx.conf"), "-e", str(root / "logs" / "nginx-error.log")]
+
+
+def bin_path(name: str) -> Path:
+    """A console script of the environment running the gateway (supervisord, gunicorn)."""
+    return Path(sys.executable).parent / name
+
+
+def r_command(pool: PoolPlan, worker: Endpoint) -> list[str]:
+    entry = "worker.R" if pool.kind == "model" else "script.R"
+    return ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.host, str(worker.port)]
+
+
+def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]:
+    run_dir = str(Path(plan.run_dir).resolve())
+    server = settings.server
+    limit = server.body_limit_bytes
+    too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
+    app_down = Unavailable("the gateway application is not running; it is being restarted, retry shortly")
+    return {
+        "source": settings.config_path or "settings built in code",
+        "plan": plan,
+        "server": server,
+        "run_dir": run_dir,
+        "logs": f"{run_dir}/logs",
+        "base_dir": str(settings.base_dir),
+        "foreground": foreground,
+        "user": _nginx_user(),
+        "temp_paths": _temp_paths(),
+        "body_limit": limit,
+        "internal_body_limit": 2 * limit,
+        "public_read_timeout_s": int(server.timeout_s) + 5,
+        "upstream_keepalive_s": _UPSTREAM_KEEPALIVE_S,
+        "gunicorn_keepalive_s": _GUNICORN_KEEPALIVE_S,
+        "graceful_timeout_s": _GRACEFUL_TIMEOUT_S,
+        "gunicorn_stop_wait_s": _GRACEFUL_TIMEOUT_S + 5,
+        "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
+        "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
+        "pool_failed_body": _pool_failed_body,
+        "socket": str(supervisor_socket(run_dir)),
+        "rlib": str(REPO_ROOT / ".rlib"),
+        "config_copy": f"{run_dir}/{SETTINGS_COPY}",
+        "r_command": lambda pool, worker: shlex.join(r_command(pool, worker)),
+        "gunicorn_command": shlex.join(
+            [str(bin_path("gunicorn")), "-c", f"{run_dir}/gunicorn.conf.py", "gateway.wsgi:app"]
+        ),
+        "nginx_command": shlex.join(nginx_command(run_dir)),
+    }
+
+
+def _problem_body(problem: dict[str, object]) -> str:
+    return json.dumps(problem, separators=(",", ":"))
+
+
+def _pool_failed_body(model: str) -> str:
+    message = f"no R worker of model {model} answered (pool down, crashed or timed out)"
+    return json.dumps({"error": {"code": "upstream_failed", "message": message}}, separators=(",", ":"))
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # configs, not HTML
+    )
+    env.filters.update(nq=_nginx_quote, nq_body=_nginx_body, sv=_supervisor, svq=_supervisor_quoted,
+                       py=repr)
+    return env
+
+
+def _nginx_quote(text: str) -> str:
+    """A double-quoted NGINX string (paths may hold spaces)."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _nginx_body(text: str) -> str:
+    """A single-quoted NGINX `return` body with the request-id placeholder as a variable."""
+    if "$" in text:
+        raise ValueError(f"'$' would start an NGINX variable in {text!r}")
+    quoted = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return quoted.replace(_REQUEST_ID, "${gateway_request_id}")
+
+
+def _supervisor(text: str) -> str:
+    """supervisord expands %(name)s in values: a literal % is written %%."""
+    return str(text).replace("%", "%%")
+
+
+def _supervisor_quoted(text: str) -> str:
+    """A quoted value inside supervisord's `environment=` list."""
+    return '"' + _supervisor(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _nginx_user() -> str | None:
+    # Only a root master switches its workers' user; elsewhere the directive just warns.
+    if os.geteuid() != 0:
+        return None
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+@functools.lru_cache(maxsize=1)
+def _temp_paths() -> dict[str, str]:
+    """Temp dirs for every module this NGINX has, so none falls back to a system path."""
+    try:
+        flags = subprocess.run([NGINX, "-V"], capture_output=True, text=True, check=False).stderr
+    except OSError:
+        flags = ""
+    paths = {"client_body": "body", "proxy": "proxy"}
+    for module in ("fastcgi", "uwsgi", "scgi"):
+        if f"--without-http_{module}_module" not in flags:
+            paths[module] = module
+    return paths

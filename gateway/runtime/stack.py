@@ -1,0 +1,318 @@
+"""Start, stop, inspect and reload a stack: supervisord and everything it runs, in one run_dir.
+
+supervisord is the only process we start; it owns NGINX, Gunicorn and the R pools. `down`
+waits until every process of the stack is gone, so a port or a file is never left held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import xmlrpc.client
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from gateway.registry import build_registry
+from gateway.runtime import procs
+from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan
+from gateway.runtime.render import (
+    SETTINGS_COPY,
+    bin_path,
+    nginx_command,
+    render_all,
+    supervisor_socket,
+)
+from gateway.settings import Settings, load_settings
+
+SUPERVISORD_PID = "supervisord.pid"
+_ERROR_WORDS = re.compile(r"error|exception|traceback|fatal|emerg|crit|failed", re.IGNORECASE)
+
+
+class StackError(Exception):
+    """The stack could not be started, stopped or reloaded; the message says what to look at."""
+
+
+def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
+       wait_s: float = 90.0) -> Plan:
+    """Start the stack and return its plan once GET /readyz answers 200 through NGINX.
+
+    Raises StackError (after stopping whatever did start) with supervisord's view and the
+    log lines that mention an error. With foreground=True this process becomes supervisord.
+    """
+    run_dir = settings.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    running = _supervisord_pid(run_dir)
+    if running is not None:
+        raise StackError(f"a stack is already running in {run_dir} (supervisord pid {running}); "
+                         "stop it with `gateway down` or use another server.run_dir")
+    plan = make_plan(settings, port=port)
+    # Fail here, in seconds and with the config's words, rather than in a Gunicorn worker
+    # that supervisord then restarts until it gives up.
+    build_registry(settings, plan, load=False)
+    _check_ports_free(plan)
+    plan.save()
+    files = render_all(settings, plan, foreground=foreground)
+    command = [str(bin_path("supervisord")), "-c", str(files["supervisord"])]
+    if foreground:
+        os.execve(command[0], command, _child_env())
+    start_log = run_dir / "logs" / "supervisord-start.log"
+    with start_log.open("wb") as out:
+        started = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                 env=_child_env(), check=False)
+    if started.returncode != 0:
+        raise StackError(f"supervisord did not start: {start_log.read_text(errors='replace').strip()}")
+    try:
+        _wait_ready(settings, plan, wait_s)
+    except StackError as exc:
+        report = f"{exc}\n{_diagnostics(run_dir)}"
+        down(run_dir)
+        raise StackError(report) from None
+    except KeyboardInterrupt:  # Ctrl-C while waiting: leave nothing half-started behind
+        down(run_dir)
+        raise
+    return plan
+
+
+def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
+    """Stop the stack in run_dir and wait until supervisord and all its descendants are gone.
+
+    Leftovers are SIGKILLed after timeout_s. No running stack is not an error.
+    """
+    run_dir = Path(run_dir)
+    pid = _supervisord_pid(run_dir)
+    if pid is None:
+        return
+    family = procs.family(pid)
+    try:
+        _rpc(run_dir, "shutdown")
+    except (OSError, xmlrpc.client.Error):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        family |= procs.family(pid)  # a program supervisord restarted just before the stop
+        if not procs.alive(family):
+            return
+        time.sleep(0.1)
+    leftovers = procs.alive(family)
+    procs.kill(leftovers)
+    if not procs.wait_gone(leftovers, 5.0):
+        raise StackError(f"processes of the stack in {run_dir} survived SIGKILL: "
+                         f"{sorted(p.pid for p in procs.alive(leftovers))}")
+
+
+def status(run_dir: str | Path) -> str:
+    """supervisord's view of every program, then one line per model from GET /readyz.
+
+    A model line starts with its name: `mtcars  plumber  ready  2/2 workers live`.
+    """
+    run_dir = Path(run_dir)
+    if _supervisord_pid(run_dir) is None:
+        return f"no stack is running in {run_dir}"
+    programs = _supervisorctl(run_dir, "status").stdout.rstrip()
+    plan = Plan.load(run_dir / PLAN_FILE)
+    code, body = _get(_url(plan.public, "/readyz"))
+    lines = [programs, "", f"models (GET /readyz → {code or 'no answer'}):"]
+    lines += _model_lines(run_dir, body if code else "")
+    return "\n".join(lines)
+
+
+def _model_lines(run_dir: Path, readyz: str) -> list[str]:
+    settings = load_settings(run_dir / SETTINGS_COPY, env={})
+    try:
+        health = json.loads(readyz)["models"]
+    except (ValueError, KeyError, TypeError):
+        health = {}
+    width = max((len(name) for name in settings.models), default=0)
+    lines = []
+    for name, model in settings.models.items():
+        entry = health.get(name, {})
+        state = "ready" if entry.get("ready") else "not ready"
+        parts = [name.ljust(width), model.backend.ljust(7), state.ljust(9)]
+        if "workers" in entry:
+            parts.append(f"{entry['workers']['live']}/{entry['workers']['total']} workers live")
+        if entry.get("detail"):
+            parts.append(f"({entry['detail']})")
+        lines.append("  ".join(parts).rstrip())
+    return lines
+
+
+def reload(settings: Settings) -> Plan:
+    """Apply changed settings to the running stack, keeping its ports and R pools.
+
+    Re-renders every config from the saved plan, updates supervisord's programs, reloads NGINX
+    and gracefully replaces the Gunicorn workers (they re-read the settings and the store).
+    A change to the R pools needs `gateway down` and `gateway up`: the plan pins them.
+    """
+    run_dir = settings.run_dir
+    if _supervisord_pid(run_dir) is None:
+        raise StackError(f"no stack is running in {run_dir}; start it with `gateway up`")
+    plan = Plan.load(run_dir / PLAN_FILE)
+    _check_same_pools(settings, plan)
+    render_all(settings, plan)
+    checked = subprocess.run([*nginx_command(run_dir), "-t"], capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        raise StackError(f"the re-rendered nginx.conf is invalid; NGINX keeps the old one:\n"
+                         f"{checked.stderr.strip()}")
+    _supervisorctl(run_dir, "reread", check=True)
+    _supervisorctl(run_dir, "update", check=True)
+    reloaded = subprocess.run([*nginx_command(run_dir), "-s", "reload"], capture_output=True,
+                              text=True, check=False)
+    if reloaded.returncode != 0:
+        raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
+    _supervisorctl(run_dir, "signal", "HUP", "gunicorn", check=True)
+    return plan
+
+
+def pids(run_dir: str | Path) -> dict[str, int]:
+    """Program name (`nginx`, `gunicorn`, `plumber-<model>-<i>`) → pid, for running programs."""
+    infos: list[dict[str, Any]] = _rpc(Path(run_dir), "getAllProcessInfo")
+    return {info["name"]: info["pid"] for info in infos if info["pid"]}
+
+
+def public_url(plan: Plan) -> str:
+    """Where a client on this host reaches the stack."""
+    return f"http://{_connect_host(plan.public.host)}:{plan.public.port}"
+
+
+def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
+    run_dir = Path(plan.run_dir)
+    url = _url(plan.public, "/readyz")
+    start = time.monotonic()
+    last = "no answer yet"
+    while True:
+        elapsed = time.monotonic() - start
+        if _supervisord_pid(run_dir) is None and elapsed > 5:
+            raise StackError("supervisord exited during start-up")
+        fatal = _fatal_programs(run_dir)
+        if fatal:
+            raise StackError(f"{', '.join(fatal)} could not be started (FATAL in supervisord)")
+        code, body = _get(url)
+        if code == 200 or (code == 503 and _only_optional_failed(settings, body)):
+            return
+        if code:
+            last = f"{code} {body[:500]}"
+        if elapsed > wait_s:
+            raise StackError(f"the stack was not ready within {wait_s:g} s; GET {url}: {last}")
+        time.sleep(0.2)
+
+
+def _only_optional_failed(settings: Settings, body: str) -> bool:
+    """Models marked optional that failed to load do not hold the start-up back."""
+    try:
+        models = json.loads(body)["models"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    waiting = {name: entry for name, entry in models.items() if not entry.get("ready")}
+    return bool(waiting) and all(
+        name in settings.models and settings.models[name].optional
+        and str(entry.get("detail", "")).startswith("failed to load")
+        for name, entry in waiting.items()
+    )
+
+
+def _fatal_programs(run_dir: Path) -> list[str]:
+    try:
+        infos = _rpc(run_dir, "getAllProcessInfo")
+    except (OSError, xmlrpc.client.Error):
+        return []  # not listening yet
+    return [info["name"] for info in infos if info["statename"] == "FATAL"]
+
+
+def _diagnostics(run_dir: Path) -> str:
+    """supervisorctl status and the tail of every log that mentions an error."""
+    parts = []
+    with contextlib.suppress(OSError, StackError):
+        parts.append("supervisorctl status:\n" + _supervisorctl(run_dir, "status").stdout.rstrip())
+    for log in sorted((run_dir / "logs").glob("*.log")):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        if _ERROR_WORDS.search(text):
+            tail = "\n".join(text.rstrip().splitlines()[-20:])
+            parts.append(f"--- {log} (last 20 lines):\n{tail}")
+    return "\n".join(parts)
+
+
+def _check_same_pools(settings: Settings, plan: Plan) -> None:
+    wanted = {m.name: m.workers for m in settings.models.values() if m.backend == "plumber"}
+    have = {name: len(pool.workers) for name, pool in plan.pools.items()}
+    if wanted != have:
+        raise StackError(f"the R pools changed (running: {have or 'none'}, configured: "
+                         f"{wanted or 'none'}); restart with `gateway down` and `gateway up`")
+
+
+def _check_ports_free(plan: Plan) -> None:
+    endpoints = [plan.public, plan.gunicorn, plan.internal]
+    endpoints += [w for pool in plan.pools.values() for w in pool.workers]
+    for endpoint in endpoints:
+        family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((endpoint.host, endpoint.port))
+            except OSError as exc:
+                raise StackError(f"cannot listen on {endpoint.address} ({exc.strerror}); stop what "
+                                 "holds it, or pick another port (--port, server.port)") from None
+
+
+def _supervisord_pid(run_dir: Path) -> int | None:
+    """The pid of the live supervisord of run_dir, or None (no pid file, stale or reused pid)."""
+    try:
+        pid = int((run_dir / SUPERVISORD_PID).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if procs.is_running(pid, "supervisord") else None
+
+
+def _rpc(run_dir: Path, method: str, *args: Any) -> Any:
+    """One XML-RPC call to supervisord over its unix socket; the connection is always closed."""
+    transport = SupervisorTransport(None, None, f"unix://{supervisor_socket(run_dir)}")
+    try:
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return getattr(proxy.supervisor, method)(*args)
+    finally:
+        transport.close()
+
+
+def _supervisorctl(run_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [str(bin_path("supervisorctl")), "-c", str(run_dir / "supervisord.conf"), *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise StackError(f"supervisorctl {' '.join(args)} failed: {(result.stdout + result.stderr).strip()}")
+    return result
+
+
+def _child_env() -> dict[str, str]:
+    # The stack reads the rendered settings copy only: GATEWAY_* overrides are already applied
+    # there, and applying a relative path override again would resolve it elsewhere.
+    return {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+
+
+def _connect_host(host: str) -> str:
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
+
+
+def _url(endpoint: Endpoint, path: str) -> str:
+    return f"http://{_connect_host(endpoint.host)}:{endpoint.port}{path}"
+
+
+def _get(url: str) -> tuple[int, str]:
+    """(status, body); (0, reason) when nothing answers. Never through a proxy: loopback."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=5) as reply:
+            return reply.status, reply.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
+    except (OSError, urllib.error.URLError) as exc:
+        return 0, str(exc)

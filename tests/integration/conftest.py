@@ -1,0 +1,102 @@
+"""Real stacks (supervisord, NGINX, Gunicorn, R pools) on loopback, always torn down.
+
+`start_stack(directory, models, server_overrides)` is the one way tests start a stack: it
+writes a gateway.toml, runs `stack.up`, and on exit runs `stack.down` and asserts that no
+process it ever saw is still alive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from gateway.runtime import procs, stack
+from gateway.runtime.plan import Plan, free_ports
+from gateway.runtime.tomlwrite import dump_toml
+from gateway.settings import Settings, load_settings
+
+TEARDOWN_WAIT_S = 15.0
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    plan: Plan
+    http: requests.Session = field(default_factory=requests.Session)
+    known: set[procs.Proc] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        return stack.public_url(self.plan)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.plan.run_dir)
+
+    def pids(self) -> dict[str, int]:
+        """Program → pid now; every process seen here is checked at teardown."""
+        current = stack.pids(self.run_dir)
+        self.remember()
+        return current
+
+    def remember(self) -> None:
+        supervisord = stack._supervisord_pid(self.run_dir)
+        if supervisord is not None:
+            self.known |= procs.family(supervisord)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.get(self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.post(self.url + path, timeout=kwargs.pop("timeout", 30), **kwargs)
+
+
+@contextmanager
+def start_stack(
+    directory: Path,
+    models: dict[str, dict[str, Any]],
+    server_overrides: dict[str, Any] | None = None,
+    *,
+    store: Path | None = None,
+    wait_s: float = 90.0,
+) -> Iterator[Stack]:
+    """A running stack serving `models` (config tables as in gateway.toml) from `store`."""
+    (port,) = free_ports(1)
+    server = {"port": port, "workers": 1, "threads": 4, "run_dir": str(directory / "run"),
+              **(server_overrides or {})}
+    raw = {"server": server, "store": {"path": str(store or directory / "store")}, "models": models}
+    config = directory / "gateway.toml"
+    config.write_text(dump_toml(raw), encoding="utf-8")
+    settings = load_settings(config, env={})
+    plan = stack.up(settings, wait_s=wait_s)
+    handle = Stack(settings, plan)
+    handle.http.trust_env = False  # loopback: never through a proxy from the environment
+    handle.remember()
+    try:
+        yield handle
+    finally:
+        handle.remember()
+        handle.http.close()
+        stack.down(handle.run_dir)
+        procs.wait_gone(handle.known, TEARDOWN_WAIT_S)
+        leftovers = procs.alive(handle.known)
+        assert not leftovers, f"processes outlived `down`: {sorted(p.pid for p in leftovers)}"
+
+
+@pytest.fixture
+def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """start_stack as a fixture: `stack_factory(models, server_overrides, store=...)`."""
+    with ExitStack() as stacks:  # runs every teardown, even when an earlier one fails
+
+        def factory(models: dict[str, dict[str, Any]], server_overrides: dict[str, Any] | None = None,
+                    **kwargs: Any) -> Stack:
+            directory = tmp_path_factory.mktemp("stack")
+            return stacks.enter_context(start_stack(directory, models, server_overrides, **kwargs))
+
+        yield factory

@@ -1,0 +1,180 @@
+"""Rendered configs: NGINX accepts them, and each file says what the settings and plan say."""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import json
+import re
+import runpy
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gateway.register import REPO_ROOT
+from gateway.runtime.plan import Endpoint, Plan, PoolPlan
+from gateway.runtime.render import NGINX, nginx_command, render_all, render_to, supervisor_socket
+from gateway.runtime.tomlwrite import dump_toml
+from gateway.settings import Settings, load_settings, settings_from_dict
+
+BODY_LIMIT = 4096
+MTCARS_PORTS = (41001, 41002, 41003)
+CARS_PORT = 41010
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    script = tmp_path / "cars" / "plumber.R"
+    script.parent.mkdir()
+    script.write_text("#* @get /ping\nfunction() 'pong'\n")
+    raw = {
+        "server": {"workers": 3, "threads": 5, "timeout_s": 60, "body_limit_bytes": BODY_LIMIT,
+                   "run_dir": "run"},
+        "store": {"path": "store"},
+        "models": {
+            "iris": {"backend": "python"},
+            "mtcars": {"backend": "plumber", "workers": 3, "timeout_s": 20},
+            "cars": {"backend": "plumber", "workers": 1, "script": "cars/plumber.R",
+                     "predict_route": "/predict"},
+        },
+    }
+    return settings_from_dict(raw, base_dir=tmp_path)
+
+
+@pytest.fixture
+def plan(settings: Settings) -> Plan:
+    """Written by hand, so no model store is needed."""
+    mtcars = PoolPlan("mtcars", "model", "/store/mtcars/2", "2",
+                      tuple(Endpoint("127.0.0.1", p) for p in MTCARS_PORTS), 20.0)
+    cars = PoolPlan("cars", "script", str(settings.resolve("cars/plumber.R")), "script",
+                    (Endpoint("127.0.0.1", CARS_PORT),), 30.0)
+    return Plan(str(settings.run_dir), Endpoint("127.0.0.1", 40080), Endpoint("127.0.0.1", 40081),
+                Endpoint("127.0.0.1", 40082), {"mtcars": mtcars, "cars": cars})
+
+
+@pytest.fixture
+def rendered(settings: Settings, plan: Plan) -> dict[str, Path]:
+    return render_all(settings, plan)
+
+
+def test_nginx_accepts_the_rendered_config(rendered: dict[str, Path], plan: Plan) -> None:
+    result = subprocess.run([*nginx_command(plan.run_dir), "-t"], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert (Path(plan.run_dir) / "logs").is_dir()
+    assert (Path(plan.run_dir) / "tmp").is_dir()
+
+
+def test_nginx_upstreams_list_every_worker(rendered: dict[str, Path]) -> None:
+    text = rendered["nginx"].read_text()
+    assert _upstream_servers(text, "r_mtcars") == [f"127.0.0.1:{p}" for p in MTCARS_PORTS]
+    assert _upstream_servers(text, "r_cars") == [f"127.0.0.1:{CARS_PORT}"]
+    assert _upstream_servers(text, "gateway_app") == ["127.0.0.1:40081"]
+    assert "listen 127.0.0.1:40080;" in text
+    assert "listen 127.0.0.1:40082;" in text
+    assert "daemon off;" in text
+    assert "proxy_intercept_errors on" not in text
+
+
+def test_nginx_limits_and_timeouts_follow_the_settings(rendered: dict[str, Path]) -> None:
+    text = rendered["nginx"].read_text()
+    assert f"client_max_body_size {BODY_LIMIT};" in text
+    assert "proxy_read_timeout 65s;" in text  # server.timeout_s + 5
+    mtcars = text[text.index("location /r/mtcars/"):]
+    assert "proxy_read_timeout 25s;" in mtcars[: mtcars.index("}")]  # model timeout_s + 5
+    assert "error_page 502 503 504 = @r_mtcars_failed;" in text
+
+
+def test_nginx_error_bodies_are_json(rendered: dict[str, Path]) -> None:
+    """Every `return` body NGINX answers is valid JSON once the request id is filled in."""
+    text = rendered["nginx"].read_text()
+    bodies = re.findall(r"return (\d{3}) '((?:[^'\\]|\\.)*)';", text)
+    assert {code for code, _ in bodies} == {"413", "503", "502", "404"}
+    for code, raw in bodies:
+        body = json.loads(re.sub(r"\\(.)", r"\1", raw).replace("${gateway_request_id}", "rid"))
+        if code in ("413", "503"):
+            assert body["status"] == int(code)
+            assert body["request_id"] == "rid"
+    too_large = dict(bodies)["413"]
+    assert f"limit of {BODY_LIMIT} bytes" in too_large
+
+
+def test_supervisord_runs_each_pool_as_a_group(rendered: dict[str, Path], plan: Plan) -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(rendered["supervisord"])
+    programs = conf.get("group:plumber-mtcars", "programs").split(",")
+    assert programs == ["plumber-mtcars-1", "plumber-mtcars-2", "plumber-mtcars-3"]
+    for name, port in zip(programs, MTCARS_PORTS, strict=True):
+        command = conf.get(f"program:{name}", "command").split()
+        assert command == ["Rscript", str(REPO_ROOT / "plumber" / "worker.R"), "/store/mtcars/2",
+                           "127.0.0.1", str(port)]
+        assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}"'
+        assert conf.get(f"program:{name}", "autorestart") == "true"
+    cars = conf.get("program:plumber-cars-1", "command").split()
+    assert cars[1] == str(REPO_ROOT / "plumber" / "script.R")
+    assert cars[-1] == str(CARS_PORT)
+    assert conf.get("unix_http_server", "file") == str(supervisor_socket(plan.run_dir))
+    assert conf.get("supervisord", "nodaemon") == "false"
+
+
+def test_supervisord_starts_r_then_gunicorn_then_nginx(rendered: dict[str, Path], plan: Plan) -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(rendered["supervisord"])
+    priority = {s: int(conf.get(s, "priority")) for s in conf.sections() if conf.has_option(s, "priority")}
+    assert priority["program:plumber-mtcars-1"] < priority["program:gunicorn"] < priority["program:nginx"]
+    gunicorn = conf.get("program:gunicorn", "command").split()
+    assert gunicorn[-1] == "gateway.wsgi:app"
+    assert f"GATEWAY_PLAN=\"{plan.run_dir}/plan.json\"" in conf.get("program:gunicorn", "environment")
+    assert conf.get("program:nginx", "command").startswith(f"{NGINX} -p {plan.run_dir}/")
+
+
+def test_foreground_renders_nodaemon(settings: Settings, plan: Plan) -> None:
+    conf = configparser.RawConfigParser()
+    conf.read(render_all(settings, plan, foreground=True)["supervisord"])
+    assert conf.get("supervisord", "nodaemon") == "true"
+
+
+def test_gunicorn_config_executes(rendered: dict[str, Path]) -> None:
+    config = runpy.run_path(str(rendered["gunicorn"]))
+    assert config["bind"] == ["127.0.0.1:40081"]
+    assert (config["workers"], config["threads"], config["worker_class"]) == (3, 5, "gthread")
+    assert config["timeout"] == 60
+    assert config["preload_app"] is False
+
+
+def test_the_app_reads_back_the_same_settings(rendered: dict[str, Path], settings: Settings) -> None:
+    copy = load_settings(rendered["settings"], env={})
+    assert copy.server == dataclasses.replace(settings.server, run_dir=str(settings.run_dir))
+    assert copy.store_path == settings.store_path
+    assert copy.run_dir == settings.run_dir
+    assert copy.models["cars"].script == str(settings.resolve("cars/plumber.R"))
+    assert copy.models["mtcars"] == settings.models["mtcars"]
+
+
+def test_render_to_moves_every_path(settings: Settings, plan: Plan, tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere"
+    files = render_to(settings, plan, out)
+    assert Plan.load(out / "plan.json").run_dir == str(out)
+    assert str(out / "nginx.pid") in files["nginx"].read_text()
+    assert str(settings.run_dir) not in files["supervisord"].read_text()
+
+
+def test_long_run_dirs_get_a_short_socket(tmp_path: Path) -> None:
+    assert supervisor_socket(tmp_path) == tmp_path.resolve() / "supervisor.sock"
+    deep = tmp_path / ("x" * 120)
+    assert len(str(supervisor_socket(deep))) < 100
+
+
+@pytest.mark.parametrize("text", ['plain', 'a "quote" and \\ backslash', "tab\tnewline\n", "é ü 中", "del\x7f"])
+def test_toml_strings_round_trip(text: str) -> None:
+    import tomllib
+
+    raw = {"server": {"name": text, "n": 3, "x": 1.5, "flag": True}, "models": {"a": {"batch": {"k": 1}}}}
+    assert tomllib.loads(dump_toml(raw)) == raw
+
+
+def _upstream_servers(text: str, name: str) -> list[str]:
+    block = re.search("upstream " + re.escape(name) + r" \{(.*?)\}", text, re.S)
+    assert block, f"no upstream {name}"
+    return re.findall(r"^\s*server (\S+?)[ ;]", block.group(1), re.M)
