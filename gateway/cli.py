@@ -7,14 +7,19 @@ non-zero: 2 for config errors, 1 for stack errors. Tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gateway.errors import ConfigError
+from gateway.meta import InputSpec
+from gateway.runtime.plan import Plan
 from gateway.runtime.stack import StackError
 from gateway.settings import Settings, load_settings
+from gateway.store import ModelStore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +45,10 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start the stack (NGINX, Gunicorn, R pools) under supervisord")
     up.add_argument("--port", type=int, help="public port (overrides server.port)")
-    up.add_argument("--foreground", action="store_true", help="run supervisord in the foreground (containers)")
+    mode = up.add_mutually_exclusive_group()
+    mode.add_argument("--detach", action="store_true", help="return once ready; stop later with `gateway down`")
+    mode.add_argument("--exec", dest="exec_supervisord", action="store_true",
+                      help="become supervisord in the foreground (containers: PID 1)")
     up.set_defaults(handler=_up)
 
     commands.add_parser("down", help="stop the stack and wait for every process").set_defaults(handler=_down)
@@ -75,19 +83,73 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from gateway.runtime.stack import public_url, up
+    """Start the stack; unless detached, stay attached until Ctrl-C (or SIGTERM), then stop it all."""
+    from gateway.runtime.stack import down, up, wait_while_running
 
     settings = _settings(args)
-    if args.foreground:
-        print(f"gateway: starting in the foreground from {settings.run_dir}", flush=True)
-    plan = up(settings, port=args.port, foreground=args.foreground)
-    print(f"gateway is up at {public_url(plan)}")
+    if args.exec_supervisord:
+        print(f"gateway: supervisord takes over this process (run dir {settings.run_dir})", flush=True)
+    plan = up(settings, port=args.port, foreground=args.exec_supervisord)
+    print(welcome(settings, plan), flush=True)
+    if args.detach:
+        print("stop with: gateway down")
+        return 0
+    print("Ctrl-C stops every process of the stack.", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        wait_while_running(settings.run_dir)
+        print("gateway: supervisord exited; stopping what is left", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ngateway: stopping", flush=True)
+        return 0
+    finally:
+        down(settings.run_dir)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def welcome(settings: Settings, plan: Plan) -> str:
+    """The URL, a table of the models, and a predict a user can paste."""
+    from gateway.runtime.stack import public_url
+
+    url = public_url(plan)
+    store = ModelStore(settings.store_path)
+    rows = [("model", "version", "backend", "workers")]
+    example = ""
     for model in settings.models.values():
         pool = plan.pools.get(model.name)
-        extra = f", {len(pool.workers)} R workers" if pool else ""
-        print(f"  {model.name}: {model.backend}{extra}  {public_url(plan)}/models/{model.name}/predict")
-    print("stop with: gateway down")
-    return 0
+        version = pool.version if pool else _version_or_dash(store, model.name, model.version)
+        rows.append((model.name, version, model.backend, str(len(pool.workers)) if pool else "-"))
+        if not example and version not in ("-", "script"):
+            example = _example_curl(url, model.name, store.read_meta(model.name, version).inputs)
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    table = "\n".join("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                      for row in rows)
+    lines = [f"gateway is up at {url}", table]
+    if example:
+        lines += ["try:", f"  {example}"]
+    return "\n".join(lines)
+
+
+def _version_or_dash(store: ModelStore, name: str, version: str) -> str:
+    try:
+        return store.resolve(name, version)
+    except ConfigError:
+        return "-"
+
+
+_EXAMPLE_VALUES = {"double": 1.5, "integer": 1, "logical": True, "string": "text", "date": "2024-01-31",
+                   "datetime": "2024-01-31T12:00:00Z"}
+
+
+def _example_curl(url: str, name: str, inputs: Sequence[InputSpec]) -> str:
+    row = {spec.name: (spec.levels[0] if spec.levels else _EXAMPLE_VALUES.get(spec.type)) for spec in inputs}
+    body = json.dumps([row])
+    return (f"curl -s {url}/models/{name}/predict -H 'Content-Type: application/json' "
+            f"-d '{body}'")
 
 
 def _down(args: argparse.Namespace) -> int:

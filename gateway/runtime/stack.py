@@ -122,29 +122,37 @@ def status(run_dir: str | Path) -> str:
     programs = _supervisorctl(run_dir, "status").stdout.rstrip()
     plan = Plan.load(run_dir / PLAN_FILE)
     code, body = _get(_url(plan.public, "/readyz"))
+    listed_code, listed = _get(_url(plan.public, "/models"))
     lines = [programs, "", f"models (GET /readyz → {code or 'no answer'}):"]
-    lines += _model_lines(run_dir, body if code else "")
+    lines += _model_lines(run_dir, body if code else "", listed if listed_code == 200 else "")
     return "\n".join(lines)
 
 
-def _model_lines(run_dir: Path, readyz: str) -> list[str]:
+def _model_lines(run_dir: Path, readyz: str, models: str) -> list[str]:
+    """A table: model, version, backend, ready, workers (and why a model is not ready)."""
     settings = load_settings(run_dir / SETTINGS_COPY, env={})
-    try:
-        health = json.loads(readyz)["models"]
-    except (ValueError, KeyError, TypeError):
-        health = {}
-    width = max((len(name) for name in settings.models), default=0)
-    lines = []
+    health = _json_field(readyz, "models", {})
+    versions = {m.get("name"): str(m.get("version")) for m in _json_field(models, "models", [])}
+    rows = [["model", "version", "backend", "ready", "workers"]]
+    details = {}
     for name, model in settings.models.items():
         entry = health.get(name, {})
-        state = "ready" if entry.get("ready") else "not ready"
-        parts = [name.ljust(width), model.backend.ljust(7), state.ljust(9)]
-        if "workers" in entry:
-            parts.append(f"{entry['workers']['live']}/{entry['workers']['total']} workers live")
+        workers = entry.get("workers")
+        rows.append([name, versions.get(name, "?"), model.backend, "yes" if entry.get("ready") else "no",
+                     f"{workers['live']}/{workers['total']} live" if workers else "-"])
         if entry.get("detail"):
-            parts.append(f"({entry['detail']})")
-        lines.append("  ".join(parts).rstrip())
+            details[name] = entry["detail"]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [f"{name}: {detail}" for name, detail in details.items()]
     return lines
+
+
+def _json_field(text: str, key: str, default: Any) -> Any:
+    try:
+        return json.loads(text)[key]
+    except (ValueError, KeyError, TypeError):
+        return default
 
 
 def reload(settings: Settings) -> Plan:
@@ -172,6 +180,12 @@ def reload(settings: Settings) -> Plan:
         raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
     _supervisorctl(run_dir, "signal", "HUP", "gunicorn", check=True)
     return plan
+
+
+def wait_while_running(run_dir: str | Path, poll_s: float = 0.5) -> None:
+    """Block until the stack's supervisord is gone (Ctrl-C raises KeyboardInterrupt out of here)."""
+    while _supervisord_pid(Path(run_dir)) is not None:
+        time.sleep(poll_s)
 
 
 def pids(run_dir: str | Path) -> dict[str, int]:

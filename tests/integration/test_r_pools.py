@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from gateway.runtime import stack as stack_mod
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store, r_predict
 
@@ -275,6 +274,9 @@ def test_gateway_status_shows_the_pools(gw: Stack) -> None:
         capture_output=True, text=True, timeout=30, check=False,
     )
     assert result.returncode == 0, result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.split()[:1] == ["mtcars"])
-    assert "plumber" in line and "2/2" in line
-    assert stack_mod.status(gw.run_dir)
+    table = [line.split() for line in result.stdout.splitlines()]
+    header = next(row for row in table if row[:1] == ["model"])
+    assert header == ["model", "version", "backend", "ready", "workers"]
+    rows = {row[0]: row for row in table if row and row[0] in MODELS}
+    assert rows["mtcars"] == ["mtcars", "1", "plumber", "yes", "2/2", "live"]
+    assert rows["cars"][:4] == ["cars", "1", "plumber", "yes"]

@@ -1,0 +1,115 @@
+"""`gateway up` as a user runs it: attached, prints a working example, Ctrl-C stops everything.
+
+And `gateway reload` picks up a newly registered version while requests keep flowing.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from gateway.demo import build_iris
+from gateway.runtime import procs, stack
+from gateway.runtime.plan import free_ports
+from tests.integration.conftest import start_stack
+
+GATEWAY = str(Path(sys.executable).parent / "gateway")
+
+
+def write_config(directory: Path, store: Path) -> Path:
+    (port,) = free_ports(1)
+    config = directory / "gateway.toml"
+    config.write_text(
+        f'[server]\nport = {port}\nworkers = 1\nrun_dir = "run"\n[store]\npath = "{store}"\n'
+        '[models.iris]\nbackend = "python"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_up_attached_prints_a_working_example_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    build_iris(store)
+    config = write_config(tmp_path, store)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    process = subprocess.Popen([GATEWAY, "up", "--config", str(config)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 90
+        assert process.stdout is not None
+        while not any(line.startswith("Ctrl-C") for line in lines):
+            assert time.monotonic() < deadline and process.poll() is None, "".join(lines)
+            lines.append(process.stdout.readline())
+        output = "".join(lines)
+        assert "gateway is up at http://127.0.0.1:" in output
+        table = [line.split() for line in lines]
+        assert ["model", "version", "backend", "workers"] in table
+        assert ["iris", "1", "python", "-"] in table
+        curl = next(line.strip() for line in lines if line.strip().startswith("curl "))
+        pasted = subprocess.run(shlex.split(curl), capture_output=True, text=True, timeout=30, check=False)
+        assert '"predictions":[' in pasted.stdout, pasted.stdout + pasted.stderr
+        family = procs.family(stack._supervisord_pid(tmp_path / "run") or -1)
+        assert len(family) >= 4
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        assert not procs.alive(family)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+        stack.down(tmp_path / "run")
+
+
+def test_reload_serves_a_new_version_without_dropping_a_request(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    build_iris(store)
+    row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    with start_stack(tmp_path, {"iris": {"backend": "python"}}, store=store) as running:
+        failures: list[str] = []
+        versions: list[str] = []
+        stop = threading.Event()
+
+        def client() -> None:
+            with requests.Session() as http:
+                http.trust_env = False
+                while not stop.is_set():
+                    try:
+                        reply = http.post(running.url + "/models/iris/predict", json=[row], timeout=30)
+                    except requests.RequestException as exc:
+                        failures.append(repr(exc))
+                        continue
+                    if reply.status_code != 200:
+                        failures.append(f"{reply.status_code} {reply.text}")
+                    else:
+                        versions.append(reply.json()["version"])
+
+        threads = [threading.Thread(target=client) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(0.5)
+            build_iris(store)  # version 2 lands in the store
+            stack.reload(running.settings)
+            deadline = time.monotonic() + 30
+            while not versions or versions[-1] != "2":
+                assert time.monotonic() < deadline, "reload never served version 2"
+                time.sleep(0.1)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=30)
+        assert failures == []
+        assert versions[0] == "1" and versions[-1] == "2"
+        assert running.get("/models/iris").json()["versions"] == ["1", "2"]
