@@ -167,17 +167,22 @@ def reload(settings: Settings) -> Plan:
         raise StackError(f"no stack is running in {run_dir}; start it with `gateway up`")
     plan = Plan.load(run_dir / PLAN_FILE)
     _check_same_pools(settings, plan)
+    nginx_before = (run_dir / "nginx.conf").read_bytes()
     render_all(settings, plan)
+    nginx_changed = (run_dir / "nginx.conf").read_bytes() != nginx_before
     checked = subprocess.run([*nginx_command(run_dir), "-t"], capture_output=True, text=True, check=False)
     if checked.returncode != 0:
         raise StackError(f"the re-rendered nginx.conf is invalid; NGINX keeps the old one:\n"
                          f"{checked.stderr.strip()}")
     _supervisorctl(run_dir, "reread", check=True)
     _supervisorctl(run_dir, "update", check=True)
-    reloaded = subprocess.run([*nginx_command(run_dir), "-s", "reload"], capture_output=True,
-                              text=True, check=False)
-    if reloaded.returncode != 0:
-        raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
+    # An NGINX reload closes the old workers' idle keep-alive connections, and a client that
+    # reuses one at that instant gets a reset: reload it only when its config really changed.
+    if nginx_changed:
+        reloaded = subprocess.run([*nginx_command(run_dir), "-s", "reload"], capture_output=True,
+                                  text=True, check=False)
+        if reloaded.returncode != 0:
+            raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
     _supervisorctl(run_dir, "signal", "HUP", "gunicorn", check=True)
     return plan
 

@@ -178,3 +178,17 @@ def _upstream_servers(text: str, name: str) -> list[str]:
     block = re.search("upstream " + re.escape(name) + r" \{(.*?)\}", text, re.S)
     assert block, f"no upstream {name}"
     return re.findall(r"^\s*server (\S+?)[ ;]", block.group(1), re.M)
+
+
+def _location(text: str, path: str) -> str:
+    block = text[text.index(f"location {path} {{"):]
+    return block[: block.index("}")]
+
+
+def test_only_idempotent_routes_retry_posts(rendered: dict[str, Path]) -> None:
+    """Predicts may be re-sent to another worker; a user's own script routes may not."""
+    text = rendered["nginx"].read_text()
+    assert "non_idempotent" in _location(text, "/models/")
+    assert "non_idempotent" not in _location(text, "/")
+    assert "proxy_next_upstream error timeout http_502 non_idempotent;" in _location(text, "/r/mtcars/")
+    assert "proxy_next_upstream error timeout http_502;" in _location(text, "/r/cars/")
