@@ -16,11 +16,31 @@ function(req) {
   list(.pred = intercept + slope * as.numeric(speed))
 }
 
+#* Tag every response, as a user's logging or auth filter would
+#* @filter tag
+function(req, res) {
+  res$setHeader("X-Cars-Api", "1")
+  plumber::forward()
+}
+
 #* Say hello
 #* @param name who to greet
+#* @param greeting optional, from the query string
 #* @get /hello/<name>
-function(name) {
-  list(message = paste0("hello ", name))
+function(name, greeting = "hello") {
+  list(message = paste0(greeting, " ", name))
+}
+
+#* Record feedback on a prediction: answers 201 with what it stored
+#* @post /feedback
+function(req, res) {
+  feedback <- req$body
+  if (is.null(feedback$speed) || is.null(feedback$observed)) {
+    res$status <- 400
+    return(list(error = "send speed and observed"))
+  }
+  res$status <- 201
+  list(stored = list(speed = feedback$speed, observed = feedback$observed))
 }
 
 #* Summary of the cars data the model was fitted on, as CSV

@@ -216,6 +216,9 @@ def test_every_worker_down_is_503_naming_the_model_then_the_pool_recovers(gw: St
     assert reply.status_code == 503, reply.text
     assert reply.headers["Content-Type"] == "application/problem+json"
     assert "mtcars" in reply.json()["detail"]
+    ready = gw.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["models"]["mtcars"]["ready"] is False
     deadline = time.monotonic() + 15
     while gw.post("/models/mtcars/predict", json=MTCARS_ROWS).status_code != 200:
         assert time.monotonic() < deadline, "the pool did not recover"
@@ -257,9 +260,17 @@ def test_plumber_script_error_is_422_with_its_message(gw: Stack) -> None:
 
 
 def test_plumber_script_routes_pass_through_unchanged(gw: Stack) -> None:
-    hello = gw.get("/plumber/cars/hello/world?unused=1")
+    hello = gw.get("/plumber/cars/hello/world?greeting=hi")
     assert hello.status_code == 200
-    assert hello.json() == {"message": ["hello world"]}
+    assert hello.json() == {"message": ["hi world"]}
+    assert hello.headers["X-Cars-Api"] == "1"  # the script's own filter ran
+    stored = gw.post("/plumber/cars/feedback", json={"speed": 12, "observed": 30.5})
+    assert stored.status_code == 201
+    assert stored.json() == {"stored": {"speed": [12], "observed": [30.5]}}
+    refused = gw.post("/plumber/cars/feedback", json={"speed": 12})
+    assert refused.status_code == 400
+    assert refused.json() == {"error": ["send speed and observed"]}
+    assert refused.headers["Content-Type"].startswith("application/json")
     stats = gw.get("/plumber/cars/stats")
     assert stats.status_code == 200
     assert stats.headers["Content-Type"].startswith("text/csv")

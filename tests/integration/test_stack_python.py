@@ -129,3 +129,35 @@ def _poll(running: Stack, done: Any, deadline_s: float) -> Any:
 
 def _gunicorn_access_log(running: Stack) -> str:
     return (running.run_dir / "logs" / "gunicorn-access.log").read_text()
+
+
+def _forms(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    columns = list(rows[0])
+    csv = ",".join(columns) + "\n" + "\n".join(",".join(str(r[c]) for c in columns) for r in rows)
+    return {
+        "records": {"json": rows},
+        "instances": {"json": {"instances": rows}},
+        "inputs": {"json": {"inputs": {c: [r[c] for r in rows] for c in columns}}},
+        "dataframe_split": {"json": {"dataframe_split": {"columns": columns,
+                                                         "data": [[r[c] for c in columns] for r in rows]}}},
+        "dataframe_records": {"json": {"dataframe_records": rows}},
+        "csv": {"data": csv, "headers": {"Content-Type": "text/csv"}},
+    }
+
+
+@pytest.mark.parametrize("form", list(_forms(IRIS_ROWS)))
+def test_every_request_form_through_nginx(python_stack: Stack, form: str) -> None:
+    expected = python_stack.post("/models/iris/predict", json=IRIS_ROWS).json()["predictions"]
+    reply = python_stack.post("/models/iris/versions/2/predict", **_forms(IRIS_ROWS)[form])
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["predictions"] == expected
+    assert reply.json()["version"] == "2"
+
+
+def test_listing_and_metadata_through_nginx(python_stack: Stack) -> None:
+    listed = python_stack.get("/models", allow_redirects=False)
+    assert listed.status_code == 200
+    assert {m["name"] for m in listed.json()["models"]} == {"iris", "churn"}
+    meta = python_stack.get("/models/churn", allow_redirects=False)
+    assert meta.status_code == 200
+    assert [c["name"] for c in meta.json()["inputs"]] == ["tenure", "monthly", "plan"]

@@ -188,7 +188,7 @@ def _location(text: str, path: str) -> str:
 def test_only_idempotent_routes_retry_posts(rendered: dict[str, Path]) -> None:
     """Predicts may be re-sent to another worker; a user's own script routes may not."""
     text = rendered["nginx"].read_text()
-    assert "non_idempotent" in _location(text, "/models/")
+    assert "non_idempotent" in _location(text, "~ ^/models/[^/]+/(versions/[^/]+/)?predict$")
     assert "non_idempotent" not in _location(text, "/")
     assert "proxy_next_upstream error timeout http_502 non_idempotent;" in _location(text, "/r/mtcars/")
     assert "proxy_next_upstream error timeout http_502;" in _location(text, "/r/cars/")
