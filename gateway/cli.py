@@ -95,7 +95,9 @@ def _up(args: argparse.Namespace) -> int:
         print("stop with: gateway down")
         return 0
     print("Ctrl-C stops every process of the stack.", flush=True)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Installed explicitly: a shell that starts us in the background sets SIGINT to "ignore".
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         wait_while_running(settings.run_dir)
         print("gateway: supervisord exited; stopping what is left", file=sys.stderr)

@@ -98,10 +98,15 @@ def _register_python_file(store_root: Path, name: str, path: Path, sample: Path,
 
 
 def _register_rds(store_root: Path, name: str, path: Path, sample: Path, description: str) -> str:
-    """Delegate to the R package's save_model, so R and the shell write identical model.json."""
+    """Delegate to the R package's save_model, so R and the shell write identical model.json.
+
+    CSV does not keep R's integer/double distinction (write.csv writes the double 110 as `110`),
+    so whole-number columns are read as double: declaring them integer would refuse 110.5.
+    """
     code = (
         "args <- commandArgs(trailingOnly = TRUE); "
         "sample <- utils::read.csv(args[4], stringsAsFactors = TRUE, check.names = FALSE); "
+        "sample[] <- lapply(sample, function(x) if (is.integer(x)) as.double(x) else x); "
         "dir <- gatewayr::save_model(readRDS(args[1]), args[2], args[3], sample = sample, "
         "description = args[5]); cat(basename(dir))"
     )
