@@ -117,9 +117,14 @@ def _register_rds(store_root: Path, name: str, path: Path, sample: Path, descrip
 def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:
     """Copy the script with the files beside it (scripts read them) into a new version."""
     inputs = infer_inputs(pd.read_csv(sample)) if sample else ()
+    store = Path(store_root).resolve()
 
     def write(directory: Path, version: str) -> None:
         for entry in script.parent.iterdir():
+            # The store often sits beside the script (the default layout): copying it into one
+            # of its own versions would recurse forever.
+            if store.is_relative_to(entry.resolve()):
+                continue
             target = directory / entry.name
             if entry.is_dir():
                 shutil.copytree(entry, target)

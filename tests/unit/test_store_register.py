@@ -315,6 +315,19 @@ def test_cli_registers_a_plumber_script_with_the_files_beside_it(tmp_path: Path)
     assert meta["sha256"] == sha256_of(directory / "plumber.R")
 
 
+def test_cli_registers_a_script_that_sits_beside_the_store(tmp_path: Path) -> None:
+    # The default layout: gateway.toml, plumber.R, its data and store/ in one directory.
+    for entry in (REPO_ROOT / "plumber" / "cars").iterdir():
+        shutil.copy2(entry, tmp_path / entry.name)
+    config = write_config(tmp_path)
+    argv = ["--config", str(config), "register", "cars", str(tmp_path / "plumber.R")]
+    assert main(argv) == 0
+    assert main(argv) == 0  # now the store holds a version: it must not be copied into the next
+    second = tmp_path / "store" / "cars" / "2"
+    expected = {p.name for p in (REPO_ROOT / "plumber" / "cars").iterdir()} | {"gateway.toml", "model.json"}
+    assert {p.name for p in second.iterdir()} == expected
+
+
 def test_cli_without_a_sample_for_skops_is_exit_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
