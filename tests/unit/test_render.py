@@ -192,3 +192,13 @@ def test_only_idempotent_routes_retry_posts(rendered: dict[str, Path]) -> None:
     assert "non_idempotent" not in _location(text, "/")
     assert "proxy_next_upstream error timeout http_502 non_idempotent;" in _location(text, "/r/mtcars/")
     assert "proxy_next_upstream error timeout http_502;" in _location(text, "/r/cars/")
+
+
+def test_no_keepalive_to_plumber_workers(rendered: dict[str, Path]) -> None:
+    """httpuv + reused connections = a delayed-ACK stall per reply (see bench/stack_latency.py)."""
+    text = rendered["nginx"].read_text()
+    for name in ("r_mtcars", "r_cars"):
+        block = text[text.index(f"upstream {name} {{"):]
+        assert "keepalive " not in block[: block.index("}")]
+    app = text[text.index("upstream gateway_app {"):]
+    assert "keepalive 32;" in app[: app.index("}")]
