@@ -150,9 +150,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return value.lower() in {"true", "1"}
         if isinstance(value, bool):
             return value
-    elif hint is int and not isinstance(value, bool):
+    elif hint is int and not isinstance(value, bool) and not isinstance(value, float):
         try:
-            return int(value)
+            return int(value)  # an env string like "8080"; "80.9" is refused, never truncated
         except (TypeError, ValueError):
             pass
     elif hint is float and not isinstance(value, bool):
@@ -179,8 +179,11 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
             continue
         parts = [p.lower() for p in key.removeprefix("GATEWAY_").split("__")]
         target = raw
-        for part in parts[:-1]:
+        for depth, part in enumerate(parts[:-1]):
             target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"{key}: {where} is a value, not a section; drop the part after it")
         target[parts[-1]] = value
 
 

@@ -250,3 +250,14 @@ def test_invalid_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
 def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "absent.toml", env={})
+
+
+def test_a_fraction_in_an_integer_key_is_refused_not_truncated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"server\.workers.*2\.7"):
+        load_settings(write_config(tmp_path, "[server]\nworkers = 2.7\n"), env={})
+
+
+def test_an_env_override_below_a_plain_value_is_a_config_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "[server]\nport = 8081\n")
+    with pytest.raises(ConfigError, match=r"GATEWAY_SERVER__PORT__X: server\.port is a value"):
+        load_settings(config, env={"GATEWAY_SERVER__PORT__X": "1"})
