@@ -124,7 +124,7 @@ def welcome(settings: Settings, plan: Plan) -> str:
     for model in settings.models.values():
         pool = plan.pools.get(model.name)
         version = pool.version if pool else _version_or_dash(store, model.name, model.version)
-        rows.append((model.name, version, model.backend, str(len(pool.workers)) if pool else "-"))
+        rows.append((model.name, version, model.backend, str(len(pool.upstreams)) if pool else "-"))
         if not example and version not in ("-", "script"):
             example = _example_curl(url, model.name, store.read_meta(model.name, version).inputs)
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

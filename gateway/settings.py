@@ -53,7 +53,8 @@ class ModelSettings:
     version: str = "latest"
     description: str = ""
     trusted: bool = False  # allow pickle/joblib artefacts (they run code when loaded)
-    workers: int = 2  # R pool size (plumber backend)
+    workers: int = 2  # R pool size on this host (plumber backend)
+    hosts: tuple[str, ...] = ()  # "host:port" of remote pool entrypoints (other hosts, k8s Services)
     timeout_s: float = 30.0  # per predict call; beyond it the client gets a 504
     script: str | None = None  # a user's plumber.R served as written
     predict_route: str | None = None  # the script route that answers /models/<name>/predict
@@ -145,6 +146,12 @@ def _build(cls: type, values: Any, where: str) -> Any:
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check a value against a field type; strings from the environment are converted."""
     args = get_args(hint)
+    if hint == tuple[str, ...]:
+        if isinstance(value, str):  # from the environment: comma-separated
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
     if hint is bool:
         if isinstance(value, str) and value.lower() in {"true", "false", "1", "0"}:
             return value.lower() in {"true", "1"}
@@ -197,8 +204,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
     for model in settings.models.values():
         where = f"models.{model.name}"
-        if model.workers < 1:
-            raise ConfigError(f"{where}.workers must be at least 1")
+        if model.workers < 0 or (model.workers == 0 and not model.hosts):
+            raise ConfigError(f"{where}.workers must be at least 1 (or 0 with remote hosts)")
+        for host in model.hosts:
+            name, _, port = host.rpartition(":")
+            if not name or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ConfigError(f"{where}.hosts: {host!r} is not host:port")
+        if model.hosts and model.backend != "plumber":
+            raise ConfigError(f"{where}.hosts needs backend = \"plumber\"")
         if model.batch.max_size < 1 or model.batch.max_wait_ms < 0:
             raise ConfigError(f"{where}.batch: max_size >= 1 and max_wait_ms >= 0")
         # Timeouts are ordered so the innermost fires first and the client gets a clean 504:

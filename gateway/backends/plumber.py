@@ -70,7 +70,7 @@ class PlumberBackend(Backend):
         self.model = model
         self.pool = pool
         self.base_url = f"{internal_url}/r/{model.name}"
-        self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.workers)))
+        self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.upstreams)))
 
     def load(self) -> None:
         """Nothing to load here: supervisord runs the pool; readiness comes from health()."""
@@ -108,8 +108,8 @@ class PlumberBackend(Backend):
 
     def health(self) -> Health:
         """Live = accepting TCP connections: a worker busy with a long predict still counts."""
-        live = sum(_accepts(w.host, w.port) for w in self.pool.workers)
-        total = len(self.pool.workers)
+        live = sum(_accepts(w.host, w.port) for w in self.pool.upstreams)
+        total = len(self.pool.upstreams)
         detail = "" if live else f"no live R worker (0 of {total})"
         return Health(ready=live > 0, detail=detail, live=live, total=total)
 

@@ -36,8 +36,14 @@ class PoolPlan:
     kind: Literal["model", "script"]  # generic worker over model.rds, or a user's plumber.R
     target: str  # version directory (model) or script path (script)
     version: str
-    workers: tuple[Endpoint, ...]
+    workers: tuple[Endpoint, ...]  # Plumber processes supervisord runs on this host
     timeout_s: float
+    hosts: tuple[Endpoint, ...] = ()  # remote entrypoints of the same pool (not supervised here)
+
+    @property
+    def upstreams(self) -> tuple[Endpoint, ...]:
+        """Every address the pool's NGINX upstream balances over."""
+        return self.workers + self.hosts
 
     @property
     def health_path(self) -> str:
@@ -65,7 +71,8 @@ class Plan:
     def load(cls, path: str | Path) -> Plan:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
         pools = {
-            name: PoolPlan(**{**pool, "workers": tuple(Endpoint(**w) for w in pool["workers"])})
+            name: PoolPlan(**{**pool, "workers": tuple(Endpoint(**w) for w in pool["workers"]),
+                              "hosts": tuple(Endpoint(**h) for h in pool.get("hosts", ()))})
             for name, pool in raw["pools"].items()
         }
         return cls(
@@ -116,6 +123,7 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
             version=version,
             workers=tuple(Endpoint("127.0.0.1", p) for p in ports),
             timeout_s=model.timeout_s,
+            hosts=tuple(_endpoint(h) for h in model.hosts),
         )
     return Plan(
         run_dir=str(settings.run_dir),
@@ -135,3 +143,8 @@ def free_ports(count: int) -> list[int]:
             sock.bind(("127.0.0.1", 0))
             ports.append(sock.getsockname()[1])
         return ports
+
+
+def _endpoint(address: str) -> Endpoint:
+    host, _, port = address.rpartition(":")
+    return Endpoint(host, int(port))
