@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser("render", help="write the rendered configs into a directory")
     render.add_argument("--out", required=True, type=Path, help="output directory")
+    render.add_argument("--target", choices=["local", "kubernetes"], default="local",
+                        help="local: nginx/supervisord/gunicorn configs; kubernetes: manifests")
     render.set_defaults(handler=_render)
 
     register = commands.add_parser("register", help="add a model file or Plumber script to the store")
@@ -183,6 +185,12 @@ def _render(args: argparse.Namespace) -> int:
     from gateway.runtime.render import render_to
 
     settings = _settings(args)
+    if args.target == "kubernetes":
+        from gateway.runtime.kubernetes import write_manifests
+
+        for name, path in write_manifests(settings, args.out).items():
+            print(f"{name}: {path}")
+        return 0
     for name, path in render_to(settings, make_plan(settings), args.out).items():
         print(f"{name}: {path}")
     return 0

@@ -64,12 +64,31 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
+class KubernetesSettings:
+    """What `gateway render --target kubernetes` needs beyond the stack's own settings."""
+
+    namespace: str = "default"
+    gateway_image: str = "gateway:latest"  # deploy/docker/gateway.Dockerfile
+    worker_image: str = "gateway-r-worker:latest"  # deploy/docker/r-worker.Dockerfile
+    gateway_replicas: int = 2
+    worker_port: int = 8000  # every R worker pod listens here; its Service too
+    store_claim: str = "model-store"  # PersistentVolumeClaim holding the model store
+    store_size: str = "5Gi"
+    gateway_cpu: str = "1"
+    gateway_memory: str = "1Gi"
+    worker_cpu: str = "500m"  # one R process per pod: about one core at most
+    worker_memory: str = "512Mi"
+    max_scale: int = 4  # HPA: at most workers x max_scale pods per R model
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings
     store: StoreSettings
     models: dict[str, ModelSettings]
     base_dir: Path  # directory of the config file; relative paths resolve here
     config_path: Path | None = None
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
 
     @property
     def store_path(self) -> Path:
@@ -106,11 +125,14 @@ def settings_from_dict(
     raw: dict[str, Any], *, base_dir: Path, config_path: Path | None = None
 ) -> Settings:
     """Build Settings from parsed TOML; unknown keys and bad values are ConfigErrors."""
-    unknown = set(raw) - {"server", "store", "models"}
+    unknown = set(raw) - {"server", "store", "models", "kubernetes"}
     if unknown:
-        raise ConfigError(f"unknown config section {sorted(unknown)[0]!r}; known: server, store, models")
+        raise ConfigError(
+            f"unknown config section {sorted(unknown)[0]!r}; known: server, store, models, kubernetes"
+        )
     server = _build(ServerSettings, raw.get("server", {}), "server")
     store = _build(StoreSettings, raw.get("store", {}), "store")
+    kubernetes = _build(KubernetesSettings, raw.get("kubernetes", {}), "kubernetes")
     models: dict[str, ModelSettings] = {}
     for name, table in raw.get("models", {}).items():
         if not MODEL_NAME.match(name):
@@ -123,7 +145,7 @@ def settings_from_dict(
         table = dict(table)
         batch = _build(BatchSettings, table.pop("batch", {}), f"models.{name}.batch")
         models[name] = _build(ModelSettings, {**table, "name": name, "batch": batch}, f"models.{name}")
-    settings = Settings(server, store, models, base_dir=base_dir, config_path=config_path)
+    settings = Settings(server, store, models, base_dir=base_dir, config_path=config_path, kubernetes=kubernetes)
     _validate(settings)
     return settings
 

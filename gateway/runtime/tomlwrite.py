@@ -25,7 +25,8 @@ def settings_to_toml(settings: Settings) -> str:
         if model.script is not None:
             table["script"] = str(settings.resolve(model.script))
         models[name] = table
-    raw = {"server": server, "store": {"path": str(settings.store_path)}, "models": models}
+    raw = {"server": server, "store": {"path": str(settings.store_path)}, "models": models,
+           "kubernetes": dataclasses.asdict(settings.kubernetes)}
     header = "# Resolved copy of the gateway settings, written by `gateway up`; do not edit.\n"
     if settings.config_path is not None:
         header += f"# Source: {settings.config_path}\n"
