@@ -51,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
                       help="become supervisord in the foreground (containers: PID 1)")
     up.set_defaults(handler=_up)
 
+    worker = commands.add_parser("worker", help="run only the R pools this host serves for a remote gateway")
+    worker.add_argument("--listen", required=True, help="this host's private address, as the models' `hosts` name it")
+    worker_mode = worker.add_mutually_exclusive_group()
+    worker_mode.add_argument("--detach", action="store_true", help="return once ready")
+    worker_mode.add_argument("--exec", dest="exec_supervisord", action="store_true",
+                             help="become supervisord in the foreground (containers: PID 1)")
+    worker.set_defaults(handler=_up, port=None)
+
     commands.add_parser("down", help="stop the stack and wait for every process").set_defaults(handler=_down)
     commands.add_parser("status", help="programs and readiness").set_defaults(handler=_status)
     commands.add_parser("reload", help="apply config changes without a restart").set_defaults(handler=_reload)
@@ -91,8 +99,13 @@ def _up(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.exec_supervisord:
         print(f"gateway: supervisord takes over this process (run dir {settings.run_dir})", flush=True)
-    plan = up(settings, port=args.port, foreground=args.exec_supervisord)
-    print(welcome(settings, plan), flush=True)
+    listen = getattr(args, "listen", None)
+    plan = up(settings, port=args.port, foreground=args.exec_supervisord, listen=listen)
+    if plan.role == "worker":
+        print("\n".join(f"worker host: {name} ({len(pool.workers)} R workers) on {plan.listens[name].address}"
+                        for name, pool in plan.pools.items()), flush=True)
+    else:
+        print(welcome(settings, plan), flush=True)
     if args.detach:
         print("stop with: gateway down")
         return 0

@@ -12,7 +12,7 @@ from gateway.backends.python import PythonBackend
 from gateway.errors import ConfigError, NotFound, Unavailable
 from gateway.meta import ModelMeta
 from gateway.runtime.plan import Plan
-from gateway.settings import ModelSettings, Settings
+from gateway.settings import ModelSettings, Settings, cluster_secret
 from gateway.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, p
         )
         if meta.language != "r":
             raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
-        backend = PlumberBackend(meta, model, pool, plan.internal_url)
+        backend = PlumberBackend(meta, model, pool, plan.internal_url, cluster_secret(settings))
         return ServedModel(model, current=pool.version, versions=[pool.version], backends={pool.version: backend})
     raise ConfigError(
         f"models.{model.name}: backend {model.backend!r} is not available in this build; "

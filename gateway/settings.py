@@ -33,6 +33,9 @@ class ServerSettings:
     gunicorn_port: int = 0  # 0: pick a free loopback port at start
     internal_port: int = 0  # internal NGINX (R upstreams), loopback only; 0: pick free
     worker_port_base: int = 0  # first R worker port; 0: pick free ports
+    # A file holding the secret the gateway's NGINX sends to worker hosts (`gateway worker`),
+    # which refuse requests without it. Same file on every host; empty: no check.
+    cluster_secret_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.workers and server.threads must be at least 1")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
+    if server.cluster_secret_file:
+        cluster_secret(settings)  # readable and well-formed, or a ConfigError now
     for model in settings.models.values():
         where = f"models.{model.name}"
         if model.workers < 0 or (model.workers == 0 and not model.hosts):
@@ -247,3 +252,20 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.script needs backend = \"plumber\"")
         if model.script is not None and not settings.resolve(model.script).is_file():
             raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")
+
+
+def cluster_secret(settings: Settings) -> str:
+    """The shared secret between the gateway and its worker hosts ("" when none is configured)."""
+    if not settings.server.cluster_secret_file:
+        return ""
+    path = settings.resolve(settings.server.cluster_secret_file)
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"server.cluster_secret_file: cannot read {path} ({exc.strerror})") from None
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32,256}", secret):
+        raise ConfigError(
+            f"server.cluster_secret_file: {path} must hold 32-256 characters of [A-Za-z0-9_-], e.g. "
+            "from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return secret

@@ -33,7 +33,7 @@ from gateway.errors import (
     Unavailable,
 )
 from gateway.meta import ModelMeta
-from gateway.runtime.plan import PoolPlan
+from gateway.runtime.plan import Endpoint, PoolPlan
 from gateway.settings import ModelSettings
 
 CONNECT_TIMEOUT_S = 2.0
@@ -65,8 +65,10 @@ class _Sessions:
 class PlumberBackend(Backend):
     kind = "plumber"
 
-    def __init__(self, meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str) -> None:
+    def __init__(self, meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
+                 cluster_secret: str = "") -> None:
         super().__init__(meta)
+        self._host_headers = {"X-Gateway-Secret": cluster_secret} if cluster_secret else {}
         self.model = model
         self.pool = pool
         self.base_url = f"{internal_url}/r/{model.name}"
@@ -107,11 +109,23 @@ class PlumberBackend(Backend):
         return reply
 
     def health(self) -> Health:
-        """Live = accepting TCP connections: a worker busy with a long predict still counts."""
-        live = sum(_accepts(w.host, w.port) for w in self.pool.upstreams)
+        """Local workers: live = accepting TCP connections (a worker busy with a long predict
+        still counts). Remote hosts: their NGINX always accepts, so ask for the pool's health
+        route through it (an R worker there must answer).
+        """
+        live = sum(_accepts(w.host, w.port) for w in self.pool.workers)
+        live += sum(self._host_answers(host) for host in self.pool.hosts)
         total = len(self.pool.upstreams)
         detail = "" if live else f"no live R worker (0 of {total})"
         return Health(ready=live > 0, detail=detail, live=live, total=total)
+
+    def _host_answers(self, host: Endpoint) -> bool:
+        try:
+            reply = self._sessions.get().get(f"http://{host.address}{self.pool.health_path}",
+                                             headers=self._host_headers, timeout=(0.5, 2.0))
+        except requests.RequestException:
+            return False
+        return reply.status_code == 200
 
     def _post(self, route: str, body: bytes) -> requests.Response:
         try:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import socket
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from gateway.errors import ConfigError
-from gateway.settings import Settings
+from gateway.settings import ModelSettings, Settings
 from gateway.store import ModelStore
 
 PLAN_FILE = "plan.json"
@@ -57,6 +57,10 @@ class Plan:
     gunicorn: Endpoint
     internal: Endpoint  # the internal NGINX that load-balances the R pools
     pools: dict[str, PoolPlan]
+    # "gateway": the whole stack. "worker": only R pools, each behind an NGINX listening on this
+    # host's private address (`listens`), for a gateway on another host (`gateway worker`).
+    role: str = "gateway"
+    listens: dict[str, Endpoint] = field(default_factory=dict)
 
     @property
     def internal_url(self) -> str:
@@ -81,6 +85,8 @@ class Plan:
             gunicorn=Endpoint(**raw["gunicorn"]),
             internal=Endpoint(**raw["internal"]),
             pools=pools,
+            role=raw.get("role", "gateway"),
+            listens={name: Endpoint(**e) for name, e in raw.get("listens", {}).items()},
         )
 
 
@@ -96,19 +102,6 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     next_base = server.worker_port_base
     pools: dict[str, PoolPlan] = {}
     for model in r_models:
-        if model.script is not None:
-            kind, target, version = "script", str(settings.resolve(model.script)), "script"
-        else:
-            version = store.resolve(model.name, model.version)
-            meta = store.read_meta(model.name, version)
-            directory = store.version_dir(model.name, version)
-            kind = "script" if meta.format == "plumber" else "model"
-            if kind == "model" and model.predict_route is not None:
-                raise ConfigError(
-                    f"models.{model.name}.predict_route: version {version} is a saved R model, not a "
-                    "Plumber script; the generic worker already answers predict, remove predict_route"
-                )
-            target = str(directory / meta.artefact) if kind == "script" else str(directory)
         ports = []
         for _ in range(model.workers):
             if next_base:
@@ -116,15 +109,7 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
                 next_base += 1
             else:
                 ports.append(next(free))
-        pools[model.name] = PoolPlan(
-            model=model.name,
-            kind=kind,
-            target=target,
-            version=version,
-            workers=tuple(Endpoint("127.0.0.1", p) for p in ports),
-            timeout_s=model.timeout_s,
-            hosts=tuple(_endpoint(h) for h in model.hosts),
-        )
+        pools[model.name] = _pool_plan(settings, store, model, ports, hosts=model.hosts)
     return Plan(
         run_dir=str(settings.run_dir),
         public=Endpoint(server.host, port or server.port),
@@ -148,3 +133,55 @@ def free_ports(count: int) -> list[int]:
 def _endpoint(address: str) -> Endpoint:
     host, _, port = address.rpartition(":")
     return Endpoint(host, int(port))
+
+
+def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, ports: list[int],
+               hosts: tuple[str, ...]) -> PoolPlan:
+    """The pool of one R model: what it serves (a version or a script) and where."""
+    if model.script is not None:
+        kind, target, version = "script", str(settings.resolve(model.script)), "script"
+    else:
+        version = store.resolve(model.name, model.version)
+        meta = store.read_meta(model.name, version)
+        directory = store.version_dir(model.name, version)
+        kind = "script" if meta.format == "plumber" else "model"
+        if kind == "model" and model.predict_route is not None:
+            raise ConfigError(
+                f"models.{model.name}.predict_route: version {version} is a saved R model, not a "
+                "Plumber script; the generic worker already answers predict, remove predict_route"
+            )
+        target = str(directory / meta.artefact) if kind == "script" else str(directory)
+    return PoolPlan(
+        model=model.name,
+        kind=kind,  # type: ignore[arg-type]
+        target=target,
+        version=version,
+        workers=tuple(Endpoint("127.0.0.1", p) for p in ports),
+        timeout_s=model.timeout_s,
+        hosts=tuple(_endpoint(h) for h in hosts),
+    )
+
+
+def make_worker_plan(settings: Settings, listen_host: str) -> Plan:
+    """`gateway worker` on the host whose private address is listen_host.
+
+    It runs the pools of every model whose `hosts` names this address; each pool gets its
+    model's `workers` local Plumber processes behind an NGINX on that host:port.
+    """
+    store = ModelStore(settings.store_path)
+    assigned = [
+        (model, _endpoint(address))
+        for model in settings.models.values() if model.backend == "plumber"
+        for address in model.hosts if _endpoint(address).host == listen_host
+    ]
+    if not assigned:
+        raise ConfigError(f"no model lists {listen_host} in its `hosts`; nothing to run on this host")
+    free = iter(free_ports(sum(max(1, model.workers) for model, _ in assigned)))
+    pools, listens = {}, {}
+    for model, listen in assigned:
+        ports = [next(free) for _ in range(max(1, model.workers))]
+        pools[model.name] = _pool_plan(settings, store, model, ports, hosts=())
+        listens[model.name] = listen
+    unused = Endpoint("127.0.0.1", 0)
+    return Plan(run_dir=str(settings.run_dir), public=unused, gunicorn=unused, internal=unused,
+                pools=pools, role="worker", listens=listens)

@@ -24,7 +24,7 @@ from gateway.errors import PayloadTooLarge, Unavailable
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.tomlwrite import settings_to_toml
-from gateway.settings import Settings
+from gateway.settings import Settings, cluster_secret
 
 NGINX = "/usr/sbin/nginx"
 SETTINGS_COPY = "settings.toml"
@@ -103,6 +103,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
     return {
         "source": settings.config_path or "settings built in code",
         "plan": plan,
+        "cluster_secret": cluster_secret(settings),
         "server": server,
         "run_dir": run_dir,
         "logs": f"{run_dir}/logs",

@@ -24,7 +24,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.registry import build_registry
 from gateway.runtime import procs
-from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan
+from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan
 from gateway.runtime.render import (
     SETTINGS_COPY,
     bin_path,
@@ -32,7 +32,7 @@ from gateway.runtime.render import (
     render_all,
     supervisor_socket,
 )
-from gateway.settings import Settings, load_settings
+from gateway.settings import Settings, cluster_secret, load_settings
 
 SUPERVISORD_PID = "supervisord.pid"
 _ERROR_WORDS = re.compile(r"error|exception|traceback|fatal|emerg|crit|failed", re.IGNORECASE)
@@ -43,11 +43,13 @@ class StackError(Exception):
 
 
 def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
-       wait_s: float = 90.0) -> Plan:
+       wait_s: float = 90.0, listen: str | None = None) -> Plan:
     """Start the stack and return its plan once GET /readyz answers 200 through NGINX.
 
     Raises StackError (after stopping whatever did start) with supervisord's view and the
     log lines that mention an error. With foreground=True this process becomes supervisord.
+    With `listen` (a worker host's private address) only the R pools that the config assigns to
+    that address start, each behind an NGINX on it; ready when each answers its health route.
     """
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -55,10 +57,13 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
     if running is not None:
         raise StackError(f"a stack is already running in {run_dir} (supervisord pid {running}); "
                          "stop it with `gateway down` or use another server.run_dir")
-    plan = make_plan(settings, port=port)
-    # Fail here, in seconds and with the config's words, rather than in a Gunicorn worker
-    # that supervisord then restarts until it gives up.
-    build_registry(settings, plan, load=False)
+    if listen is None:
+        plan = make_plan(settings, port=port)
+        # Fail here, in seconds and with the config's words, rather than in a Gunicorn worker
+        # that supervisord then restarts until it gives up.
+        build_registry(settings, plan, load=False)
+    else:
+        plan = make_worker_plan(settings, listen)
     _check_ports_free(plan)
     plan.save()
     files = render_all(settings, plan, foreground=foreground)
@@ -121,6 +126,9 @@ def status(run_dir: str | Path) -> str:
         return f"no stack is running in {run_dir}"
     programs = _supervisorctl(run_dir, "status").stdout.rstrip()
     plan = Plan.load(run_dir / PLAN_FILE)
+    if plan.role == "worker":
+        pools = [f"{name} on {plan.listens[name].address}" for name in plan.pools]
+        return programs + "\n\nworker host serving: " + ", ".join(pools)
     code, body = _get(_url(plan.public, "/readyz"))
     listed_code, listed = _get(_url(plan.public, "/models"))
     lines = [programs, "", f"models (GET /readyz → {code or 'no answer'}):"]
@@ -205,6 +213,9 @@ def public_url(plan: Plan) -> str:
 
 
 def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
+    if plan.role == "worker":
+        _wait_worker_ready(settings, plan, wait_s)
+        return
     run_dir = Path(plan.run_dir)
     url = _url(plan.public, "/readyz")
     start = time.monotonic()
@@ -223,6 +234,24 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
             last = f"{code} {body[:500]}"
         if elapsed > wait_s:
             raise StackError(f"the stack was not ready within {wait_s:g} s; GET {url}: {last}")
+        time.sleep(0.2)
+
+
+def _wait_worker_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
+    """Every pool answers its health route through this host's NGINX, as the gateway will call it."""
+    headers = {"X-Gateway-Secret": cluster_secret(settings)} if cluster_secret(settings) else {}
+    deadline = time.monotonic() + wait_s
+    waiting = dict(plan.pools)
+    while waiting:
+        fatal = _fatal_programs(Path(plan.run_dir))
+        if fatal:
+            raise StackError(f"{', '.join(fatal)} could not be started (FATAL in supervisord)")
+        for name, pool in list(waiting.items()):
+            code, _ = _get(_url(plan.listens[name], pool.health_path), headers)
+            if code == 200:
+                del waiting[name]
+        if time.monotonic() > deadline:
+            raise StackError(f"pools not ready within {wait_s:g} s: {', '.join(waiting)}")
         time.sleep(0.2)
 
 
@@ -270,8 +299,9 @@ def _check_same_pools(settings: Settings, plan: Plan) -> None:
 
 
 def _check_ports_free(plan: Plan) -> None:
-    endpoints = [plan.public, plan.gunicorn, plan.internal]
+    endpoints = [plan.public, plan.gunicorn, plan.internal] if plan.role == "gateway" else []
     endpoints += [w for pool in plan.pools.values() for w in pool.workers]
+    endpoints += list(plan.listens.values())
     for endpoint in endpoints:
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -324,11 +354,11 @@ def _url(endpoint: Endpoint, path: str) -> str:
     return f"http://{_connect_host(endpoint.host)}:{endpoint.port}{path}"
 
 
-def _get(url: str) -> tuple[int, str]:
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     """(status, body); (0, reason) when nothing answers. Never through a proxy: loopback."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=5) as reply:
+        with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=5) as reply:
             return reply.status, reply.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         with exc:
