@@ -59,6 +59,8 @@ class PredictionService:
             entry: dict[str, Any] = {"ready": health.ready}
             if health.total is not None:
                 entry["workers"] = {"live": health.live, "total": health.total}
+            if health.hosts is not None:
+                entry["hosts"] = health.hosts
             if health.detail:
                 entry["detail"] = health.detail
             detail[served.name] = entry
@@ -91,6 +93,8 @@ class PredictionService:
         )
         if health.total is not None:
             summary["workers"] = {"live": health.live, "total": health.total}
+        if health.hosts is not None:
+            summary["hosts"] = health.hosts
         return summary
 
 

@@ -16,6 +16,7 @@ class Health:
     detail: str = ""
     live: int | None = None  # pools only: workers accepting connections
     total: int | None = None
+    hosts: dict[str, bool] | None = None  # pools with remote hosts: address → answering
 
 
 class Backend(ABC):

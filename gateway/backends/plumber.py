@@ -113,11 +113,11 @@ class PlumberBackend(Backend):
         still counts). Remote hosts: their NGINX always accepts, so ask for the pool's health
         route through it (an R worker there must answer).
         """
-        live = sum(_accepts(w.host, w.port) for w in self.pool.workers)
-        live += sum(self._host_answers(host) for host in self.pool.hosts)
+        hosts = {host.address: self._host_answers(host) for host in self.pool.hosts}
+        live = sum(_accepts(w.host, w.port) for w in self.pool.workers) + sum(hosts.values())
         total = len(self.pool.upstreams)
         detail = "" if live else f"no live R worker (0 of {total})"
-        return Health(ready=live > 0, detail=detail, live=live, total=total)
+        return Health(ready=live > 0, detail=detail, live=live, total=total, hosts=hosts or None)
 
     def _host_answers(self, host: Endpoint) -> bool:
         try:

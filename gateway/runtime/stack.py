@@ -150,6 +150,8 @@ def _model_lines(run_dir: Path, readyz: str, models: str) -> list[str]:
                      f"{workers['live']}/{workers['total']} live" if workers else "-"])
         if entry.get("detail"):
             details[name] = entry["detail"]
+        for address, answering in (entry.get("hosts") or {}).items():
+            rows.append([f"  {name}@{address}", "", "", "yes" if answering else "no", "host"])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines += [f"{name}: {detail}" for name, detail in details.items()]

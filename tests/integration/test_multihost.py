@@ -173,7 +173,13 @@ def test_predictions_are_spread_over_both_hosts(cluster: tuple[Stack, list[Host]
     served = [h.predicts_served() - b for h, b in zip(hosts, before, strict=True)]
     assert sum(served) == 40
     assert min(served) >= 5, served
-    assert gateway.get("/models/mtcars").json()["workers"] == {"live": 2, "total": 2}
+    described = gateway.get("/models/mtcars").json()
+    assert described["workers"] == {"live": 2, "total": 2}
+    assert described["hosts"] == {h.endpoint: True for h in hosts}
+    status = subprocess.run([GATEWAY, "status", "--config", str(gateway.settings.config_path)],
+                            capture_output=True, text=True, timeout=30, check=True).stdout
+    for host in hosts:
+        assert f"mtcars@{host.endpoint}  " in status
 
 
 def test_a_worker_host_refuses_requests_that_skip_the_gateway(cluster: tuple[Stack, list[Host], str]) -> None:
@@ -210,6 +216,7 @@ def test_a_host_whose_link_goes_down_is_routed_around_and_returns(cluster: tuple
         time.sleep(1)
         ip("-n", hosts[0].namespace, "link", "set", "eth0", "down")  # the host's cable is cut
         marked_down_s = wait_live(gateway, 1)
+        assert gateway.get("/models/mtcars").json()["hosts"][hosts[0].endpoint] is False
         time.sleep(TIMEOUT_S + 1)  # past the longest a request in flight to the cut host can hang
         failed_while_cut, sent_while_cut = len(load.failed), load.sent
         time.sleep(2)
