@@ -11,6 +11,7 @@ from gateway.backends.plumber import PlumberBackend
 from gateway.backends.python import PythonBackend
 from gateway.errors import ConfigError, NotFound, Unavailable
 from gateway.meta import ModelMeta
+from gateway.routing import Shadow, pick_version
 from gateway.runtime.plan import Plan
 from gateway.settings import ModelSettings, Settings, cluster_secret
 from gateway.store import ModelStore
@@ -25,6 +26,9 @@ class ServedModel:
     versions: list[str]  # every version this gateway can serve
     backends: dict[str, Backend] = field(default_factory=dict)
     failure: str | None = None  # why an optional model is not serving
+    aliases: dict[str, str] = field(default_factory=dict)  # alias → version
+    traffic: list[tuple[str, int]] = field(default_factory=list)  # (version, weight) for unversioned predicts
+    shadow: Shadow | None = None
     _factory: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -40,7 +44,7 @@ class ServedModel:
         """The backend for a version, loading an older Python version on first use."""
         if self.failure is not None:
             raise Unavailable(f"model '{self.name}' failed to load: {self.failure}", model=self.name)
-        version = self.current if version in (None, "latest") else version
+        version = self.current if version in (None, "latest") else self.aliases.get(version, version)
         if version not in self.versions:
             raise NotFound(
                 f"model '{self.name}' has no version '{version}' here; served: {', '.join(self.versions)}",
@@ -53,6 +57,12 @@ class ServedModel:
                     backend.load()
                     self.backends[version] = backend
         return self.backends[version]
+
+    def route(self, routing_key: str | None = None) -> str:
+        """The version an unversioned predict goes to: the traffic split, else the current one."""
+        if not self.traffic:
+            return self.current
+        return pick_version(self.traffic, routing_key)
 
     def health(self) -> Health:
         if self.failure is not None:
@@ -90,6 +100,7 @@ def build_registry(settings: Settings, plan: Plan, *, load: bool = True) -> Regi
     for model in settings.models.values():
         try:
             served = _served_model(model, settings, store, plan)
+            _apply_rollout(served, model)
             if load:
                 served.backend()
         except ConfigError as exc:
@@ -99,6 +110,24 @@ def build_registry(settings: Settings, plan: Plan, *, load: bool = True) -> Regi
             served = ServedModel(model, current="-", versions=[], failure=str(exc))
         models[model.name] = served
     return Registry(models)
+
+
+def _apply_rollout(served: ServedModel, model: ModelSettings) -> None:
+    """Aliases, traffic weights and the shadow, each checked against the versions served."""
+    where = f"models.{model.name}"
+
+    def resolve(name: str, key: str) -> str:
+        version = model.aliases.get(name, name)
+        if version not in served.versions:
+            hint = "" if model.backend == "python" else " (an R pool serves the one version it was started with)"
+            raise ConfigError(f"{where}.{key}: {name!r} is not a served version{hint}; "
+                              f"served: {', '.join(served.versions)}")
+        return version
+
+    served.aliases = {alias: resolve(version, "aliases") for alias, version in model.aliases.items()}
+    served.traffic = sorted((resolve(name, "traffic"), weight) for name, weight in model.traffic.items() if weight)
+    if model.shadow is not None:
+        served.shadow = Shadow(resolve(model.shadow, "shadow"))
 
 
 def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, plan: Plan) -> ServedModel:

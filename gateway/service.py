@@ -24,13 +24,23 @@ class PredictionService:
         self.settings = settings
 
     def predict(
-        self, name: str, version: str | None, body: bytes, content_type: str | None
+        self, name: str, version: str | None, body: bytes, content_type: str | None,
+        routing_key: str | None = None,
     ) -> Prediction:
-        """Predict from a raw public body. Raises GatewayErrors with the contract's statuses."""
+        """Predict from a raw public body. Raises GatewayErrors with the contract's statuses.
+
+        Without a version the model's traffic split chooses one (sticky per routing key); a
+        configured shadow version gets a copy after the live reply is computed.
+        """
         served = self.registry.get(name)
-        backend = served.backend(version)
+        backend = served.backend(version if version is not None else served.route(routing_key))
         decoded = decode_request(body, content_type)
-        return self.predict_table(served, backend.meta.version, decoded.table, decoded.params)
+        result = self.predict_table(served, backend.meta.version, decoded.table, decoded.params)
+        shadow = served.shadow
+        if shadow is not None and version is None and shadow.version != result.version:
+            shadow.submit(lambda: self.predict_table(served, shadow.version, decoded.table, decoded.params).predictions,
+                          result.predictions, served.name)
+        return result
 
     def predict_table(
         self, served: ServedModel, version: str, table: Table, params: dict[str, Any]
@@ -91,6 +101,12 @@ class PredictionService:
             created_at=meta.created_at,
             framework=meta.framework,
         )
+        if served.aliases:
+            summary["aliases"] = served.aliases
+        if served.traffic:
+            summary["traffic"] = dict(served.traffic)
+        if served.shadow is not None:
+            summary["shadow"] = {"version": served.shadow.version, **vars(served.shadow.stats)}
         if health.total is not None:
             summary["workers"] = {"live": health.live, "total": health.total}
         if health.hosts is not None:

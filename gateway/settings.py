@@ -64,6 +64,9 @@ class ModelSettings:
     input_format: Literal["records", "columns"] = "records"  # what the script's route expects
     optional: bool = False  # start the stack even if this model cannot load
     batch: BatchSettings = field(default_factory=BatchSettings)
+    aliases: dict[str, str] = field(default_factory=dict)  # {champion = "3", challenger = "4"}
+    traffic: dict[str, int] = field(default_factory=dict)  # {"3" = 90, "4" = 10}: unversioned predicts
+    shadow: str | None = None  # a version (or alias) that gets a copy of live traffic, never replies
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,11 @@ def _build(cls: type, values: Any, where: str) -> Any:
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check a value against a field type; strings from the environment are converted."""
     args = get_args(hint)
+    if hint in (dict[str, str], dict[str, int]):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, e.g. {{champion = \"3\"}}, got {value!r}")
+        item = get_args(hint)[1]
+        return {str(k): _coerce(v, item, f"{where}.{k}") for k, v in value.items()}
     if hint == tuple[str, ...]:
         if isinstance(value, str):  # from the environment: comma-separated
             value = [part.strip() for part in value.split(",") if part.strip()]
@@ -237,6 +245,8 @@ def _validate(settings: Settings) -> None:
             name, _, port = host.rpartition(":")
             if not name or not port.isdigit() or not 1 <= int(port) <= 65535:
                 raise ConfigError(f"{where}.hosts: {host!r} is not host:port")
+        if any(weight < 0 for weight in model.traffic.values()) or (model.traffic and not sum(model.traffic.values())):
+            raise ConfigError(f"{where}.traffic: weights are whole numbers >= 0 with a positive sum")
         if model.hosts and model.backend != "plumber":
             raise ConfigError(f"{where}.hosts needs backend = \"plumber\"")
         if model.batch.max_size < 1 or model.batch.max_wait_ms < 0:

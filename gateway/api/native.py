@@ -25,7 +25,8 @@ def model_metadata(name: str) -> Response:
 @blueprint.post("/models/<name>/predict")
 @blueprint.post("/models/<name>/versions/<version>/predict")
 def predict(name: str, version: str | None = None) -> Response:
-    result = service().predict(name, version, request.get_data(cache=False), request.content_type)
+    result = service().predict(name, version, request.get_data(cache=False), request.content_type,
+                               routing_key=request.headers.get("X-Routing-Key"))
     return json_response(
         encode_predict_response(result.model, result.version, result.predictions, g.request_id)
     )

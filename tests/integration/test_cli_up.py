@@ -19,6 +19,7 @@ import requests
 from gateway.demo import build_iris
 from gateway.runtime import procs, stack
 from gateway.runtime.plan import free_ports
+from gateway.settings import load_settings
 from tests.integration.conftest import start_stack
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -113,3 +114,23 @@ def test_reload_serves_a_new_version_without_dropping_a_request(tmp_path: Path) 
         assert failures == []
         assert versions[0] == "1" and versions[-1] == "2"
         assert running.get("/models/iris").json()["versions"] == ["1", "2"]
+
+
+def test_reload_moves_traffic_between_versions(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    build_iris(store)
+    build_iris(store)
+    row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    models = {"iris": {"backend": "python", "traffic": {"1": 100}}}
+    with start_stack(tmp_path, models, store=store) as running:
+        assert {running.post("/models/iris/predict", json=[row]).json()["version"] for _ in range(10)} == {"1"}
+        config = running.settings.config_path
+        assert config is not None
+        config.write_text(config.read_text(encoding="utf-8").replace("1 = 100", "1 = 0\n2 = 100"),
+                          encoding="utf-8")
+        stack.reload(load_settings(config, env={}))
+        deadline = time.monotonic() + 30
+        while running.post("/models/iris/predict", json=[row]).json()["version"] != "2":
+            assert time.monotonic() < deadline, "the new weights never took effect"
+            time.sleep(0.1)
+        assert running.get("/models/iris").json()["traffic"] == {"2": 100}
