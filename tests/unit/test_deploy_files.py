@@ -64,29 +64,32 @@ def test_the_gateway_image_installs_nginx_as_make_does() -> None:
     assert nginx and nginx <= installed_packages(parse("gateway.Dockerfile"))
 
 
-def test_systemd_unit_has_what_the_stack_needs() -> None:
+@pytest.mark.parametrize(("unit_name", "command"), [("gateway.service", "up"), ("gateway-worker.service", "worker")])
+def test_systemd_units_run_attached_so_sigterm_stops_everything(unit_name: str, command: str) -> None:
     unit = configparser.ConfigParser(strict=True, interpolation=None)
-    unit.optionxform = str  # systemd keys are case-sensitive
-    unit.read(REPO_ROOT / "deploy" / "systemd" / "gateway.service", encoding="utf-8")
+    unit.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
+    unit.read(REPO_ROOT / "deploy" / "systemd" / unit_name, encoding="utf-8")
     service = unit["Service"]
-    assert service["ExecStart"].split()[1:3] == ["up", "--config"]  # attached: SIGTERM stops it all
+    assert service["ExecStart"].split()[1:3] == [command, "--config"]
     assert "--detach" not in service["ExecStart"]
-    assert service["KillMode"] == "mixed"  # SIGTERM to `gateway up` alone, which runs `down`
+    assert service["KillMode"] == "mixed"  # SIGTERM to the gateway command alone, which stops the rest
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 
 
-def test_systemd_unit_verifies_where_systemd_analyze_exists(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unit_name", ["gateway.service", "gateway-worker.service"])
+def test_systemd_units_verify_where_systemd_analyze_exists(tmp_path: Path, unit_name: str) -> None:
     """`systemd-analyze verify` when the machine has it; the structural test above always runs."""
     analyze = shutil.which("systemd-analyze")
-    unit = (REPO_ROOT / "deploy" / "systemd" / "gateway.service").read_text(encoding="utf-8")
+    unit = (REPO_ROOT / "deploy" / "systemd" / unit_name).read_text(encoding="utf-8")
     if analyze is None:
         assert "ExecStart=" in unit
         return
     # Point the unit at this checkout, as an operator adjusts the paths on install.
     local = unit.replace("/opt/gateway", str(REPO_ROOT)).replace("User=gateway", "User=root")
-    local = local.replace("Group=gateway", "Group=root")
-    path = tmp_path / "gateway.service"
+    local = local.replace("Group=gateway", "Group=root").replace("/etc/gateway/gateway.env", str(tmp_path / "env"))
+    (tmp_path / "env").write_text("WORKER_ADDRESS=198.18.1.2\n", encoding="utf-8")
+    path = tmp_path / unit_name
     path.write_text(local, encoding="utf-8")
     result = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, check=False, timeout=60)
-    problems = [line for line in result.stderr.splitlines() if "gateway.service" in line]
+    problems = [line for line in result.stderr.splitlines() if unit_name in line]
     assert result.returncode == 0 and not problems, result.stderr
