@@ -32,15 +32,22 @@ from gateway.settings import ModelSettings
 
 RPY2_REQUIREMENT = "rpy2>=3.5.17,<3.6"
 SOURCE = "the embedded R"
-# Two R closures, defined once per process. The time limit makes a slow model stop itself at
-# timeout_s (R checks it at its interrupt points) instead of holding the lock for everyone.
+# Two R closures, defined once per process. Each catches R's errors itself, so Python gets R's
+# condition message rather than a console transcript. The time limit makes a slow model stop
+# itself (R checks it while computing) instead of holding the lock for every other request.
 _R_HELPERS = """
 list(
-  load = function(dir) gatewayr::load_model(dir),
+  load = function(dir) {
+    tryCatch(list(ok = TRUE, loaded = gatewayr::load_model(dir)),
+             error = function(e) list(ok = FALSE, message = conditionMessage(e)))
+  },
   predict = function(loaded, body, timeout_s) {
     setTimeLimit(elapsed = timeout_s, transient = TRUE)
     on.exit(setTimeLimit(elapsed = Inf), add = TRUE)
-    out <- gatewayr::handle_predict(loaded, body)
+    out <- tryCatch(gatewayr::handle_predict(loaded, body), error = function(e) {
+      error <- list(error = list(code = "internal", message = conditionMessage(e)))
+      list(status = 500L, body = jsonlite::toJSON(error, auto_unbox = TRUE))
+    })
     list(status = as.integer(out$status), body = as.character(out$body))
   }
 )
@@ -105,13 +112,13 @@ class EmbeddedR:
                 signal.signal(signal.SIGINT, sigint)  # rpy2 takes SIGINT; Gunicorn owns it
         self._ri = ri
 
-    def load(self, directory: Path) -> Any:
-        """gatewayr::load_model(directory); R's error becomes a ConfigError with R's words."""
+    def load(self, directory: Path, where: str) -> Any:
+        """gatewayr::load_model(directory); R's refusal becomes a ConfigError in R's words."""
         with self.lock:
-            try:
-                return self._helpers[0](self._ri.StrSexpVector([str(directory)]))
-            except self._ri.embedded.RRuntimeError as exc:
-                raise ConfigError(f"gatewayr::load_model failed for {directory}: {_r_message(exc)}") from None
+            out = self._helpers[0](self._ri.StrSexpVector([str(directory)]))
+            if not out[0][0]:
+                raise ConfigError(f"{where}: R could not load {directory}: {out[1][0]}")
+            return out[1]
 
     def predict(self, loaded: Any, body: str, timeout_s: float) -> tuple[int, bytes]:
         """handle_predict(loaded, body) → (status, body). Call with self.lock held."""
@@ -121,12 +128,8 @@ class EmbeddedR:
             status, text = int(out[0][0]), str(out[1][0])
             del out  # release the R object while the lock is still held
             return status, text.encode("utf-8")
-        except ri.embedded.RRuntimeError as exc:
-            return 500, _error_json("internal", _r_message(exc))
-
-
-def _r_message(exc: Exception) -> str:
-    return str(exc).strip().removeprefix("Error in").strip()
+        except ri.embedded.RRuntimeError as exc:  # an error R raised outside the helper's tryCatch
+            return 500, _error_json("internal", str(exc).strip())
 
 
 def _error_json(code: str, message: str) -> bytes:
@@ -151,7 +154,8 @@ class Rpy2Backend(Backend):
 
     def load(self) -> None:
         self._r.start()
-        self._loaded = self._r.load(self.version_dir)
+        where = f"model '{self.model.name}' version {self.meta.version} (backend \"rpy2\")"
+        self._loaded = self._r.load(self.version_dir, where)
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         name, timeout_s = self.model.name, self.model.timeout_s
@@ -162,8 +166,9 @@ class Rpy2Backend(Backend):
                 f"model '{name}' did not answer within its timeout of {timeout_s:g} s "
                 "(the embedded R of this worker was busy with other requests)", model=name,
             )
-        try:
-            status, content = self._r.predict(self._loaded, body, timeout_s)
+        try:  # R gets what is left of the budget after waiting for the lock
+            remaining = max(0.01, timeout_s - (time.monotonic() - started))
+            status, content = self._r.predict(self._loaded, body, remaining)
         finally:
             self._r.lock.release()
         if status != 200 and time.monotonic() - started >= timeout_s:

@@ -6,6 +6,7 @@ from the Python validator (which the R one must match), predictions from R's own
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 import time
@@ -175,3 +176,14 @@ def test_without_r_start_fails_saying_what_to_install_unless_optional(
     served = build_registry(settings, plan_for(tmp_path)).get("mtcars")
     assert not served.health().ready
     assert "r-base-core" in served.health().detail
+
+
+def test_a_changed_artefact_fails_at_load_in_rs_words(r_store: Path, tmp_path: Path) -> None:
+    shutil.copytree(r_store / "mtcars", tmp_path / "mtcars")
+    with (tmp_path / "mtcars" / "1" / "model.rds").open("ab") as artefact:
+        artefact.write(b"\0")
+    with pytest.raises(ConfigError) as caught:
+        backend(tmp_path, "mtcars")
+    message = str(caught.value)
+    assert message.startswith("model 'mtcars' version 1 (backend \"rpy2\"): R could not load")
+    assert "the artefact changed after it was saved" in message  # gatewayr::load_model's words
