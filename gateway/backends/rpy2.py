@@ -96,6 +96,10 @@ class EmbeddedR:
         os.environ["R_LIBS"] = rlib if not existing else f"{rlib}{os.pathsep}{existing}"
         on_main = threading.current_thread() is threading.main_thread()
         sigint = signal.getsignal(signal.SIGINT) if on_main else None
+        # rpy2 prepends R's library path (/usr/lib/x86_64-linux-gnu among them) to this process's
+        # LD_LIBRARY_PATH. Too late to matter here, but every child would inherit it and load the
+        # system's libpython instead of its own; put it back once R is up.
+        ld_library_path = os.environ.get("LD_LIBRARY_PATH")
         try:
             import rpy2.rinterface as ri
 
@@ -110,6 +114,10 @@ class EmbeddedR:
         finally:
             if on_main and sigint is not None:
                 signal.signal(signal.SIGINT, sigint)  # rpy2 takes SIGINT; Gunicorn owns it
+            if ld_library_path is None:
+                os.environ.pop("LD_LIBRARY_PATH", None)
+            else:
+                os.environ["LD_LIBRARY_PATH"] = ld_library_path
         self._ri = ri
 
     def load(self, directory: Path, where: str) -> Any:

@@ -6,8 +6,10 @@ from the Python validator (which the R one must match), predictions from R's own
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -187,3 +189,10 @@ def test_a_changed_artefact_fails_at_load_in_rs_words(r_store: Path, tmp_path: P
     message = str(caught.value)
     assert message.startswith("model 'mtcars' version 1 (backend \"rpy2\"): R could not load")
     assert "the artefact changed after it was saved" in message  # gatewayr::load_model's words
+
+
+def test_children_of_a_process_running_r_still_load_their_own_python(mtcars: Rpy2Backend) -> None:
+    """rpy2 puts R's library path into LD_LIBRARY_PATH; a child would load the system libpython."""
+    assert "/usr/lib/R/lib" not in os.environ.get("LD_LIBRARY_PATH", "")
+    child = subprocess.run([sys.executable, "-c", "import ssl"], capture_output=True, text=True, check=False)
+    assert child.returncode == 0, child.stderr
