@@ -42,11 +42,13 @@ $(STAMPS)/apt: Makefile
 	fi
 	@touch $@
 
-$(STAMPS)/venv: pyproject.toml
+# rpy2 in ABI mode (cffi dlopens libR.so at run time): no compiler, no r-base-dev, no
+# python3-dev. R must be installed first: rpy2's build asks `R RHOME` where it lives.
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	RPY2_CFFI_MODE=ABI $(PY) -m pip install -q -e '.[test,rpy2]'
 	@touch $@
 
 $(STAMPS)/rlib: $(STAMPS)/apt $(shell find r_services -type f -not -path '*/tests/*' 2>/dev/null)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from gateway.backends.base import Backend, Health
 from gateway.backends.plumber import PlumberBackend
 from gateway.backends.python import PythonBackend
+from gateway.backends.rpy2 import Rpy2Backend, missing_requirements
 from gateway.errors import ConfigError, NotFound, Unavailable
 from gateway.meta import ModelMeta
 from gateway.routing import Shadow, pick_version
@@ -157,10 +158,31 @@ def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, p
             raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
         backend = PlumberBackend(meta, model, pool, plan.internal_url, cluster_secret(settings))
         return ServedModel(model, current=pool.version, versions=[pool.version], backends={pool.version: backend})
-    raise ConfigError(
-        f"models.{model.name}: backend {model.backend!r} is not available in this build; "
-        "use \"python\" or \"plumber\""
-    )
+    if model.backend == "rpy2":
+        return _rpy2_model(model, store)
+    raise ConfigError(f"models.{model.name}: unknown backend {model.backend!r}; use python, plumber or rpy2")
+
+
+def _rpy2_model(model: ModelSettings, store: ModelStore) -> ServedModel:
+    """Checked here without starting R (`gateway up` runs this in the CLI): R starts on load."""
+    problem = missing_requirements()
+    if problem is not None:
+        raise ConfigError(f"models.{model.name}: backend = \"rpy2\" needs R in-process, but {problem}")
+    current = store.resolve(model.name, model.version)
+
+    def rpy2_backend(version: str) -> Backend:
+        meta = store.read_meta(model.name, version)
+        if meta.language != "r" or meta.format != "rds":
+            raise ConfigError(
+                f"models.{model.name}: version {version} is a {meta.language} {meta.format} model; "
+                "backend = \"rpy2\" serves saved R models (model.rds); use \"python\" or \"plumber\""
+            )
+        return Rpy2Backend(meta, store.version_dir(model.name, version), model)
+
+    rpy2_backend(current)  # refuse a wrong artefact at start-up, not on the first request
+    served = ServedModel(model, current=current, versions=store.versions(model.name))
+    served._factory = rpy2_backend
+    return served
 
 
 def script_meta(name: str) -> ModelMeta:

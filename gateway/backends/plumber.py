@@ -11,11 +11,11 @@ import socket
 import threading
 from typing import Any
 
-import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
 from gateway.backends.base import Backend, Health
+from gateway.backends.r_reply import predictions_from_reply
 from gateway.codecs import (
     Table,
     decode_wire_reply,
@@ -23,15 +23,7 @@ from gateway.codecs import (
     encode_wire_request,
     normalise_script_reply,
 )
-from gateway.errors import (
-    BadGateway,
-    GatewayError,
-    GatewayTimeout,
-    InvalidInput,
-    ModelError,
-    NotFound,
-    Unavailable,
-)
+from gateway.errors import BadGateway, GatewayError, GatewayTimeout, NotFound, Unavailable
 from gateway.meta import ModelMeta
 from gateway.runtime.plan import Endpoint, PoolPlan
 from gateway.settings import ModelSettings
@@ -140,39 +132,10 @@ class PlumberBackend(Backend):
         return reply
 
     def _decode(self, reply: requests.Response, to_predictions: Any) -> list[Any]:
-        name = self.model.name
-        try:
-            document = orjson.loads(reply.content)
-        except orjson.JSONDecodeError:
-            raise BadGateway(
-                f"the R worker for model '{name}' answered {reply.status_code} with a body that is "
-                f"not JSON: {reply.text[:200]!r}", model=name,
-            ) from None
-        if reply.status_code >= 400:
-            raise self._worker_error(reply.status_code, document)
-        try:
-            return to_predictions(document)
-        except ValueError as exc:
-            raise BadGateway(f"the R worker for model '{name}' answered an unusable reply: {exc}",
-                             model=name) from None
-
-    def _worker_error(self, status: int, document: Any) -> GatewayError:
-        """An R error reply → our error; R's condition message is passed on unchanged."""
-        name = self.model.name
-        error = document.get("error") if isinstance(document, dict) else None
-        code, message = "", ""
-        if isinstance(error, dict):
-            code, message = str(error.get("code", "")), str(error.get("message", ""))
-        elif error is not None:
-            message = str(error if not isinstance(error, list) else error[0])
-            if isinstance(document.get("message"), str | list):
-                raw = document["message"]
-                message = str(raw[0] if isinstance(raw, list) and raw else raw)
-        if code == "invalid_input":
-            return InvalidInput(message, model=name)
-        if status == 422 or (self.pool.kind == "script" and status < 500) or code == "model_error":
-            return ModelError(message or f"the model answered {status}", model=name)
-        return BadGateway(f"the R worker for model '{name}' failed ({status}): {message}", model=name)
+        return predictions_from_reply(
+            reply.status_code, reply.content, to_predictions,
+            model=self.model.name, source="the R worker", script=self.pool.kind == "script",
+        )
 
     def _transport_error(self, exc: requests.RequestException) -> GatewayError:
         name = self.model.name

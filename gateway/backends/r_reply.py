@@ -1,0 +1,63 @@
+"""R's predict replies → predictions or our errors, shared by every R backend.
+
+The Plumber pool gets `(HTTP status, JSON body)` from a worker; the rpy2 backend gets the same
+pair straight from `gatewayr::handle_predict`. Mapping both through this one function is what
+keeps the two R paths answering identically (status, error class and `detail`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from gateway.errors import BadGateway, GatewayError, InvalidInput, ModelError
+
+
+def predictions_from_reply(
+    status: int,
+    content: bytes,
+    to_predictions: Callable[[Any], list[Any]],
+    *,
+    model: str,
+    source: str,
+    script: bool = False,
+) -> list[Any]:
+    """One prediction per row from an R reply; raises the GatewayError the reply stands for.
+
+    `source` names who answered in messages ("the R worker", "the embedded R"); `script` is
+    True for a user's own Plumber script, whose 4xx replies are the model's own refusals.
+    """
+    try:
+        document = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        text = content.decode("utf-8", errors="replace")
+        raise BadGateway(
+            f"{source} for model '{model}' answered {status} with a body that is not JSON: {text[:200]!r}",
+            model=model,
+        ) from None
+    if status >= 400:
+        raise error_from_reply(status, document, model=model, source=source, script=script)
+    try:
+        return to_predictions(document)
+    except ValueError as exc:
+        raise BadGateway(f"{source} for model '{model}' answered an unusable reply: {exc}", model=model) from None
+
+
+def error_from_reply(status: int, document: Any, *, model: str, source: str, script: bool = False) -> GatewayError:
+    """An R error reply → our error; R's condition message is passed on unchanged."""
+    error = document.get("error") if isinstance(document, dict) else None
+    code, message = "", ""
+    if isinstance(error, dict):
+        code, message = str(error.get("code", "")), str(error.get("message", ""))
+    elif error is not None:
+        message = str(error if not isinstance(error, list) else error[0])
+        if isinstance(document.get("message"), str | list):
+            raw = document["message"]
+            message = str(raw[0] if isinstance(raw, list) and raw else raw)
+    if code == "invalid_input":
+        return InvalidInput(message, model=model)
+    if status == 422 or (script and status < 500) or code == "model_error":
+        return ModelError(message or f"the model answered {status}", model=model)
+    return BadGateway(f"{source} for model '{model}' failed ({status}): {message}", model=model)
