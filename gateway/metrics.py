@@ -28,6 +28,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+METRICS_DIR = "metrics"  # under run_dir: prometheus_client's per-process files
+RESTARTS_FILE = "restarts.json"  # under run_dir: kept by gateway.runtime.restarts
 UNKNOWN = "_unknown"  # the label for a model or version that does not exist (bounded cardinality)
 
 # Recorded metrics live in a registry of our own, not prometheus_client's global one, so that
