@@ -217,3 +217,13 @@ def test_a_killed_r_worker_counts_as_one_restart(gw: Stack) -> None:
     assert wait_for(lambda: value(scrape(gw), "gateway_pool_workers", model="mtcars", state="live") == 2)
     assert gw.pids()["plumber-mtcars-1"] != victim
     assert value(scrape(gw), "gateway_worker_restarts_total", model="fragile") == 0
+
+
+def test_a_plumber_scripts_own_route_logs_the_gateways_request_id(gw: Stack) -> None:
+    request_id = f"script-{uuid.uuid4().hex[:12]}"
+    reply = gw.get("/plumber/cars/hello/you", headers={"X-Request-ID": request_id})
+    assert reply.status_code == 200
+    (r_line,) = wait_for(lambda: logged(gw, "plumber-cars-*.log", request_id))
+    assert (r_line["model"], r_line["status"]) == ("cars", 200)
+    (app_line,) = wait_for(lambda: logged(gw, "gunicorn.log", request_id))
+    assert (app_line["protocol"], app_line["backend"], app_line["rows"]) == ("plumber", "plumber", None)

@@ -109,7 +109,7 @@ def test_supervisord_runs_each_pool_as_a_group(rendered: dict[str, Path], plan: 
         command = conf.get(f"program:{name}", "command").split()
         assert command == ["Rscript", str(REPO_ROOT / "plumber" / "worker.R"), "/store/mtcars/2",
                            "127.0.0.1", str(port)]
-        assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}"'
+        assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}",GATEWAY_MODEL="mtcars"'
         assert conf.get(f"program:{name}", "autorestart") == "true"
     cars = conf.get("program:plumber-cars-1", "command").split()
     assert cars[1] == str(REPO_ROOT / "plumber" / "script.R")
