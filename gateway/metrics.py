@@ -119,15 +119,20 @@ class StackCollector(Collector):
 
 def exposition(stack: Collector) -> bytes:
     """The text a scrape returns: recorded metrics (summed over processes) plus `stack`."""
-    directory = os.environ.get(MULTIPROC_ENV)
-    if directory:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)
-    else:
-        registry = CollectorRegistry()
-        registry.register(_RecordedHere())
+    registry = recorded()
     registry.register(stack)
     return generate_latest(registry)
+
+
+def recorded() -> CollectorRegistry:
+    """A registry holding the recorded metrics: every process's under Gunicorn, else this one's."""
+    registry = CollectorRegistry()
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        multiprocess.MultiProcessCollector(registry, path=directory)
+    else:
+        registry.register(_RecordedHere())
+    return registry
 
 
 class _RecordedHere(Collector):

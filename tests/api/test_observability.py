@@ -89,3 +89,33 @@ def test_closed_metrics_answer_404(model_store: Path, tmp_path: Path) -> None:
     reply = app.test_client().get("/metrics")
     assert reply.status_code == 404
     assert "server.metrics" in reply.get_json()["detail"]
+
+
+def test_status_json_counts_recent_requests_per_model(client: FlaskClient) -> None:
+    before = {m["name"]: m for m in client.get("/status.json").get_json()["models"]}
+    client.post("/models/iris/predict", json=[IRIS_ROW])
+    client.post("/models/iris/predict", json=[{"sepal_length": 1}])
+    data = client.get("/status.json").get_json()
+    iris = next(m for m in data["models"] if m["name"] == "iris")
+    assert iris["requests"] == before["iris"]["requests"] + 2
+    assert iris["errors"] == before["iris"]["errors"] + 1
+    assert iris["p50_ms"] > 0 and iris["p99_ms"] >= iris["p50_ms"]
+    assert {k: iris[k] for k in ("version", "backend", "language", "ready", "workers")} == {
+        "version": "2", "backend": "python", "language": "python", "ready": True, "workers": None}
+    assert data["window_s"] >= 0
+
+
+def test_status_page_is_self_contained(client: FlaskClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "status.json" in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")  # no CDN, no remote asset
+    assert "<script src" not in html and "<link" not in html
+
+
+def test_closed_metrics_close_the_status_page_too(model_store: Path, tmp_path: Path) -> None:
+    client = make_app(model_store, tmp_path, server={"metrics": "closed"}).test_client()
+    assert client.get("/").status_code == 404
+    assert client.get("/status.json").status_code == 404
