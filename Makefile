@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: R, Plumber and its friends, NGINX. CRAN is not reachable: R packages come
-# from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock).
+# from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock). chromium: the status page's
+# test opens it headless (no driver needed).
 APT_PACKAGES := nginx-light r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
-	r-cran-testthat r-cran-httr r-cran-sodium
+	r-cran-testthat r-cran-httr r-cran-sodium chromium
 R_LIB := .rlib
 
 .PHONY: run test deps bench lint clean

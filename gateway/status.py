@@ -104,9 +104,9 @@ class StatusWindow:
             while len(self._history) > 1 and now - self._history[1][0] >= WINDOW_S and \
                     now - self._history[0][0] > _KEEP_S:
                 self._history.popleft()
-            base_time, base = now, {}
+            base_time, base = self._history[0]
             for when, snapshot in self._history:
-                if now - when < WINDOW_S and base:
+                if now - when < WINDOW_S:
                     break
                 base_time, base = when, snapshot
             if now - self._history[-1][0] >= 1.0:  # many pollers: at most one snapshot a second

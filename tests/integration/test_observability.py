@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ MODELS = {
 }
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 MTCARS_ROWS = [{"wt": 2.62, "hp": 110, "cyl": 6, "am": "manual"}, {"wt": 3.2, "hp": 150, "cyl": 8, "am": "auto"}]
+CHROMIUM = "/usr/bin/chromium"  # Debian's `chromium` (Makefile APT_PACKAGES)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -227,3 +230,59 @@ def test_a_plumber_scripts_own_route_logs_the_gateways_request_id(gw: Stack) -> 
     assert (r_line["model"], r_line["status"]) == ("cars", 200)
     (app_line,) = wait_for(lambda: logged(gw, "gunicorn.log", request_id))
     assert (app_line["protocol"], app_line["backend"], app_line["rows"]) == ("plumber", "plumber", None)
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-first-run", f"--user-data-dir={profile}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+class _Rows(HTMLParser):
+    """model → {field: text} from the status page's table (its cells carry data-field)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, str]] = {}
+        self._model: str | None = None
+        self._field: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "tr" and found.get("data-model"):
+            self._model = found["data-model"]
+            self.rows[self._model] = {}
+        elif tag == "td" and self._model and found.get("data-field"):
+            self._field = found["data-field"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._field = None
+
+    def handle_data(self, data: str) -> None:
+        if self._model and self._field:
+            self.rows[self._model][self._field] = self.rows[self._model].get(self._field, "") + data
+
+
+def test_status_page_in_headless_chromium_shows_the_traffic(gw: Stack, tmp_path: Path) -> None:
+    for _ in range(3):
+        assert gw.post("/models/mtcars/predict", json=MTCARS_ROWS).status_code == 200
+    assert gw.post("/models/iris/predict", json=[IRIS_ROW]).status_code == 200
+    # virtual time: the page's fetch and its first render happen before the DOM is dumped
+    dumped = chromium("--virtual-time-budget=8000", "--dump-dom", gw.url + "/", profile=tmp_path / "profile")
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    parser = _Rows()
+    parser.feed(dumped.stdout)
+    assert set(parser.rows) == set(MODELS), dumped.stdout[-3000:]
+    mtcars = parser.rows["mtcars"]
+    assert int(mtcars["requests"]) >= 3
+    assert (mtcars["backend"], mtcars["language"], mtcars["ready"], mtcars["workers"]) == ("plumber", "r", "yes", "2/2")
+    assert float(mtcars["p50_ms"]) > 0
+    assert int(parser.rows["iris"]["requests"]) >= 1
+    assert parser.rows["iris"]["workers"] == "\N{EN DASH}"  # not a pool
+    screenshot = tmp_path / "status.png"
+    shot = chromium("--virtual-time-budget=8000", "--window-size=1400,420", f"--screenshot={screenshot}",
+                    gw.url + "/", profile=tmp_path / "profile")
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert screenshot.stat().st_size > 5000
+    print(f"status page screenshot: {screenshot}")

@@ -65,3 +65,10 @@ def test_rows_carry_rates_latency_and_batch_size() -> None:
                    "mean_batch": 4.0}
     (idle,) = model_rows([{"name": "idle"}], 60.0, recent)
     assert (idle["requests"], idle["p50_ms"], idle["mean_batch"]) == (0, None, None)
+
+
+def test_a_process_that_started_before_any_traffic_counts_it_all() -> None:
+    window = StatusWindow({}, now=0.0)  # no model had counts yet at the worker's start
+    assert window.recent(totals(3), now=5.0)[1]["m"].requests == 3
+    assert window.recent(totals(4), now=5.5)[1]["m"].requests == 4
+    assert window.recent(totals(4), now=9.0)[1]["m"].requests == 4
