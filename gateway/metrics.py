@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +82,28 @@ def observe_batch(model: str, size: int, wait_s: float) -> None:
     BATCH_WAIT.labels(model).observe(wait_s)
 
 
-class StackCollector(Collector):
-    """Gauges computed at scrape time from the live registry and supervisord's restart counts.
+@dataclass(frozen=True)
+class ModelState:
+    """What a scrape says about one model now."""
 
-    `models` yields (name, version, backend, language, sha256, live, total) per model, with
-    live/total None for models that are not pools; `restarts` returns model → restarts.
+    name: str
+    version: str
+    backend: str
+    language: str
+    sha256: str
+    ready: bool
+    timeout_s: float
+    live: int | None = None  # pools only
+    total: int | None = None
+
+
+class StackCollector(Collector):
+    """Gauges computed at scrape time from the live registry and the restart counts.
+
+    `models` yields a ModelState per model; `restarts` returns model → restarts so far.
     """
 
-    def __init__(self, models: Callable[[], Iterator[tuple[Any, ...]]],
+    def __init__(self, models: Callable[[], Iterable[ModelState]],
                  restarts: Callable[[], dict[str, int]]) -> None:
         self._models = models
         self._restarts = restarts
@@ -96,25 +111,39 @@ class StackCollector(Collector):
     def collect(self) -> Iterator[Any]:
         info = GaugeMetricFamily("gateway_model_info", "The model version each name serves (always 1).",
                                  labels=["model", "version", "backend", "language", "sha256"])
+        ready = GaugeMetricFamily("gateway_model_ready", "1 when the model answers predictions (as /readyz).",
+                                  labels=["model"])
+        timeout = GaugeMetricFamily("gateway_model_timeout_seconds", "The model's configured timeout_s.",
+                                    labels=["model"])
         workers = GaugeMetricFamily("gateway_pool_workers",
                                     "R pool workers: live (accepting connections) and total (configured).",
                                     labels=["model", "state"])
-        pools = []
-        for name, version, backend, language, sha256, live, total in self._models():
-            info.add_metric([name, version, backend, language, sha256], 1)
-            if total is not None:
-                pools.append(name)
-                workers.add_metric([name, "live"], live or 0)
-                workers.add_metric([name, "total"], total)
         restarts = CounterMetricFamily(
             "gateway_worker_restarts",
             "R workers that supervisord started again after they exited (see gateway.runtime.restarts).",
             labels=["model"],
         )
         counts = self._restarts()
-        for name in pools:
-            restarts.add_metric([name], counts.get(name, 0))
-        yield from (info, workers, restarts)
+        for model in self._models():
+            info.add_metric([model.name, model.version, model.backend, model.language, model.sha256], 1)
+            ready.add_metric([model.name], 1 if model.ready else 0)
+            timeout.add_metric([model.name], model.timeout_s)
+            if model.total is not None:
+                workers.add_metric([model.name, "live"], model.live or 0)
+                workers.add_metric([model.name, "total"], model.total)
+                restarts.add_metric([model.name], counts.get(model.name, 0))
+        yield from (info, ready, timeout, workers, restarts)
+
+
+def initialise(models: Iterable[tuple[str, str]]) -> None:
+    """Create the per-model series at zero for (model, backend) pairs, so that every series a
+    dashboard queries exists from the start (rate() needs a first sample; batch ones too)."""
+    for name, backend in models:
+        REQUEST_DURATION.labels(name, backend)
+        BACKEND_DURATION.labels(name, backend)
+        ROWS.labels(name)
+        BATCH_SIZE.labels(name)
+        BATCH_WAIT.labels(name)
 
 
 def exposition(stack: Collector) -> bytes:

@@ -23,6 +23,8 @@ blueprint = Blueprint("observe", __name__)
 @blueprint.record_once
 def _setup(state: BlueprintSetupState) -> None:
     # At app creation (worker start), so the status window counts from this process's birth.
+    registry = state.app.extensions["gateway"].registry
+    metrics.initialise((served.name, served.settings.backend) for served in registry)
     state.app.extensions["gateway_status"] = status.StatusWindow(status.totals(metrics.recorded()))
 
 
@@ -69,14 +71,15 @@ def _described(served: Any) -> dict[str, Any]:
     return summary
 
 
-def _models() -> Iterator[tuple[Any, ...]]:
-    """Per model: name, version, backend, language, sha256, live and total workers."""
+def _models() -> Iterator[metrics.ModelState]:
     for served in service().registry:
-        language = "python" if served.settings.backend == "python" else "r"
         try:
             sha256 = served.meta.sha256 or ""
         except GatewayError:  # an optional model that failed to load has no metadata
             sha256 = ""
         health = served.health()
-        yield (served.name, served.current, served.settings.backend, language, sha256,
-               health.live, health.total)
+        yield metrics.ModelState(
+            name=served.name, version=served.current, backend=served.settings.backend,
+            language="python" if served.settings.backend == "python" else "r", sha256=sha256,
+            ready=health.ready, timeout_s=served.settings.timeout_s, live=health.live, total=health.total,
+        )

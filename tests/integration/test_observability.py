@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.demo import build_iris
+from gateway.register import REPO_ROOT
 from gateway.runtime import procs
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store
@@ -286,3 +289,55 @@ def test_status_page_in_headless_chromium_shows_the_traffic(gw: Stack, tmp_path:
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert screenshot.stat().st_size > 5000
     print(f"status page screenshot: {screenshot}")
+
+
+DEPLOY = REPO_ROOT / "deploy"
+
+
+def queried_metrics(expr: str) -> set[str]:
+    """The metric names an expression reads (gateway_*; label names and functions are not)."""
+    stripped = re.sub(r'"[^"]*"', '""', expr)  # label values such as "5.." or "$model"
+    return {word for word in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", stripped) if word.startswith("gateway_")}
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads((DEPLOY / "grafana" / "gateway.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    exprs += [var["query"]["query"] for var in dashboard["templating"]["list"] if isinstance(var.get("query"), dict)]
+    return exprs
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def test_the_rules_file_has_prometheus_structure() -> None:
+    """What `promtool check rules` checks first (promtool itself is not a dependency of ours)."""
+    document = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    assert set(document) == {"groups"}
+    names = [group["name"] for group in document["groups"]]
+    assert len(names) == len(set(names))
+    for rule in alert_rules():
+        assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", rule["alert"])
+        assert isinstance(rule["expr"], str) and rule["expr"].strip()
+        assert rule["expr"].count("(") == rule["expr"].count(")")
+        if "for" in rule:
+            assert re.fullmatch(r"\d+[smhd]", rule["for"])
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    (job,) = config["scrape_configs"]
+    assert (job["job_name"], job["metrics_path"]) == ("gateway", "/metrics")
+    alerts = {rule["alert"] for rule in alert_rules()}
+    assert {"GatewayModelNotReady", "GatewayErrorRatio", "GatewayP99OverTimeout"} <= alerts
+
+
+def test_every_metric_the_dashboard_and_alerts_query_is_in_a_real_scrape(gw: Stack) -> None:
+    assert gw.post("/models/iris/predict", json=[IRIS_ROW]).status_code == 200
+    scraped = {name for name, _ in scrape(gw)}
+    exprs = dashboard_exprs() + [rule["expr"] for rule in alert_rules()]
+    wanted = set().union(*(queried_metrics(expr) for expr in exprs))
+    assert {"gateway_requests_total", "gateway_request_duration_seconds_bucket", "gateway_pool_workers",
+            "gateway_batch_size_sum", "gateway_model_timeout_seconds"} <= wanted
+    assert wanted - scraped == set()
