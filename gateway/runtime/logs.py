@@ -77,7 +77,7 @@ def log_files(run_dir: Path) -> list[Path]:
 
 def about_model(source: str, text: str, model: str) -> bool:
     """Is this line about `model`: its R workers' files, or a request line naming it."""
-    if source.startswith(f"plumber-{model}-"):
+    if source.startswith(f"plumber-{model}-") or f"plumber-{model}-" in text:  # supervisord about them
         return True
     if source.startswith("plumber-") or not text.startswith("{"):
         return False

@@ -41,6 +41,11 @@ def run_dir(tmp_path: Path) -> Path:
         + json.dumps({"time": "2026-01-02T03:04:07+00:00", "msec": 1767323047.100, "uri": "/models/iris/predict",
                       "request_id": "b"}) + "\n"
     )
+    (logs / "supervisord.log").write_text(
+        # local time, a day later: last in any time zone
+        "2026-01-03 03:04:08,000 WARN exited: plumber-mtcars-1 (terminated by SIGKILL; not expected)\n"
+        "2026-01-03 03:04:08,100 INFO spawned: 'gunicorn' with pid 5\n"
+    )
     (logs / "gunicorn-error.log").write_text(
         "[2026-01-02 03:04:06 +0000] [12] [ERROR] boom\nTraceback (most recent call last):\n  x\n"
     )
@@ -71,15 +76,18 @@ def test_lines_are_merged_in_time_order_and_a_traceback_stays_with_its_cause(run
     lines = [line.render() for line in merged(run_dir)]
     assert [line.split(" | ")[0] for line in lines] == [
         "plumber-mtcars-1", "plumber-mtcars-1", "nginx-access", "gunicorn",
-        "gunicorn-error", "gunicorn-error", "gunicorn-error", "gunicorn", "nginx-access"]
+        "gunicorn-error", "gunicorn-error", "gunicorn-error", "gunicorn", "nginx-access", "supervisord", "supervisord"]
     assert lines[5] == "gunicorn-error | Traceback (most recent call last):"
 
 
 def test_model_filter_and_the_bound(run_dir: Path) -> None:
     mtcars = merged(run_dir, model="mtcars")
-    assert [line.source for line in mtcars] == ["plumber-mtcars-1", "plumber-mtcars-1", "nginx-access", "gunicorn"]
+    assert [line.source for line in mtcars] == [
+        "plumber-mtcars-1", "plumber-mtcars-1", "nginx-access", "gunicorn", "supervisord"]
+    assert "plumber-mtcars-1" in mtcars[-1].text
     assert [line.source for line in merged(run_dir, model="iris")] == ["gunicorn", "nginx-access"]
-    assert [line.source for line in merged(run_dir, lines=1)] == ["nginx-access"]
+    (last,) = merged(run_dir, lines=1)
+    assert last.text == "2026-01-03 03:04:08,100 INFO spawned: 'gunicorn' with pid 5"
 
 
 def test_follow_prints_new_lines_and_survives_rotation(run_dir: Path) -> None:
@@ -106,7 +114,7 @@ def test_follow_prints_new_lines_and_survives_rotation(run_dir: Path) -> None:
         stop.set()
         worker.join(5)
     printed = out.getvalue().splitlines()
-    assert printed[0].startswith("gunicorn | ") and '"request_id": "a"' in printed[0]  # the last mtcars line
+    assert printed[0].startswith("supervisord | ") and "plumber-mtcars-1" in printed[0]  # the last mtcars line
     assert ['"new-1"' in p for p in printed[1:]] == [True, False]
     assert '"rotated"' in printed[2]
     assert "other" not in out.getvalue()
