@@ -55,7 +55,7 @@ class PredictionService:
         started, rows = time.perf_counter(), None
         try:
             predictions = backend.predict(table, params)
-            rows = table.n_rows
+            rows = table.n_rows if len(predictions) == table.n_rows else None  # else a 502 below
         finally:
             # Failed calls are timed too: a timing-out R model must show in the histogram.
             metrics.observe_backend(served.name, backend.kind, time.perf_counter() - started, rows)
