@@ -8,10 +8,14 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: R, Plumber and its friends, NGINX. CRAN is not reachable: R packages come
-# from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock).
+# from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock). chromium: the status page's
+# test opens it headless (no driver needed).
 APT_PACKAGES := nginx-light r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
-	r-cran-testthat r-cran-httr r-cran-sodium
+	r-cran-testthat r-cran-httr r-cran-sodium chromium
 R_LIB := .rlib
+# promtool checks deploy/prometheus/*.yml in the tests. Taken out of Debian's `prometheus` package
+# without installing it: installing would start a Prometheus server on :9090 on this host.
+PROMTOOL := .tools/promtool
 
 .PHONY: run test deps bench lint clean
 
@@ -30,7 +34,7 @@ bench: deps
 lint: deps
 	$(VENV)/bin/ruff check gateway tests bench
 
-deps: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/rlib
+deps: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/rlib $(PROMTOOL)
 
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
@@ -56,9 +60,14 @@ $(STAMPS)/rlib: $(STAMPS)/apt $(shell find r_services -type f -not -path '*/test
 	R CMD INSTALL --no-multiarch --no-test-load --library=$(R_LIB) r_services >/dev/null
 	@touch $@
 
+$(PROMTOOL):
+	@mkdir -p .tools/deb
+	cd .tools/deb && apt-get download -qq prometheus 2>/dev/null && dpkg-deb -x prometheus_*.deb root
+	cp .tools/deb/root/usr/bin/promtool $@ && rm -rf .tools/deb
+
 renv.lock: $(STAMPS)/rlib
 	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'gatewayr::write_renv_lock("renv.lock", c("plumber", "jsonlite", "randomForest", "testthat", "httr", "sodium"))'
 
 clean:
 	-$(VENV)/bin/gateway down 2>/dev/null
-	rm -rf $(STAMPS) $(R_LIB) .run
+	rm -rf $(STAMPS) $(R_LIB) .run .tools

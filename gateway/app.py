@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import uuid
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from gateway import instrument
 from gateway.codecs import dumps
 from gateway.errors import GatewayError, NotFound, PayloadTooLarge
 from gateway.registry import build_registry
@@ -20,18 +19,17 @@ from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def create_app(settings: Settings, plan: Plan) -> Flask:
     """An app serving the configured models; the models are loaded here, in this process."""
-    from gateway.api import health, native, plumber_proxy
+    from gateway.api import health, native, observe, plumber_proxy
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
     registry = build_registry(settings, plan)
     app.extensions["gateway"] = PredictionService(registry, settings)
-    app.before_request(_assign_request_id)
+    instrument.install(app)  # first: assigns the request id every later step uses
     app.after_request(_echo_request_id)
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -39,6 +37,7 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(native.blueprint)
     app.register_blueprint(plumber_proxy.blueprint)
+    app.register_blueprint(observe.blueprint)
     return app
 
 
@@ -47,6 +46,7 @@ def create_app_from_env() -> Flask:
     from gateway.settings import load_settings
 
     settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
+    instrument.log_requests_to_stdout()
     return create_app(settings, Plan.load(Path(os.environ["GATEWAY_PLAN"])))
 
 
@@ -60,11 +60,6 @@ def json_response(body: bytes, status: int = 200, content_type: str = "applicati
 
 def problem(error: GatewayError) -> Response:
     return json_response(dumps(error.to_problem(g.get("request_id"))), error.status, PROBLEM_JSON)
-
-
-def _assign_request_id() -> None:
-    supplied = request.headers.get("X-Request-ID", "")
-    g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
 
 
 def _echo_request_id(response: Response) -> Response:

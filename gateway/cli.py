@@ -7,6 +7,7 @@ non-zero: 2 for config errors, 1 for stack errors. Tracebacks are for bugs only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--sample", type=Path, help="CSV slice of the training data (fixes the schema)")
     register.add_argument("--description", default="")
     register.set_defaults(handler=_register)
+
+    logs = commands.add_parser("logs", help="the stack's logs merged in time order")
+    logs.add_argument("--model", help="only lines about this model (its R workers, its requests)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until Ctrl-C")
+    logs.add_argument("--lines", "-n", type=int, default=200, help="how many lines to start with (default 200)")
+    logs.set_defaults(handler=_logs)
 
     commands.add_parser("build-demo", help="build the demo models the store lacks").set_defaults(handler=_build_demo)
     # `--config` is accepted after the subcommand too: `gateway up --config x.toml`.
@@ -190,6 +197,21 @@ def _reload(args: argparse.Namespace) -> int:
 
     reload(_settings(args))
     print("gateway: reloaded")
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from gateway.runtime.logs import follow, merged
+
+    run_dir = _settings(args).run_dir
+    if not (run_dir / "logs").is_dir():
+        raise StackError(f"no logs in {run_dir}: the stack has not run there (see server.run_dir)")
+    if not args.follow:
+        for line in merged(run_dir, args.model, args.lines):
+            print(line.render())
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop following
+        follow(run_dir, sys.stdout, args.model, args.lines)
     return 0
 
 

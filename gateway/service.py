@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+
+from gateway import context, metrics
+from gateway.backends.plumber import PlumberBackend
 from gateway.codecs import Table, decode_request, validate_table
-from gateway.errors import BadGateway, InvalidInput, UnknownParam
+from gateway.errors import BadGateway, InvalidInput, NotFound, UnknownParam
 from gateway.registry import Registry, ServedModel
 from gateway.settings import Settings
 
@@ -54,13 +59,39 @@ class PredictionService:
             )
         elif table.n_rows == 0:
             raise InvalidInput("the request has no rows", model=served.name)
-        predictions = backend.predict(table, params)
+        record = context.current()
+        if record is not None:
+            record.version, record.backend = meta.version, backend.kind
+        started, rows = time.perf_counter(), None
+        try:
+            predictions = backend.predict(table, params)
+            rows = table.n_rows if len(predictions) == table.n_rows else None  # else a 502 below
+        finally:
+            # Failed calls are timed too: a timing-out R model must show in the histogram.
+            metrics.observe_backend(served.name, backend.kind, time.perf_counter() - started, rows)
+        if record is not None:
+            record.rows = rows
         if len(predictions) != table.n_rows:
             raise BadGateway(
                 f"model '{served.name}' returned {len(predictions)} predictions for {table.n_rows} rows",
                 model=served.name,
             )
         return Prediction(served.name, meta.version, predictions)
+
+    def forward(self, name: str, method: str, path: str, query: bytes, headers: dict[str, str],
+                body: bytes) -> requests.Response:
+        """`/plumber/<name>/<path>`: a Plumber script's own route, passed through and timed."""
+        backend = self.registry.get(name).backend()
+        if not isinstance(backend, PlumberBackend) or backend.pool.kind != "script":
+            raise NotFound(f"model '{name}' is not a Plumber script; use /models/{name}/predict", model=name)
+        record = context.current()
+        if record is not None:
+            record.version, record.backend = backend.meta.version, backend.kind
+        started = time.perf_counter()
+        try:
+            return backend.forward(method, path, query, headers, body)
+        finally:
+            metrics.observe_backend(name, backend.kind, time.perf_counter() - started, None)
 
     def readiness(self) -> tuple[bool, dict[str, dict[str, Any]]]:
         detail: dict[str, dict[str, Any]] = {}

@@ -36,6 +36,9 @@ class ServerSettings:
     # A file holding the secret the gateway's NGINX sends to worker hosts (`gateway worker`),
     # which refuse requests without it. Same file on every host; empty: no check.
     cluster_secret_file: str = ""
+    metrics: Literal["open", "closed"] = "open"  # GET /metrics: served, or a 404
+    log_max_bytes: int = 10 * 1024 * 1024  # supervisord rotates each program's log at this size
+    log_backups: int = 3  # rotated logs kept per program
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"server.port: {server.port} is not a TCP port")
     if server.workers < 1 or server.threads < 1:
         raise ConfigError("server.workers and server.threads must be at least 1")
+    if server.log_max_bytes < 1024 or server.log_backups < 0:
+        raise ConfigError("server.log_max_bytes must be at least 1024 and server.log_backups at least 0")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
     if server.cluster_secret_file:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from gateway.app import service
-from gateway.backends.plumber import PlumberBackend
-from gateway.errors import NotFound
 
 blueprint = Blueprint("plumber_proxy", __name__)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -17,10 +15,7 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade",
 @blueprint.route("/plumber/<name>/", defaults={"path": ""}, methods=_METHODS)
 @blueprint.route("/plumber/<name>/<path:path>", methods=_METHODS)
 def passthrough(name: str, path: str) -> Response:
-    backend = service().registry.get(name).backend()
-    if not isinstance(backend, PlumberBackend) or backend.pool.kind != "script":
-        raise NotFound(f"model '{name}' is not a Plumber script; use /models/{name}/predict", model=name)
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-    reply = backend.forward(request.method, path, request.query_string, headers, request.get_data())
+    reply = service().forward(name, request.method, path, request.query_string, headers, request.get_data())
     passed = [(k, v) for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}]
     return Response(reply.content, status=reply.status_code, headers=passed)

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from gateway import context
 from gateway.backends.base import Backend, Health
 from gateway.backends.r_reply import predictions_from_reply
 from gateway.codecs import (
@@ -89,6 +90,9 @@ class PlumberBackend(Backend):
     ) -> requests.Response:
         """Pass a request to the script's own route unchanged (for /plumber/<name>/<path>)."""
         url = f"{self.base_url}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
+        # The id the gateway settled on replaces the client's (which may have been refused).
+        trace = context.trace_headers()
+        headers = {k: v for k, v in headers.items() if k.lower() not in {h.lower() for h in trace}} | trace
         try:
             reply = self._sessions.get().request(
                 method, url, data=body, headers=headers, allow_redirects=False,
@@ -122,7 +126,7 @@ class PlumberBackend(Backend):
     def _post(self, route: str, body: bytes) -> requests.Response:
         try:
             reply = self._sessions.get().post(
-                self.base_url + route, data=body, headers=_JSON,
+                self.base_url + route, data=body, headers=_JSON | context.trace_headers(),
                 timeout=(CONNECT_TIMEOUT_S, self.model.timeout_s),
             )
         except requests.RequestException as exc:

@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 
 from gateway.errors import PayloadTooLarge, Unavailable
+from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.tomlwrite import settings_to_toml
@@ -42,7 +43,7 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     `foreground` renders supervisord with nodaemon (containers: it runs as the main process).
     """
     run_dir = Path(plan.run_dir)
-    for sub in ("logs", "tmp"):
+    for sub in ("logs", "tmp", METRICS_DIR):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     context = _context(settings, plan, foreground)
     env = _environment()
@@ -129,6 +130,10 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             [str(bin_path("gunicorn")), "-c", f"{run_dir}/gunicorn.conf.py", "gateway.wsgi:app"]
         ),
         "nginx_command": shlex.join(nginx_command(run_dir)),
+        "metrics_dir": f"{run_dir}/{METRICS_DIR}",
+        "restarts_command": shlex.join(
+            [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
+        ),
     }
 
 

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.registry import build_registry
 from gateway.runtime import procs
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan
@@ -66,6 +68,7 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         plan = make_worker_plan(settings, listen)
     _check_ports_free(plan)
     plan.save()
+    _fresh_metrics(run_dir)
     files = render_all(settings, plan, foreground=foreground)
     command = [str(bin_path("supervisord")), "-c", str(files["supervisord"])]
     if foreground:
@@ -255,6 +258,13 @@ def _wait_worker_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
         if time.monotonic() > deadline:
             raise StackError(f"pools not ready within {wait_s:g} s: {', '.join(waiting)}")
         time.sleep(0.2)
+
+
+def _fresh_metrics(run_dir: Path) -> None:
+    """A new stack counts from zero: no per-process metric files or restart counts of the last one."""
+    shutil.rmtree(run_dir / METRICS_DIR, ignore_errors=True)
+    (run_dir / METRICS_DIR).mkdir()
+    (run_dir / RESTARTS_FILE).unlink(missing_ok=True)
 
 
 def _only_optional_failed(settings: Settings, body: str) -> bool:

@@ -1,8 +1,13 @@
 # The protocol-free core of POST /predict: body text in, status and JSON body out.
 
-reply <- function(status, body) list(status = as.integer(status), body = body)
+# `rows` (when the body was readable) and `message` (on errors) feed the request log line.
+reply <- function(status, body, rows = NA_integer_, message = NULL) {
+  list(status = as.integer(status), body = body, rows = as.integer(rows), message = message)
+}
 
-fail <- function(status, code, message) reply(status, error_json(code, message))
+fail <- function(status, code, message, rows = NA_integer_) {
+  reply(status, error_json(code, message), rows = rows, message = paste(message, collapse = "\n"))
+}
 
 # The values `type` may take for this model: probabilities only for classifiers.
 allowed_types <- function(meta) {
@@ -67,7 +72,7 @@ safely_predict <- function(loaded, frame, params) {
 #'
 #' @param loaded the result of load_model().
 #' @param body_text the request body.
-#' @return list(status, body): 200 with the predictions; 400 bad_request (malformed JSON,
+#' @return list(status, body, rows, message): 200 with the predictions; 400 bad_request (malformed JSON,
 #'   wrong shape, unknown param); 422 invalid_input (the data don't fit the schema);
 #'   422 model_error (R raised; its message unchanged); 500 internal (the model broke the
 #'   one-prediction-per-row contract, or the reply could not be encoded).
@@ -79,17 +84,18 @@ handle_predict <- function(loaded, body_text) {
   }
   problem <- shape_problem(request, loaded$inputs) %||% params_problem(request[["params"]] %||% list(), meta)
   if (!is.null(problem)) return(fail(400, "bad_request", problem))
+  rows <- if (length(request[["columns"]]) > 0) length(request[["columns"]][[1]]) else 0L
   check <- validate_frame(request[["columns"]], loaded$inputs, meta$name)
-  if (check$status != 200L) return(fail(422, "invalid_input", check$detail))
+  if (check$status != 200L) return(fail(422, "invalid_input", check$detail, rows))
   frame <- columns_to_frame(request[["columns"]], request[["types"]] %||% list(), loaded$inputs)
   params <- request[["params"]] %||% list()
   result <- safely_predict(loaded, frame, params)
-  if (inherits(result, "error")) return(fail(422, "model_error", conditionMessage(result)))
+  if (inherits(result, "error")) return(fail(422, "model_error", conditionMessage(result), rows))
   if (prediction_count(result) != nrow(frame)) {
     return(fail(500, "internal", sprintf("model '%s' returned %d predictions for %d rows",
-                                         meta$name, prediction_count(result), nrow(frame))))
+                                         meta$name, prediction_count(result), nrow(frame)), rows))
   }
   body <- tryCatch(encode_predictions(result), error = function(e) e)
-  if (inherits(body, "error")) return(fail(500, "internal", conditionMessage(body)))
-  reply(200, body)
+  if (inherits(body, "error")) return(fail(500, "internal", conditionMessage(body), rows))
+  reply(200, body, rows = rows)
 }

@@ -29,7 +29,10 @@ body_text <- function(req) {
 
 add_predict <- function(pr, loaded) {
   plumber::pr_post(pr, "/predict", function(req, res) {
+    started <- as.numeric(Sys.time())
     out <- handle_predict(loaded, body_text(req))
+    log_request(req$HTTP_X_REQUEST_ID, loaded$meta$name, out$rows,
+                (as.numeric(Sys.time()) - started) * 1000, out$status, out$message)
     send_json(res, out$status, out$body)
   }, parsers = character(0))  # no parser at all: plumber's "none" fails on any body in 1.2.1
 }

@@ -29,6 +29,7 @@ script_router <- function(script) {
   setwd(dirname(script))
   plumber::pr(script) |>
     add_script_healthz(script) |>
+    add_request_log(Sys.getenv("GATEWAY_MODEL", basename(dirname(script)))) |>
     add_json_errors(error_code = "model_error") |>
     plumber::pr_set_docs(FALSE)
 }
@@ -41,4 +42,21 @@ serve_script <- function(script, host = "127.0.0.1", port = 8000L) {
   pr <- script_router(script)
   log_line(sprintf("serving Plumber script %s on http://%s:%d", normalizePath(script), host, as.integer(port)))
   plumber::pr_run(pr, host = host, port = as.integer(port), docs = FALSE, quiet = TRUE)
+}
+
+# A user's script: one log line per request from Plumber's hooks (rows are unknown here, and
+# R's message of a failed route is in the error handler's own line just before).
+add_request_log <- function(pr, model) {
+  pr |>
+    plumber::pr_hook("preroute", function(req) {
+      req$.gateway_started <- as.numeric(Sys.time())
+    }) |>
+    plumber::pr_hook("postserialize", function(req, res, value) {
+      if (!identical(req$PATH_INFO, "/__gateway/healthz")) {
+        started <- req$.gateway_started %||% as.numeric(Sys.time())
+        log_request(req$HTTP_X_REQUEST_ID, model, NA_integer_,
+                    (as.numeric(Sys.time()) - started) * 1000, res$status)
+      }
+      value
+    })
 }

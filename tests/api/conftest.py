@@ -15,9 +15,9 @@ from gateway.settings import settings_from_dict
 BODY_LIMIT = 64 * 1024
 
 
-def make_app(store: Path, tmp_path: Path, models: dict | None = None) -> Flask:
+def make_app(store: Path, tmp_path: Path, models: dict | None = None, server: dict | None = None) -> Flask:
     raw = {
-        "server": {"body_limit_bytes": BODY_LIMIT, "run_dir": str(tmp_path / "run")},
+        "server": {"body_limit_bytes": BODY_LIMIT, "run_dir": str(tmp_path / "run"), **(server or {})},
         "store": {"path": str(store)},
         "models": models
         or {

@@ -109,7 +109,7 @@ def test_supervisord_runs_each_pool_as_a_group(rendered: dict[str, Path], plan: 
         command = conf.get(f"program:{name}", "command").split()
         assert command == ["Rscript", str(REPO_ROOT / "plumber" / "worker.R"), "/store/mtcars/2",
                            "127.0.0.1", str(port)]
-        assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}"'
+        assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}",GATEWAY_MODEL="mtcars"'
         assert conf.get(f"program:{name}", "autorestart") == "true"
     cars = conf.get("program:plumber-cars-1", "command").split()
     assert cars[1] == str(REPO_ROOT / "plumber" / "script.R")
@@ -202,3 +202,26 @@ def test_no_keepalive_to_plumber_workers(rendered: dict[str, Path]) -> None:
         assert "keepalive " not in block[: block.index("}")]
     app = text[text.index("upstream gateway_app {"):]
     assert "keepalive 32;" in app[: app.index("}")]
+
+
+def test_observability_wiring(settings: Settings, plan: Plan) -> None:
+    """Metrics dir for Gunicorn, dead workers marked, restarts counted, logs rotated per config."""
+    settings = dataclasses.replace(
+        settings, server=dataclasses.replace(settings.server, log_max_bytes=12345, log_backups=7))
+    files = render_all(settings, plan)
+    conf = configparser.RawConfigParser()
+    conf.read(files["supervisord"])
+    metrics_dir = f"{plan.run_dir}/metrics"
+    assert f'PROMETHEUS_MULTIPROC_DIR="{metrics_dir}"' in conf.get("program:gunicorn", "environment")
+    assert Path(metrics_dir).is_dir()
+    assert conf.get("eventlistener:restarts", "events") == "PROCESS_STATE_STARTING"
+    assert conf.get("eventlistener:restarts", "command").endswith(
+        f"-m gateway.runtime.restarts {plan.run_dir}/restarts.json")
+    for section in ("program:plumber-mtcars-1", "program:gunicorn", "program:nginx"):
+        assert conf.get(section, "stdout_logfile_maxbytes") == "12345"
+        assert conf.get(section, "stdout_logfile_backups") == "7"
+    config = runpy.run_path(str(files["gunicorn"]))
+    assert callable(config["child_exit"])
+    nginx = files["nginx"].read_text()
+    assert "log_format gateway escape=json '{" in nginx
+    assert '"~^[A-Za-z0-9._-]{1,128}$" $http_x_request_id;' in nginx

@@ -34,3 +34,17 @@ post_json <- function(server, path, body) {
 body_of <- function(reply) {
   jsonlite::fromJSON(httr::content(reply, as = "text", encoding = "UTF-8"), simplifyVector = FALSE)
 }
+
+# The JSON request log line an entrypoint wrote for this request id (it may lag the reply).
+logged_request <- function(server, request_id, seconds = 5) {
+  deadline <- Sys.time() + seconds
+  repeat {
+    lines <- grep("^\\{", readLines(server$log, warn = FALSE), value = TRUE)
+    entries <- lapply(lines, jsonlite::fromJSON, simplifyVector = FALSE)
+    found <- Filter(function(e) identical(e$request_id, request_id), entries)
+    if (length(found) > 0 || Sys.time() > deadline) break
+    Sys.sleep(0.05)
+  }
+  expect_length(found, 1)
+  found[[1]]
+}

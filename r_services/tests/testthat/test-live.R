@@ -31,6 +31,12 @@ test_that("plumber/worker.R serves a stored model and survives every error", {
 
   again <- post_json(server, "/predict", wire_request(newdata))
   expect_identical(httr::status_code(again), 200L)
+
+  traced <- httr::POST(paste0(server$url, "/predict"), body = wire_request(newdata),
+                       httr::content_type_json(), httr::add_headers(`X-Request-ID` = "live-worker-7"))
+  expect_identical(httr::status_code(traced), 200L)
+  expect_identical(logged_request(server, "live-worker-7")[c("model", "rows", "status")],
+                   list(model = "mtcars", rows = 2L, status = 200L))
 })
 
 test_that("plumber/script.R serves the cars script as written, errors as JSON", {
@@ -44,6 +50,10 @@ test_that("plumber/script.R serves the cars script as written, errors as JSON", 
   expect_identical(httr::status_code(reply), 200L)
   expected <- unname(predict(lm(dist ~ speed, data = cars), data.frame(speed = speeds)))
   expect_equal(vapply(body_of(reply)$.pred, identity, 0), expected, tolerance = 1e-13)
+
+  traced <- httr::GET(paste0(server$url, "/hello/ann"), httr::add_headers(`X-Request-ID` = "live-script-1"))
+  expect_identical(httr::status_code(traced), 200L)
+  expect_identical(logged_request(server, "live-script-1")$status, 200L)
 
   failed <- post_json(server, "/predict", "[{\"dist\": 10}]")
   expect_identical(httr::status_code(failed), 500L)

@@ -1,0 +1,103 @@
+"""Per-request observability, in one place: the request id, metrics and the JSON request log.
+
+Flask hooks open a `context.RequestRecord` per request and, when the request is one that
+reaches a model (see PROTOCOLS), count it, time it and write one JSON log line for it. Views
+and backends do nothing for this; the service fills in the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Flask, Response, current_app, g, request
+
+from gateway import context, metrics
+from gateway.errors import NotFound
+
+# Flask endpoint → the `protocol` label. The mlflow, vetiver and v2 blueprints add theirs here.
+PROTOCOLS = {
+    "native.predict": "native",
+    "plumber_proxy.passthrough": "plumber",
+}
+REQUEST_LOG = "gateway.requests"
+_log = logging.getLogger(REQUEST_LOG)
+
+
+def install(app: Flask) -> None:
+    """Register the hooks; call before any other before_request hook that needs the id."""
+    app.before_request(_begin)
+    app.after_request(_finish)
+
+
+def log_requests_to_stdout() -> None:
+    """Under Gunicorn: request lines to stdout, which supervisord writes to logs/gunicorn.log
+    and rotates (server.log_max_bytes). Tests leave this off and read the log via caplog."""
+    if any(getattr(h, "_gateway", False) for h in _log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._gateway = True  # type: ignore[attr-defined]
+    _log.addHandler(handler)
+    _log.setLevel(logging.INFO)
+    _log.propagate = False
+
+
+def _begin() -> None:
+    supplied = request.headers.get("X-Request-ID", "")
+    # A refused id is replaced, and never logged or echoed as it came.
+    g.request_id = supplied if context.is_sane_request_id(supplied) else uuid.uuid4().hex
+    g.started = time.perf_counter()
+    context.begin(g.request_id, request.headers.get("traceparent"))
+
+
+def _finish(response: Response) -> Response:
+    protocol = PROTOCOLS.get(request.endpoint or "")
+    record = context.current()
+    if protocol is None or record is None:
+        return response
+    seconds = time.perf_counter() - g.started
+    model, version, backend = _labels(record)
+    metrics.observe_request(model, version, backend, protocol, response.status_code, seconds)
+    entry: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "source": "gateway", "pid": os.getpid(), "request_id": record.request_id,
+        "method": request.method, "path": request.path, "model": model, "version": version,
+        "backend": backend, "protocol": protocol, "status": response.status_code,
+        "duration_ms": round(seconds * 1000, 3), "rows": record.rows,
+    }
+    if record.traceparent:
+        entry["traceparent"] = record.traceparent
+    if response.status_code >= 400 and response.mimetype == "application/problem+json":
+        entry["error"] = _problem_detail(response)
+    _log.info("%s", orjson.dumps(entry).decode())
+    return response
+
+
+def _labels(record: context.RequestRecord) -> tuple[str, str, str]:
+    """(model, version, backend) labels; names a client made up become `_unknown`."""
+    args = request.view_args or {}
+    try:
+        served = current_app.extensions["gateway"].registry.get(args.get("name", ""))
+    except NotFound:
+        return metrics.UNKNOWN, metrics.UNKNOWN, metrics.UNKNOWN
+    version = record.version
+    if version is None:
+        asked = args.get("version") or "latest"
+        version = served.current if asked == "latest" else asked
+        if version not in served.versions:
+            version = metrics.UNKNOWN
+    return served.name, version, record.backend or served.settings.backend
+
+
+def _problem_detail(response: Response) -> str | None:
+    try:
+        return str(orjson.loads(response.get_data())["detail"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None

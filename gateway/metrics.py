@@ -1,0 +1,180 @@
+"""Prometheus metrics: every metric the gateway exports is defined here, and nowhere else.
+
+Counters and histograms are recorded per process. Under Gunicorn, `PROMETHEUS_MULTIPROC_DIR`
+(set by the rendered supervisord config to `run_dir/metrics`, wiped at `gateway up`) makes
+prometheus_client write them to files that a scrape adds up across every worker, dead ones
+included. Gauges that describe the stack now (model info, pool workers, restarts) are not
+recorded at all: they are computed at scrape time by `StackCollector`, so no worker's stale
+copy can disagree with another's.
+
+The other issues call in here: the batcher calls `observe_batch`, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# From half a millisecond (an in-process sklearn predict) to a minute (a slow R model).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+METRICS_DIR = "metrics"  # under run_dir: prometheus_client's per-process files
+RESTARTS_FILE = "restarts.json"  # under run_dir: kept by gateway.runtime.restarts
+UNKNOWN = "_unknown"  # the label for a model or version that does not exist (bounded cardinality)
+
+# Recorded metrics live in a registry of our own, not prometheus_client's global one, so that
+# importing the package never exports anything by accident.
+_RECORDED = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter(
+    "gateway_requests", "Requests per model, by protocol and HTTP status.",
+    ["model", "version", "backend", "protocol", "status"], registry=_RECORDED,
+)
+REQUEST_DURATION = Histogram(
+    "gateway_request_duration_seconds", "Time from request to response inside the gateway app.",
+    ["model", "backend"], buckets=LATENCY_BUCKETS, registry=_RECORDED,
+)
+BACKEND_DURATION = Histogram(
+    "gateway_backend_duration_seconds",
+    "Time inside the backend call; the gateway's own overhead is the request duration minus this.",
+    ["model", "backend"], buckets=LATENCY_BUCKETS, registry=_RECORDED,
+)
+ROWS = Counter("gateway_rows", "Rows predicted successfully.", ["model"], registry=_RECORDED)
+BATCH_SIZE = Histogram(
+    "gateway_batch_size", "Rows per batch the micro-batcher sent to the backend.",
+    ["model"], buckets=BATCH_SIZE_BUCKETS, registry=_RECORDED,
+)
+BATCH_WAIT = Histogram(
+    "gateway_batch_wait_seconds", "Time a request waited in the micro-batcher's queue.",
+    ["model"], buckets=LATENCY_BUCKETS, registry=_RECORDED,
+)
+
+
+def observe_request(model: str, version: str, backend: str, protocol: str, status: int,
+                    seconds: float | None) -> None:
+    """One finished HTTP request for a model; `seconds` is None when it never reached a model."""
+    REQUESTS.labels(model, version, backend, protocol, str(status)).inc()
+    if seconds is not None:
+        REQUEST_DURATION.labels(model, backend).observe(seconds)
+
+
+def observe_backend(model: str, backend: str, seconds: float, rows: int | None) -> None:
+    """One backend call; rows counted only for a successful predict (None for pass-through)."""
+    BACKEND_DURATION.labels(model, backend).observe(seconds)
+    if rows:
+        ROWS.labels(model).inc(rows)
+
+
+def observe_batch(model: str, size: int, wait_s: float) -> None:
+    """For the micro-batcher: one batch of `size` rows, whose oldest request waited `wait_s`."""
+    BATCH_SIZE.labels(model).observe(size)
+    BATCH_WAIT.labels(model).observe(wait_s)
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What a scrape says about one model now."""
+
+    name: str
+    version: str
+    backend: str
+    language: str
+    sha256: str
+    ready: bool
+    timeout_s: float
+    live: int | None = None  # pools only
+    total: int | None = None
+
+
+class StackCollector(Collector):
+    """Gauges computed at scrape time from the live registry and the restart counts.
+
+    `models` yields a ModelState per model; `restarts` returns model → restarts so far.
+    """
+
+    def __init__(self, models: Callable[[], Iterable[ModelState]],
+                 restarts: Callable[[], dict[str, int]]) -> None:
+        self._models = models
+        self._restarts = restarts
+
+    def collect(self) -> Iterator[Any]:
+        info = GaugeMetricFamily("gateway_model_info", "The model version each name serves (always 1).",
+                                 labels=["model", "version", "backend", "language", "sha256"])
+        ready = GaugeMetricFamily("gateway_model_ready", "1 when the model answers predictions (as /readyz).",
+                                  labels=["model"])
+        timeout = GaugeMetricFamily("gateway_model_timeout_seconds", "The model's configured timeout_s.",
+                                    labels=["model"])
+        workers = GaugeMetricFamily("gateway_pool_workers",
+                                    "R pool workers: live (accepting connections) and total (configured).",
+                                    labels=["model", "state"])
+        restarts = CounterMetricFamily(
+            "gateway_worker_restarts",
+            "R workers that supervisord started again after they exited (see gateway.runtime.restarts).",
+            labels=["model"],
+        )
+        counts = self._restarts()
+        for model in self._models():
+            info.add_metric([model.name, model.version, model.backend, model.language, model.sha256], 1)
+            ready.add_metric([model.name], 1 if model.ready else 0)
+            timeout.add_metric([model.name], model.timeout_s)
+            if model.total is not None:
+                workers.add_metric([model.name, "live"], model.live or 0)
+                workers.add_metric([model.name, "total"], model.total)
+                restarts.add_metric([model.name], counts.get(model.name, 0))
+        yield from (info, ready, timeout, workers, restarts)
+
+
+def initialise(models: Iterable[tuple[str, str]]) -> None:
+    """Create the per-model series at zero for (model, backend) pairs, so that every series a
+    dashboard queries exists from the start (rate() needs a first sample; batch ones too)."""
+    for name, backend in models:
+        REQUEST_DURATION.labels(name, backend)
+        BACKEND_DURATION.labels(name, backend)
+        ROWS.labels(name)
+        BATCH_SIZE.labels(name)
+        BATCH_WAIT.labels(name)
+
+
+def exposition(stack: Collector) -> bytes:
+    """The text a scrape returns: recorded metrics (summed over processes) plus `stack`."""
+    registry = recorded()
+    registry.register(stack)
+    return generate_latest(registry)
+
+
+def recorded() -> CollectorRegistry:
+    """A registry holding the recorded metrics: every process's under Gunicorn, else this one's."""
+    registry = CollectorRegistry()
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        multiprocess.MultiProcessCollector(registry, path=directory)
+    else:
+        registry.register(_RecordedHere())
+    return registry
+
+
+class _RecordedHere(Collector):
+    """This process's recorded metrics, for a single process (tests, `flask run`)."""
+
+    def collect(self) -> Iterator[Any]:
+        yield from _RECORDED.collect()
+
+
+def read_restarts(path: Path) -> dict[str, int]:
+    """Model → restarts from the file gateway.runtime.restarts keeps; {} when there is none yet."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in raw.items()} if isinstance(raw, dict) else {}

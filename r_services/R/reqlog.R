@@ -1,0 +1,31 @@
+# The per-request log line: one JSON object per line on stderr, which supervisord keeps (and
+# rotates) in the worker's log file, so one grep for a request id finds the R side of it.
+
+# The gateway's rule for a request id; anything else is not logged raw.
+REQUEST_ID_PATTERN <- "^[A-Za-z0-9._-]{1,128}$"
+
+sane_request_id <- function(id) {
+  if (is.character(id) && length(id) == 1 && grepl(REQUEST_ID_PATTERN, id)) id else NA_character_
+}
+
+#' One request's log line as JSON.
+#'
+#' @param request_id the X-Request-ID header (NULL or insane → null).
+#' @param model the model name.
+#' @param rows rows in the request (NA when the body could not be read).
+#' @param duration_ms time spent handling it.
+#' @param status the HTTP status answered.
+#' @param message R's condition message (or the validation message) on errors, else NULL.
+#' @return a one-line JSON string.
+request_log_json <- function(request_id, model, rows, duration_ms, status, message = NULL,
+                             time = Sys.time(), pid = Sys.getpid()) {
+  entry <- list(
+    time = format(time, "%Y-%m-%dT%H:%M:%OS3Z", tz = "UTC"), source = "r_worker", pid = pid,
+    request_id = sane_request_id(request_id), model = model, rows = as.integer(rows),
+    duration_ms = round(duration_ms, 3), status = as.integer(status)
+  )
+  if (!is.null(message)) entry$error <- message
+  to_json_object(entry)
+}
+
+log_request <- function(...) cat(request_log_json(...), "\n", sep = "", file = stderr())
