@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.backends.base import Backend
+from gateway.batching import MicroBatcher
 from gateway.codecs import Table, decode_request, validate_table
 from gateway.errors import BadGateway, InvalidInput, UnknownParam
 from gateway.registry import Registry, ServedModel
@@ -22,6 +25,8 @@ class PredictionService:
     def __init__(self, registry: Registry, settings: Settings) -> None:
         self.registry = registry
         self.settings = settings
+        self._batchers: dict[tuple[str, str], MicroBatcher] = {}
+        self._batchers_lock = threading.Lock()
 
     def predict(
         self, name: str, version: str | None, body: bytes, content_type: str | None
@@ -44,13 +49,39 @@ class PredictionService:
             )
         elif table.n_rows == 0:
             raise InvalidInput("the request has no rows", model=served.name)
-        predictions = backend.predict(table, params)
+        predictions = self.batcher(served, backend).submit(table, params)
         if len(predictions) != table.n_rows:
             raise BadGateway(
                 f"model '{served.name}' returned {len(predictions)} predictions for {table.n_rows} rows",
                 model=served.name,
             )
         return Prediction(served.name, meta.version, predictions)
+
+    def batcher(self, served: ServedModel, backend: Backend) -> MicroBatcher:
+        """The one batcher of this model version in this process, made on first use."""
+        key = (served.name, backend.meta.version)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            with self._batchers_lock:
+                batcher = self._batchers.get(key)
+                if batcher is None:
+                    default_size, slots = backend.batching()
+                    config = served.settings.batch
+                    batcher = MicroBatcher(
+                        backend.predict,
+                        max_size=config.max_size if config.max_size is not None else default_size,
+                        max_wait_ms=config.max_wait_ms,
+                        slots=slots,
+                        name=f"{served.name}/{backend.meta.version}",
+                    )
+                    self._batchers[key] = batcher
+        return batcher
+
+    def batching_snapshot(self) -> list[dict[str, Any]]:
+        """Batch-size and queue-wait counters of every batcher in this process."""
+        with self._batchers_lock:
+            batchers = list(self._batchers.values())
+        return [b.snapshot() for b in batchers]
 
     def readiness(self) -> tuple[bool, dict[str, dict[str, Any]]]:
         detail: dict[str, dict[str, Any]] = {}

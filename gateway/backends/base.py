@@ -37,5 +37,13 @@ class Backend(ABC):
     def health(self) -> Health:
         return Health(ready=True)
 
+    def batching(self) -> tuple[int, int]:
+        """(default max_size, call slots) for the micro-batcher; (1, 1) is off.
+
+        Off unless a backend knows its predict is row-wise and vectorised; `slots` is how many
+        calls it serves at once (an R pool's workers), beyond which requests queue and coalesce.
+        """
+        return 1, 1
+
     def unload(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what load() took; the default holds nothing."""

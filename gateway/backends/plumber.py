@@ -38,6 +38,7 @@ from gateway.settings import ModelSettings
 
 CONNECT_TIMEOUT_S = 2.0
 UPSTREAM_FAILED_HEADER = "X-Gateway-Upstream"  # set by the internal NGINX's own error pages
+DEFAULT_BATCH_ROWS = 256  # one R call for up to 256 rows costs about what one row does
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
@@ -71,6 +72,11 @@ class PlumberBackend(Backend):
         self.pool = pool
         self.base_url = f"{internal_url}/r/{model.name}"
         self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.workers)))
+
+    def batching(self) -> tuple[int, int]:
+        """On for the generic worker (R's predict is vectorised); off for a user's own script,
+        whose route may not be row-wise, unless its config sets batch.max_size."""
+        return (DEFAULT_BATCH_ROWS if self.pool.kind == "model" else 1), len(self.pool.workers)
 
     def load(self) -> None:
         """Nothing to load here: supervisord runs the pool; readiness comes from health()."""

@@ -13,6 +13,8 @@ from gateway.errors import ConfigError, ModelError
 from gateway.meta import InputSpec, ModelMeta
 from gateway.store import sha256_of
 
+DEFAULT_BATCH_ROWS = 64  # see bench/serving.py: batching on vs off for iris
+
 
 class PythonBackend(Backend):
     kind = "python"
@@ -28,6 +30,11 @@ class PythonBackend(Backend):
         if self.meta.sha256 and sha256_of(self.path) != self.meta.sha256:
             raise ConfigError(f"{where}: {self.path} does not match the sha256 in model.json")
         self.model = load_artefact(self.path, self.meta.format, trusted=self.trusted, where=where)
+
+    def batching(self) -> tuple[int, int]:
+        """On: a 1-row sklearn predict is mostly fixed cost (DataFrame build, input checks),
+        so 8 queued rows cost about what 1 does. One slot: the GIL runs one predict at a time."""
+        return DEFAULT_BATCH_ROWS, 1
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         frame = to_frame(table, self.meta.inputs)
