@@ -47,6 +47,7 @@ class _Item:
     params: dict[str, Any]
     key: Hashable
     enqueued: float
+    taken: bool = False  # in a leader's batch, waiting for its reply
     done: bool = False
     solo: bool = False  # the shared call failed: this caller retries alone, in its own thread
     result: list[Any] | None = None
@@ -101,7 +102,7 @@ class MicroBatcher:
         with self._cond:
             if self._inflight < self.slots and item.key not in self._queues:
                 self._inflight += 1
-                self._record_start([item], time.monotonic(), overflow=False)
+                self._record_start([item], item.enqueued, overflow=False)  # never queued
                 batch: list[_Item] | None = [item]
             else:
                 self._queues.setdefault(item.key, deque()).append(item)
@@ -144,8 +145,8 @@ class MicroBatcher:
         while True:
             if item.done:
                 return None
-            queue = self._queues[item.key]
-            if queue[0] is item:
+            queue = self._queues.get(item.key)
+            if not item.taken and queue and queue[0] is item:
                 now = time.monotonic()
                 if self._inflight < self.slots or now >= deadline:
                     overflow = self._inflight >= self.slots
@@ -166,6 +167,8 @@ class MicroBatcher:
         while queue and rows + queue[0].table.n_rows <= self.max_size:
             rows += queue[0].table.n_rows
             batch.append(queue.popleft())
+        for member in batch:
+            member.taken = True
         return batch
 
     def _run(self, batch: list[_Item]) -> None:
