@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gateway.backends.base import Backend
@@ -74,6 +75,11 @@ def load_artefact(path: Path, fmt: str, *, trusted: bool, where: str) -> Any:
 
 def to_frame(table: Table, inputs: tuple[InputSpec, ...]) -> pd.DataFrame:
     """A validated Table → the DataFrame the model was trained on (same dtypes)."""
+    if inputs and all(spec.type == "double" for spec in inputs):
+        # The profile of a 1-row predict: building a Series per column cost ~0.7 ms of ~2; one
+        # float64 block costs ~0.09 ms, and sklearn's input checks run faster on it too.
+        block = np.array([table.columns[spec.name] for spec in inputs], dtype=np.float64)  # None → NaN
+        return pd.DataFrame(block.T, columns=[spec.name for spec in inputs], copy=False)
     data: dict[str, Any] = {}
     for spec in inputs:
         values = table.columns[spec.name]
