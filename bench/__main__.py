@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import hot_path, stack_latency
+from bench import hot_path, serving, stack_latency
 
-BENCHMARKS = {"hot_path": hot_path.main, "stack_latency": stack_latency.main}
+BENCHMARKS = {"hot_path": hot_path.main, "stack_latency": stack_latency.main, "serving": serving.main}
 
 
 def main(argv: list[str]) -> None:
