@@ -103,14 +103,14 @@ def main() -> None:
         for batching in (False, True):
             state = "on" if batching else "off"
             with ExitStack() as stack:
-                public, internal = stack.enter_context(
+                public, internal, gunicorn = stack.enter_context(
                     targets.gateway_stack(directory / f"gw-{state}", store, batching=batching))
                 measure(f"gw-py-{state}", public + "/models/iris/predict", bodies["iris"])
                 measure(f"gw-r-{state}", public + "/models/mtcars/predict", bodies["mtcars"])
                 if not batching:
                     measure("plumber-pool", internal + "/r/mtcars/predict", bodies["wire"])
                 else:
-                    counters = targets.batching_counters(public)
+                    counters = targets.batching_counters(gunicorn)
     print()
     print_table(cells, seconds, machine)
     print_counters(counters)

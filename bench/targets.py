@@ -29,10 +29,15 @@ GUNICORN_WORKERS = 2  # the same number of worker processes for the gateway and 
 
 
 @contextmanager
-def gateway_stack(directory: Path, store: Path, *, batching: bool) -> Iterator[tuple[str, str]]:
-    """The full stack serving iris (Python) and mtcars (R pool of 2); yields (public, internal) URLs."""
+def gateway_stack(directory: Path, store: Path, *, batching: bool,
+                  batch: dict[str, float] | None = None) -> Iterator[tuple[str, str, str]]:
+    """The full stack serving iris (Python) and mtcars (R pool of 2).
+
+    Yields the public, internal-NGINX and Gunicorn URLs. `batch` overrides both models' batch
+    settings when batching is on (the defaults otherwise).
+    """
     (port,) = free_ports(1)
-    off = {"batch": {"max_size": 1}} if not batching else {}
+    off = {"batch": {"max_size": 1}} if not batching else ({"batch": batch} if batch else {})
     raw = {
         "server": {"port": port, "workers": GUNICORN_WORKERS, "threads": 8, "run_dir": str(directory / "run")},
         "store": {"path": str(store)},
@@ -47,7 +52,7 @@ def gateway_stack(directory: Path, store: Path, *, batching: bool) -> Iterator[t
     settings = load_settings(config, env={})
     plan = stack.up(settings, wait_s=120)
     try:
-        yield stack.public_url(plan), plan.internal_url
+        yield stack.public_url(plan), plan.internal_url, f"http://{plan.gunicorn.address}"
     finally:
         stack.down(settings.run_dir)
 
@@ -155,13 +160,17 @@ def _wait_http(url: str, budget_s: float) -> None:
     raise RuntimeError(f"{url} did not answer within {budget_s:g} s")
 
 
-def batching_counters(public_url: str, tries: int = 30) -> dict[int, list[dict[str, object]]]:
-    """Each Gunicorn worker's batcher counters (pid → list); asks until every worker answered."""
+def batching_counters(gunicorn_url: str, tries: int = 30) -> dict[int, list[dict[str, object]]]:
+    """Each Gunicorn worker's batcher counters (pid → list); asks until every worker answered.
+
+    Asked of Gunicorn directly, a new connection each time: through NGINX the kept-alive
+    upstream connection would land on the same worker every time.
+    """
     session = requests.Session()
     session.trust_env = False
     seen: dict[int, list[dict[str, object]]] = {}
     for _ in range(tries):
-        doc = json.loads(session.get(public_url + "/admin/batching", timeout=5).content)
+        doc = json.loads(session.get(gunicorn_url + "/admin/batching", timeout=5).content)
         seen[doc["pid"]] = doc["batchers"]
         if len(seen) >= GUNICORN_WORKERS:
             break

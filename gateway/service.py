@@ -65,13 +65,13 @@ class PredictionService:
             with self._batchers_lock:
                 batcher = self._batchers.get(key)
                 if batcher is None:
-                    default_size, slots = backend.batching()
+                    default = backend.batching()
                     config = served.settings.batch
                     batcher = MicroBatcher(
                         backend.predict,
-                        max_size=config.max_size if config.max_size is not None else default_size,
-                        max_wait_ms=config.max_wait_ms,
-                        slots=slots,
+                        max_size=default.max_size if config.max_size is None else config.max_size,
+                        max_wait_ms=default.max_wait_ms if config.max_wait_ms is None else config.max_wait_ms,
+                        slots=default.slots,
                         name=f"{served.name}/{backend.meta.version}",
                     )
                     self._batchers[key] = batcher

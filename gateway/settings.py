@@ -45,7 +45,7 @@ class BatchSettings:
     """Micro-batching of concurrent predicts (gateway/batching.py); max_size = 1 turns it off."""
 
     max_size: int | None = None  # rows per backend call; None: the backend's default (see README)
-    max_wait_ms: float = 2.0  # longest a queued request waits for a free call slot
+    max_wait_ms: float | None = None  # longest a queued request waits for a call slot; None: default
 
 
 @dataclass(frozen=True)
@@ -202,7 +202,8 @@ def _validate(settings: Settings) -> None:
         where = f"models.{model.name}"
         if model.workers < 1:
             raise ConfigError(f"{where}.workers must be at least 1")
-        if (model.batch.max_size is not None and model.batch.max_size < 1) or model.batch.max_wait_ms < 0:
+        size, wait = model.batch.max_size, model.batch.max_wait_ms
+        if (size is not None and size < 1) or (wait is not None and wait < 0):
             raise ConfigError(f"{where}.batch: max_size >= 1 and max_wait_ms >= 0")
         # Timeouts are ordered so the innermost fires first and the client gets a clean 504:
         # model timeout < internal NGINX read timeout (model + 5 s) < Gunicorn timeout.

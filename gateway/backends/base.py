@@ -18,6 +18,13 @@ class Health:
     total: int | None = None
 
 
+@dataclass(frozen=True)
+class BatchDefaults:
+    max_size: int  # rows per call; 1 is off
+    max_wait_ms: float  # longest a queued request waits for a free call slot
+    slots: int  # calls served at once (an R pool's workers); beyond it requests queue and coalesce
+
+
 class Backend(ABC):
     """One served model version. Implementations raise GatewayErrors, never foreign types."""
 
@@ -37,13 +44,12 @@ class Backend(ABC):
     def health(self) -> Health:
         return Health(ready=True)
 
-    def batching(self) -> tuple[int, int]:
-        """(default max_size, call slots) for the micro-batcher; (1, 1) is off.
+    def batching(self) -> BatchDefaults:
+        """The micro-batcher's defaults for this backend (the config may override size and wait).
 
-        Off unless a backend knows its predict is row-wise and vectorised; `slots` is how many
-        calls it serves at once (an R pool's workers), beyond which requests queue and coalesce.
+        Off unless a backend knows its predict is row-wise and vectorised.
         """
-        return 1, 1
+        return BatchDefaults(max_size=1, max_wait_ms=0.0, slots=1)
 
     def unload(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what load() took; the default holds nothing."""

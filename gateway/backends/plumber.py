@@ -15,7 +15,7 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from gateway.backends.base import Backend, Health
+from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.codecs import (
     Table,
     decode_wire_reply,
@@ -39,6 +39,10 @@ from gateway.settings import ModelSettings
 CONNECT_TIMEOUT_S = 2.0
 UPSTREAM_FAILED_HEADER = "X-Gateway-Upstream"  # set by the internal NGINX's own error pages
 DEFAULT_BATCH_ROWS = 256  # one R call for up to 256 rows costs about what one row does
+# A queued request waits for a worker to free up, which takes one R call (5-15 ms on 2 busy
+# cores); a 2 ms cap sent most queued requests off alone and halved the gain (bench/serving.py),
+# so the cap is only a guard against a call that hangs.
+DEFAULT_BATCH_WAIT_MS = 50.0
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
@@ -73,10 +77,11 @@ class PlumberBackend(Backend):
         self.base_url = f"{internal_url}/r/{model.name}"
         self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.workers)))
 
-    def batching(self) -> tuple[int, int]:
+    def batching(self) -> BatchDefaults:
         """On for the generic worker (R's predict is vectorised); off for a user's own script,
         whose route may not be row-wise, unless its config sets batch.max_size."""
-        return (DEFAULT_BATCH_ROWS if self.pool.kind == "model" else 1), len(self.pool.workers)
+        size = DEFAULT_BATCH_ROWS if self.pool.kind == "model" else 1
+        return BatchDefaults(size, DEFAULT_BATCH_WAIT_MS, slots=len(self.pool.workers))
 
     def load(self) -> None:
         """Nothing to load here: supervisord runs the pool; readiness comes from health()."""

@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gateway.backends.base import Backend
+from gateway.backends.base import Backend, BatchDefaults
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
 from gateway.errors import ConfigError, ModelError
 from gateway.meta import InputSpec, ModelMeta
 from gateway.store import sha256_of
 
 DEFAULT_BATCH_ROWS = 64  # see bench/serving.py: batching on vs off for iris
+DEFAULT_BATCH_WAIT_MS = 2.0
 
 
 class PythonBackend(Backend):
@@ -32,10 +33,10 @@ class PythonBackend(Backend):
             raise ConfigError(f"{where}: {self.path} does not match the sha256 in model.json")
         self.model = load_artefact(self.path, self.meta.format, trusted=self.trusted, where=where)
 
-    def batching(self) -> tuple[int, int]:
+    def batching(self) -> BatchDefaults:
         """On: a 1-row sklearn predict is mostly fixed cost (DataFrame build, input checks),
         so 8 queued rows cost about what 1 does. One slot: the GIL runs one predict at a time."""
-        return DEFAULT_BATCH_ROWS, 1
+        return BatchDefaults(DEFAULT_BATCH_ROWS, DEFAULT_BATCH_WAIT_MS, slots=1)
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         frame = to_frame(table, self.meta.inputs)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.backends.python import DEFAULT_BATCH_ROWS as PYTHON_DEFAULT_ROWS
 from gateway.batching import MicroBatcher
 from gateway.codecs import Table
 from gateway.errors import GatewayTimeout, ModelError
+from gateway.registry import build_registry
+from gateway.runtime.plan import make_plan
+from gateway.service import PredictionService
+from gateway.settings import load_settings, settings_from_dict
 
 
 class FakeBackend:
@@ -236,3 +242,27 @@ def test_sixteen_threads_fifty_requests_each_lose_and_swap_nothing(slots: int) -
     assert stats["rows"] == sum(c[0].n_rows for c in fake.calls)
     assert all(c[0].n_rows <= 32 for c in fake.calls)
     assert stats["calls"] == len(fake.calls) < 800  # some requests did share a call
+
+
+def test_batch_size_unset_means_the_backend_default_and_env_can_set_it(tmp_path: Path) -> None:
+    raw = {"models": {"iris": {"backend": "python"}, "mtcars": {"backend": "python", "batch": {"max_wait_ms": 5}}}}
+    settings = settings_from_dict(raw, base_dir=tmp_path)
+    assert settings.models["iris"].batch.max_size is None
+    assert settings.models["mtcars"].batch.max_wait_ms == 5.0
+    env = {"GATEWAY_MODELS__IRIS__BATCH__MAX_SIZE": "1"}
+    assert load_settings(None, env=env).models["iris"].batch.max_size == 1
+
+
+def test_the_service_builds_one_batcher_per_version_with_the_backend_default(model_store: Path, tmp_path: Path) -> None:
+    raw = {"store": {"path": str(model_store)},
+           "models": {"iris": {"backend": "python"}, "churn": {"backend": "python", "batch": {"max_size": 1}}}}
+    settings = settings_from_dict(raw, base_dir=tmp_path)
+    service = PredictionService(build_registry(settings, make_plan(settings)), settings)
+    iris, churn = service.registry.get("iris"), service.registry.get("churn")
+    batcher = service.batcher(iris, iris.backend())
+    assert batcher is service.batcher(iris, iris.backend())
+    assert (batcher.max_size, batcher.slots) == (PYTHON_DEFAULT_ROWS, 1)
+    assert not service.batcher(churn, churn.backend()).enabled
+    body = b'[{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]'
+    assert service.predict("iris", None, body, "application/json").predictions == ["setosa"]
+    assert [s["requests"] for s in service.batching_snapshot() if s["model"].startswith("iris/")] == [1]
