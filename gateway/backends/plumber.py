@@ -10,9 +10,11 @@ import os
 import socket
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from gateway.backends.base import Backend, BatchDefaults, Health
@@ -47,13 +49,32 @@ _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
 
 class _Sessions:
-    """One keep-alive session per process: created lazily, so never shared across a fork."""
+    """Keep-alive connections per process: created lazily, so never shared across a fork.
 
-    def __init__(self, pool_size: int) -> None:
+    Predict goes through a bare urllib3 pool: requests' per-call layer (settings merge, hooks,
+    cookies, URL parsing) cost ~0.7 ms of a 1-row R predict's gateway overhead on 2 cores, and
+    buys nothing on a fixed loopback hop. The pass-through keeps requests for its generality.
+    """
+
+    def __init__(self, pool_size: int, internal_url: str) -> None:
         self._pid = -1
         self._session: requests.Session | None = None
+        self._pool_pid = -1
+        self._pool: urllib3.HTTPConnectionPool | None = None
         self._lock = threading.Lock()
         self._pool_size = pool_size
+        parts = urlsplit(internal_url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+
+    def pool(self) -> urllib3.HTTPConnectionPool:
+        if self._pool is None or self._pool_pid != os.getpid():
+            with self._lock:
+                if self._pool is None or self._pool_pid != os.getpid():
+                    self._pool = urllib3.HTTPConnectionPool(
+                        self._host, self._port, maxsize=self._pool_size, retries=False, block=False
+                    )
+                    self._pool_pid = os.getpid()
+        return self._pool
 
     def get(self) -> requests.Session:
         if self._session is None or self._pid != os.getpid():
@@ -75,7 +96,9 @@ class PlumberBackend(Backend):
         self.model = model
         self.pool = pool
         self.base_url = f"{internal_url}/r/{model.name}"
-        self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.workers)))
+        self._base_path = f"/r/{model.name}"
+        self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=model.timeout_s)
+        self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.workers)), internal_url=internal_url)
 
     def batching(self) -> BatchDefaults:
         """On for the generic worker (R's predict is vectorised); off for a user's own script,
@@ -124,29 +147,30 @@ class PlumberBackend(Backend):
         detail = "" if live else f"no live R worker (0 of {total})"
         return Health(ready=live > 0, detail=detail, live=live, total=total)
 
-    def _post(self, route: str, body: bytes) -> requests.Response:
+    def _post(self, route: str, body: bytes) -> urllib3.BaseHTTPResponse:
         try:
-            reply = self._sessions.get().post(
-                self.base_url + route, data=body, headers=_JSON,
-                timeout=(CONNECT_TIMEOUT_S, self.model.timeout_s),
+            reply = self._sessions.pool().urlopen(
+                "POST", self._base_path + route, body=body, headers=_JSON, timeout=self._timeout,
+                retries=False, redirect=False, preload_content=True,
             )
-        except requests.RequestException as exc:
+        except urllib3.exceptions.HTTPError as exc:
             raise self._transport_error(exc) from exc
         if reply.headers.get(UPSTREAM_FAILED_HEADER):
             raise self._pool_failure()
         return reply
 
-    def _decode(self, reply: requests.Response, to_predictions: Any) -> list[Any]:
+    def _decode(self, reply: urllib3.BaseHTTPResponse, to_predictions: Any) -> list[Any]:
         name = self.model.name
         try:
-            document = orjson.loads(reply.content)
+            document = orjson.loads(reply.data)
         except orjson.JSONDecodeError:
+            text = reply.data[:200].decode("utf-8", "replace")
             raise BadGateway(
-                f"the R worker for model '{name}' answered {reply.status_code} with a body that is "
-                f"not JSON: {reply.text[:200]!r}", model=name,
+                f"the R worker for model '{name}' answered {reply.status} with a body that is "
+                f"not JSON: {text!r}", model=name,
             ) from None
-        if reply.status_code >= 400:
-            raise self._worker_error(reply.status_code, document)
+        if reply.status >= 400:
+            raise self._worker_error(reply.status, document)
         try:
             return to_predictions(document)
         except ValueError as exc:
@@ -171,9 +195,9 @@ class PlumberBackend(Backend):
             return ModelError(message or f"the model answered {status}", model=name)
         return BadGateway(f"the R worker for model '{name}' failed ({status}): {message}", model=name)
 
-    def _transport_error(self, exc: requests.RequestException) -> GatewayError:
+    def _transport_error(self, exc: Exception) -> GatewayError:
         name = self.model.name
-        if isinstance(exc, requests.ReadTimeout):
+        if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
             return GatewayTimeout(
                 f"model '{name}' did not answer within its timeout of {self.model.timeout_s:g} s",
                 model=name,
