@@ -85,7 +85,7 @@ def main() -> None:
                 for concurrency in CONCURRENCY:
                     result = loadgen.run_wrk(url, body, concurrency=concurrency, seconds=seconds, **kw)
                     cells.append(Cell(name, rows, concurrency, result))
-                    print(f"  {name:<15} rows={rows:<4} conc={concurrency:<3} {result.rate:9.1f} req/s "
+                    print(f"  {name:<20} rows={rows:<4} conc={concurrency:<3} {result.rate:9.1f} req/s "
                           f"p50 {result.p50_ms:7.2f} ms p99 {result.p99_ms:7.2f} ms errors {result.errors}",
                           flush=True)
 
@@ -149,13 +149,13 @@ def ratios(cells: list[Cell]) -> dict[tuple[str, int, int], tuple[float | None, 
 def print_table(cells: list[Cell], seconds: float, machine: dict[str, str]) -> None:
     print(f"serving benchmark: wrk, {seconds:g} s per cell, {machine['cores']} cores ({machine['cpu']}), "
           f"load average at start {machine['loadavg']}")
-    print(f"{'target':<15} {'rows':>4} {'conc':>4} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'target':<20} {'rows':>4} {'conc':>4} {'req/s':>9} {'rows/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'errors':>6} {'vs plumber':>10} {'vs mlflow':>9}")
     print("(vs plumber: against the better of plumber-direct and plumber-direct-close in that cell)")
     ratio = ratios(cells)
     for c in sorted(cells, key=lambda c: (c.rows, c.concurrency)):
         vs_r, vs_py = ratio[(c.target, c.rows, c.concurrency)]
-        print(f"{c.target:<15} {c.rows:>4} {c.concurrency:>4} {c.result.rate:>9.1f} {c.rows_rate:>10.0f} "
+        print(f"{c.target:<20} {c.rows:>4} {c.concurrency:>4} {c.result.rate:>9.1f} {c.rows_rate:>10.0f} "
               f"{c.result.p50_ms:>8.2f} {c.result.p99_ms:>8.2f} {c.result.errors:>6} "
               f"{_x(vs_r):>10} {_x(vs_py):>9}")
 
