@@ -12,7 +12,8 @@ One run, one machine, the same model and payloads (1-row and 100-row requests, c
 
 Prints one table with ratios against plumber-direct and mlflow-serve, checks the issue's
 targets, and writes bench/results/serving.csv, serving.png and machine.json.
-Env: BENCH_SECONDS (per cell, default 5).
+Env: BENCH_SECONDS (per cell, default 3 so that `make bench` from a fresh clone, installs
+included, stays near 10 minutes; 5 or more gives steadier numbers on a shared machine).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Cell:
 
 
 def main() -> None:
-    seconds = float(os.environ.get("BENCH_SECONDS", "5"))
+    seconds = float(os.environ.get("BENCH_SECONDS", "3"))
     loadgen.wrk_path()
     machine = describe_machine()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
