@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import backends, hot_path, stack_latency
+from bench import backends, hot_path, serving, stack_latency
 
-BENCHMARKS = {"hot_path": hot_path.main, "stack_latency": stack_latency.main, "backends": backends.main}
+BENCHMARKS = {
+    "hot_path": hot_path.main,
+    "stack_latency": stack_latency.main,
+    "backends": backends.main,
+    "serving": serving.main,
+}
 
 
 def main(argv: list[str]) -> None:

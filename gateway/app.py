@@ -23,7 +23,7 @@ PROBLEM_JSON = "application/problem+json"
 
 def create_app(settings: Settings, plan: Plan) -> Flask:
     """An app serving the configured models; the models are loaded here, in this process."""
-    from gateway.api import health, native, observe, plumber_proxy
+    from gateway.api import admin, health, native, observe, plumber_proxy
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
@@ -34,6 +34,7 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.register_blueprint(admin.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(native.blueprint)
     app.register_blueprint(plumber_proxy.blueprint)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import requests
 
 from gateway import context, metrics
+from gateway.backends.base import Backend
 from gateway.backends.plumber import PlumberBackend
+from gateway.batching import MicroBatcher
 from gateway.codecs import Table, decode_request, validate_table
 from gateway.errors import BadGateway, InvalidInput, NotFound, UnknownParam
 from gateway.registry import Registry, ServedModel
@@ -27,6 +30,8 @@ class PredictionService:
     def __init__(self, registry: Registry, settings: Settings) -> None:
         self.registry = registry
         self.settings = settings
+        self._batchers: dict[tuple[str, str], MicroBatcher] = {}
+        self._batchers_lock = threading.Lock()
 
     def predict(
         self, name: str, version: str | None, body: bytes, content_type: str | None,
@@ -64,7 +69,7 @@ class PredictionService:
             record.version, record.backend = meta.version, backend.kind
         started, rows = time.perf_counter(), None
         try:
-            predictions = backend.predict(table, params)
+            predictions = self.batcher(served, backend).submit(table, params)
             rows = table.n_rows if len(predictions) == table.n_rows else None  # else a 502 below
         finally:
             # Failed calls are timed too: a timing-out R model must show in the histogram.
@@ -92,6 +97,33 @@ class PredictionService:
             return backend.forward(method, path, query, headers, body)
         finally:
             metrics.observe_backend(name, backend.kind, time.perf_counter() - started, None)
+
+    def batcher(self, served: ServedModel, backend: Backend) -> MicroBatcher:
+        """The one batcher of this model version in this process, made on first use."""
+        key = (served.name, backend.meta.version)
+        batcher = self._batchers.get(key)
+        if batcher is None:
+            with self._batchers_lock:
+                batcher = self._batchers.get(key)
+                if batcher is None:
+                    default = backend.batching()
+                    config = served.settings.batch
+                    batcher = MicroBatcher(
+                        backend.predict,
+                        max_size=default.max_size if config.max_size is None else config.max_size,
+                        max_wait_ms=default.max_wait_ms if config.max_wait_ms is None else config.max_wait_ms,
+                        slots=default.slots,
+                        name=f"{served.name}/{backend.meta.version}",
+                        on_batch=lambda rows, wait_s, model=served.name: metrics.observe_batch(model, rows, wait_s),
+                    )
+                    self._batchers[key] = batcher
+        return batcher
+
+    def batching_snapshot(self) -> list[dict[str, Any]]:
+        """Batch-size and queue-wait counters of every batcher in this process."""
+        with self._batchers_lock:
+            batchers = list(self._batchers.values())
+        return [b.snapshot() for b in batchers]
 
     def readiness(self) -> tuple[bool, dict[str, dict[str, Any]]]:
         detail: dict[str, dict[str, Any]] = {}

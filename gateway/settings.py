@@ -48,8 +48,10 @@ class StoreSettings:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    max_size: int = 1
-    max_wait_ms: float = 2.0
+    """Micro-batching of concurrent predicts (gateway/batching.py); max_size = 1 turns it off."""
+
+    max_size: int | None = None  # rows per backend call; None: the backend's default (see README)
+    max_wait_ms: float | None = None  # longest a queued request waits for a call slot; None: default
 
 
 @dataclass(frozen=True)
@@ -209,8 +211,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if value in args:
             return value
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(args)}")
-    elif type(None) in args:  # Optional[str]
-        return None if value in (None, "") else _coerce(value, str, where)
+    elif type(None) in args:  # Optional[str], Optional[int]
+        inner = next(a for a in args if a is not type(None))
+        return None if value in (None, "") else _coerce(value, inner, where)
     elif dataclasses.is_dataclass(hint) and isinstance(value, hint):
         return value
     raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
@@ -254,7 +257,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.traffic: weights are whole numbers >= 0 with a positive sum")
         if model.hosts and model.backend != "plumber":
             raise ConfigError(f"{where}.hosts needs backend = \"plumber\"")
-        if model.batch.max_size < 1 or model.batch.max_wait_ms < 0:
+        size, wait = model.batch.max_size, model.batch.max_wait_ms
+        if (size is not None and size < 1) or (wait is not None and wait < 0):
             raise ConfigError(f"{where}.batch: max_size >= 1 and max_wait_ms >= 0")
         # Timeouts are ordered so the innermost fires first and the client gets a clean 504:
         # model timeout < internal NGINX read timeout (model + 5 s) < Gunicorn timeout.

@@ -19,6 +19,13 @@ class Health:
     hosts: dict[str, bool] | None = None  # pools with remote hosts: address → answering
 
 
+@dataclass(frozen=True)
+class BatchDefaults:
+    max_size: int  # rows per call; 1 is off
+    max_wait_ms: float  # longest a queued request waits for a free call slot
+    slots: int  # calls served at once (an R pool's workers); beyond it requests queue and coalesce
+
+
 class Backend(ABC):
     """One served model version. Implementations raise GatewayErrors, never foreign types."""
 
@@ -37,6 +44,13 @@ class Backend(ABC):
 
     def health(self) -> Health:
         return Health(ready=True)
+
+    def batching(self) -> BatchDefaults:
+        """The micro-batcher's defaults for this backend (the config may override size and wait).
+
+        Off unless a backend knows its predict is row-wise and vectorised.
+        """
+        return BatchDefaults(max_size=1, max_wait_ms=0.0, slots=1)
 
     def unload(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what load() took; the default holds nothing."""

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from gateway.backends.base import Backend
+from gateway.backends.base import Backend, BatchDefaults
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
 from gateway.errors import ConfigError, ModelError
 from gateway.meta import InputSpec, ModelMeta
 from gateway.store import sha256_of
+
+DEFAULT_BATCH_ROWS = 64  # see bench/serving.py: batching on vs off for iris
+DEFAULT_BATCH_WAIT_MS = 2.0
 
 
 class PythonBackend(Backend):
@@ -28,6 +32,11 @@ class PythonBackend(Backend):
         if self.meta.sha256 and sha256_of(self.path) != self.meta.sha256:
             raise ConfigError(f"{where}: {self.path} does not match the sha256 in model.json")
         self.model = load_artefact(self.path, self.meta.format, trusted=self.trusted, where=where)
+
+    def batching(self) -> BatchDefaults:
+        """On: a 1-row sklearn predict is mostly fixed cost (DataFrame build, input checks),
+        so 8 queued rows cost about what 1 does. One slot: the GIL runs one predict at a time."""
+        return BatchDefaults(DEFAULT_BATCH_ROWS, DEFAULT_BATCH_WAIT_MS, slots=1)
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         frame = to_frame(table, self.meta.inputs)
@@ -67,6 +76,11 @@ def load_artefact(path: Path, fmt: str, *, trusted: bool, where: str) -> Any:
 
 def to_frame(table: Table, inputs: tuple[InputSpec, ...]) -> pd.DataFrame:
     """A validated Table → the DataFrame the model was trained on (same dtypes)."""
+    if inputs and all(spec.type == "double" for spec in inputs):
+        # The profile of a 1-row predict: building a Series per column cost ~0.7 ms of ~2; one
+        # float64 block costs ~0.09 ms, and sklearn's input checks run faster on it too.
+        block = np.array([table.columns[spec.name] for spec in inputs], dtype=np.float64)  # None → NaN
+        return pd.DataFrame(block.T, columns=[spec.name for spec in inputs], copy=False)
     data: dict[str, Any] = {}
     for spec in inputs:
         values = table.columns[spec.name]
