@@ -7,6 +7,7 @@ the namespaces made here, and are removed after: no traffic leaves the machine.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -43,8 +44,12 @@ class Host:
         return f"{self.address}:{WORKER_PORT}"
 
     def predicts_served(self) -> int:
+        """Predicts this host's NGINX passed on (its access log is JSON lines)."""
         log = self.run_dir / "logs" / "nginx-access.log"
-        return log.read_text(encoding="utf-8").count('"POST /predict ') if log.exists() else 0
+        if not log.exists():
+            return 0
+        entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line]
+        return sum(e["method"] == "POST" and e["uri"] == "/predict" for e in entries)
 
     def r_worker_pids(self) -> list[int]:
         return [pid for name, pid in stack.pids(self.run_dir).items() if name.startswith("plumber-")]
