@@ -36,6 +36,11 @@ class ServerSettings:
     # A file holding the secret the gateway's NGINX sends to worker hosts (`gateway worker`),
     # which refuse requests without it. Same file on every host; empty: no check.
     cluster_secret_file: str = ""
+    # API keys (`gateway keys add`); empty: no access control (the demo). Relative to the config.
+    api_keys_file: str = ""
+    open_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")  # reachable without a key
+    rate_limit_rps: float = 0  # NGINX limit per API key, else per client address; 0: off
+    rate_limit_burst: int = 20  # requests over the rate that are still accepted at once
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.workers and server.threads must be at least 1")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
+    if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:
+        raise ConfigError("server.rate_limit_rps and server.rate_limit_burst must be >= 0 (0 turns limiting off)")
     if server.cluster_secret_file:
         cluster_secret(settings)  # readable and well-formed, or a ConfigError now
     for model in settings.models.values():

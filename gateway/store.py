@@ -15,6 +15,14 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.meta import ModelMeta
+from gateway.names import name_problem, version_problem
+
+
+def _checked(name: str, version: str | None = None) -> None:
+    """ConfigError for a name or version that is not a plain token (no traversal, no NUL)."""
+    problem = name_problem(name) or (version_problem(version) if version is not None else None)
+    if problem:
+        raise ConfigError(problem)
 
 
 def sha256_of(path: Path) -> str:
@@ -31,6 +39,7 @@ class ModelStore:
 
     def versions(self, name: str) -> list[str]:
         """Stored versions of a model, oldest first."""
+        _checked(name)
         model_dir = self.root / name
         if not model_dir.is_dir():
             return []
@@ -39,6 +48,7 @@ class ModelStore:
 
     def resolve(self, name: str, version: str = "latest") -> str:
         """The concrete version a config asks for; ConfigError if it is not stored."""
+        _checked(name, version)
         versions = self.versions(name)
         if not versions:
             raise ConfigError(
@@ -54,6 +64,7 @@ class ModelStore:
         return version
 
     def version_dir(self, name: str, version: str) -> Path:
+        _checked(name, version)
         return self.root / name / version
 
     def read_meta(self, name: str, version: str) -> ModelMeta:
@@ -62,6 +73,8 @@ class ModelStore:
             meta = ModelMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"{path}: unreadable model metadata ({exc})") from None
+        if Path(meta.artefact).name != meta.artefact or meta.artefact in ("", ".", ".."):
+            raise ConfigError(f"{path}: artefact {meta.artefact!r} must be a file name inside the version directory")
         artefact = self.version_dir(name, version) / meta.artefact
         if not artefact.exists():
             raise ConfigError(f"model {name!r} version {version}: artefact {artefact} is missing")
@@ -73,6 +86,7 @@ class ModelStore:
         The rename makes a half-written version invisible to readers; a concurrent writer that
         raced us to the same number fails the rename and retries with the next one.
         """
+        _checked(name)
         model_dir = self.root / name
         model_dir.mkdir(parents=True, exist_ok=True)
         for _ in range(100):

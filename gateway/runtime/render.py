@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from gateway.errors import PayloadTooLarge, Unavailable
+from gateway.errors import PayloadTooLarge, TooManyRequests, Unavailable
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.tomlwrite import settings_to_toml
@@ -120,6 +120,10 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "gunicorn_stop_wait_s": _GRACEFUL_TIMEOUT_S + 5,
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
+        "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
+        "rate_limited_body": _problem_body(TooManyRequests(
+            f"more than {server.rate_limit_rps:g} requests per second from this key or address; "
+            "retry after a second").to_problem(_REQUEST_ID)),
         "pool_failed_body": _pool_failed_body,
         "socket": str(supervisor_socket(run_dir)),
         "rlib": str(REPO_ROOT / ".rlib"),
@@ -130,6 +134,14 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         ),
         "nginx_command": shlex.join(nginx_command(run_dir)),
     }
+
+
+def _rate_limit(rps: float, burst: int) -> dict[str, str | int] | None:
+    """NGINX's rate syntax takes whole numbers: below 1 r/s it is written per minute."""
+    if rps <= 0:
+        return None
+    rate = f"{round(rps)}r/s" if rps >= 1 else f"{max(1, round(rps * 60))}r/m"
+    return {"rate": rate, "burst": burst}
 
 
 def _problem_body(problem: dict[str, object]) -> str:

@@ -18,6 +18,8 @@ def settings_to_toml(settings: Settings) -> str:
     """The settings as a TOML document that `load_settings` reads back to equal settings."""
     server = dataclasses.asdict(settings.server)
     server["run_dir"] = str(settings.run_dir)
+    if settings.server.api_keys_file:  # the copy lives in run_dir: relative paths would break
+        server["api_keys_file"] = str(settings.resolve(settings.server.api_keys_file))
     models: dict[str, Any] = {}
     for name, model in settings.models.items():
         table = dataclasses.asdict(model)
