@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import struct
 from pathlib import Path
 
@@ -98,3 +99,18 @@ def test_every_listener_of_the_stack_is_on_loopback(r_store: Path, tmp_path: Pat
         assert expected <= ports, f"not seen listening: {sorted(expected - ports)}; seen {report}"
         r_workers = [pid for pid in listeners if "Rscript" in _cmd(pid) or "/R" in _cmd(pid)]
         assert len(r_workers) == 3, report
+
+
+@pytest.mark.parametrize(("family", "host", "shown"), [(socket.AF_INET, "0.0.0.0", "0.0.0.0"),
+                                                       (socket.AF_INET6, "::", "::"),
+                                                       (socket.AF_INET, "127.0.0.1", "127.0.0.1")])
+def test_the_scan_sees_what_a_process_binds(family: int, host: str, shown: str) -> None:
+    """The parser's teeth: a wildcard listener in this very process is reported as such."""
+    with socket.socket(family, socket.SOCK_STREAM) as listener:
+        listener.bind((host, 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        pid = os.getpid()
+        table = listening_sockets(pid)
+        mine = {table[inode] for inode in socket_inodes(pid) if inode in table}
+        assert (shown, port) in mine
