@@ -83,25 +83,60 @@ class ModelStore:
     def add_version(self, name: str, write: Callable[[Path, str], None]) -> str:
         """Create the next version atomically: `write(tmp_dir, version)` fills it, then it appears.
 
-        The rename makes a half-written version invisible to readers; a concurrent writer that
-        raced us to the same number fails the rename and retries with the next one.
+        The files are fsynced before the rename, so after a crash the version is whole or absent;
+        the rename makes a half-written version invisible to readers; a concurrent writer that
+        raced us to the same number fails the rename and retries with the next one. A full disk
+        or an unwritable store is a ConfigError naming the path, and leaves nothing behind.
         """
         _checked(name)
         model_dir = self.root / name
-        model_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            model_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {model_dir} ({exc.strerror}); is the store writable?") from None
         for _ in range(100):
             existing = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()]
             version = str(max(existing, default=0) + 1)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
             try:
-                write(tmp, version)
-                os.rename(tmp, model_dir / version)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+            except OSError as exc:
+                raise ConfigError(f"cannot write into {model_dir} ({exc.strerror}); is the store writable?") from None
+            try:
+                try:
+                    write(tmp, version)
+                    _fsync_tree(tmp)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"writing version {version} of {name!r} failed ({exc.strerror or exc}); nothing was "
+                        f"stored in {model_dir}. Is the disk full or the store read-only?"
+                    ) from None
+                try:
+                    os.rename(tmp, model_dir / version)
+                except OSError as exc:
+                    if (model_dir / version).exists():
+                        continue
+                    raise ConfigError(f"cannot publish {model_dir / version} ({exc.strerror})") from None
+                _fsync_dir(model_dir)
                 return version
-            except OSError:
-                if (model_dir / version).exists():
-                    continue
-                raise
             finally:
                 if tmp.exists():
-                    shutil.rmtree(tmp)
+                    shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"could not allocate a new version for {name!r}")
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in sorted(directory.rglob("*"), reverse=True):  # files before the dirs holding them
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
