@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from gateway.app import service
 from gateway.backends.plumber import PlumberBackend
@@ -20,7 +20,9 @@ def passthrough(name: str, path: str) -> Response:
     backend = service().registry.get(name).backend()
     if not isinstance(backend, PlumberBackend) or backend.pool.kind != "script":
         raise NotFound(f"model '{name}' is not a Plumber script; use /models/{name}/predict", model=name)
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    # With API keys on, Authorization carries the gateway's key: a user's script never sees it.
+    dropped = _HOP_BY_HOP | ({"authorization"} if "gateway.keys" in current_app.extensions else set())
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
     reply = backend.forward(request.method, path, request.query_string, headers, request.get_data())
     passed = [(k, v) for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}]
     return Response(reply.content, status=reply.status_code, headers=passed)

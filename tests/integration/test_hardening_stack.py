@@ -22,6 +22,7 @@ import requests
 
 from gateway.auth import new_entry, read_keys, write_keys
 from gateway.cli import main
+from gateway.register import register_artefact
 from gateway.runtime import procs, stack
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store
@@ -30,7 +31,13 @@ LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's `st` column
 MODELS = {
     "mtcars": {"backend": "plumber", "workers": 2, "timeout_s": 20},
     "cars": {"backend": "plumber", "workers": 1, "predict_route": "/predict", "input_format": "records"},
+    "echo": {"backend": "plumber", "workers": 1},
 }
+# A user's script that shows what headers reach it.
+ECHO_SCRIPT = """
+#* @get /headers
+function(req) list(authorization = if (is.null(req$HTTP_AUTHORIZATION)) "" else req$HTTP_AUTHORIZATION)
+"""
 
 
 def _address(hex_addr: str) -> str:
@@ -74,7 +81,11 @@ def _cmd(pid: int) -> str:
 
 @pytest.fixture(scope="module")
 def r_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_r_store(tmp_path_factory.mktemp("r") / "store")
+    store = build_r_store(tmp_path_factory.mktemp("r") / "store")
+    script = tmp_path_factory.mktemp("echo") / "plumber.R"
+    script.write_text(ECHO_SCRIPT, encoding="utf-8")
+    register_artefact(store, "echo", script, None, "echoes headers")
+    return store
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +127,7 @@ def test_every_listener_of_the_stack_is_on_loopback(gw: Stack) -> None:
     expected |= {w.port for pool in plan.pools.values() for w in pool.workers}
     assert expected <= ports, f"not seen listening: {sorted(expected - ports)}; seen {report}"
     r_workers = [pid for pid in listeners if "Rscript" in _cmd(pid) or "/R" in _cmd(pid)]
-    assert len(r_workers) == 3, report
+    assert len(r_workers) == 4, report
 
 
 @pytest.mark.parametrize(("family", "host", "shown"), [(socket.AF_INET, "0.0.0.0", "0.0.0.0"),
@@ -197,3 +208,10 @@ def test_rate_limit_answers_429_problem_json(tmp_path: Path) -> None:
         assert refused.json()["status"] == 429 and refused.headers["Retry-After"] == "1"
         # Another key has its own bucket.
         assert limited.get("/healthz", headers={"Authorization": "Bearer other"}).status_code == 200
+
+
+def test_the_gateway_key_never_reaches_a_user_script(gw: Stack) -> None:
+    reply = gw.get("/plumber/echo/headers")
+    assert reply.status_code == 200, reply.text
+    key = gw.http.headers["Authorization"].split()[1]
+    assert key not in reply.text and reply.json()["authorization"] in ([""], "")
