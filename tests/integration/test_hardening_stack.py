@@ -215,3 +215,12 @@ def test_the_gateway_key_never_reaches_a_user_script(gw: Stack) -> None:
     assert reply.status_code == 200, reply.text
     key = gw.http.headers["Authorization"].split()[1]
     assert key not in reply.text and reply.json()["authorization"] in ([""], "")
+
+
+@pytest.mark.parametrize("cyl", [2**31, -(2**31), 2**40, 10**30, 1e300])
+def test_integers_beyond_r_are_refused_not_mangled(gw: Stack, cyl: float) -> None:
+    """R integers are 32-bit and -2^31 is NA_integer_: such values must be a 4xx, not NA or a 5xx."""
+    reply = gw.post("/models/mtcars/predict", json=[{"wt": 2.6, "hp": 110, "cyl": cyl, "am": "auto"}])
+    assert 400 <= reply.status_code < 500, (reply.status_code, reply.text[:300])
+    assert reply.headers["Content-Type"] == "application/problem+json"
+    assert "cyl" in reply.json()["detail"]
