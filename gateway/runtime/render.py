@@ -33,6 +33,8 @@ _REQUEST_ID = "@@request_id@@"  # placeholder, becomes an NGINX variable in erro
 _UPSTREAM_KEEPALIVE_S = 30
 _GUNICORN_KEEPALIVE_S = 75
 _GRACEFUL_TIMEOUT_S = 30
+# Several keys may share one address (a team behind one NAT): the address limit is looser.
+_ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 
 
@@ -137,11 +139,17 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
 
 
 def _rate_limit(rps: float, burst: int) -> dict[str, str | int] | None:
-    """NGINX's rate syntax takes whole numbers: below 1 r/s it is written per minute."""
+    """The per-key rate and the looser per-address backstop, in NGINX's syntax."""
     if rps <= 0:
         return None
-    rate = f"{round(rps)}r/s" if rps >= 1 else f"{max(1, round(rps * 60))}r/m"
-    return {"rate": rate, "burst": burst}
+    factor = _ADDRESS_RATE_FACTOR
+    return {"rate": _nginx_rate(rps), "burst": burst, "factor": factor,
+            "address_rate": _nginx_rate(rps * factor), "address_burst": burst * factor}
+
+
+def _nginx_rate(rps: float) -> str:
+    """NGINX's rate syntax takes whole numbers: below 1 r/s it is written per minute."""
+    return f"{round(rps)}r/s" if rps >= 1 else f"{max(1, round(rps * 60))}r/m"
 
 
 def _problem_body(problem: dict[str, object]) -> str:

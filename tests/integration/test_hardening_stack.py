@@ -206,8 +206,10 @@ def test_rate_limit_answers_429_problem_json(tmp_path: Path) -> None:
         refused = next(r for r in replies if r.status_code == 429)
         assert refused.headers["Content-Type"] == "application/problem+json"
         assert refused.json()["status"] == 429 and refused.headers["Retry-After"] == "1"
-        # Another key has its own bucket.
+        # Another key has its own bucket, but inventing keys from one address hits its backstop.
         assert limited.get("/healthz", headers={"Authorization": "Bearer other"}).status_code == 200
+        rotated = [limited.get("/healthz", headers={"Authorization": f"Bearer k{i}"}).status_code for i in range(30)]
+        assert rotated.count(429) >= 10, rotated
 
 
 def test_the_gateway_key_never_reaches_a_user_script(gw: Stack) -> None:

@@ -45,6 +45,7 @@ def test_rate_limit_renders_and_nginx_accepts_it(tmp_path: Path, rps: float, rat
     nginx_test(plan)
     assert f"limit_req_zone $gateway_rate_key zone=gateway_rate:10m rate={rate};" in text
     assert "limit_req zone=gateway_rate burst=7 nodelay;" in text
+    assert "limit_req zone=gateway_rate_addr burst=28 nodelay;" in text  # the per-address backstop, 4x
     assert re.search(r'map \$http_authorization \$gateway_rate_key \{\s*"" \$binary_remote_addr;', text)
     body = re.search(r"return 429 '(.*)';", text)
     assert body is not None
