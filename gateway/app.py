@@ -9,7 +9,8 @@ from pathlib import Path
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway import instrument
+from gateway import auth, instrument, names
+from gateway.auth import keys_path
 from gateway.codecs import dumps
 from gateway.errors import GatewayError, NotFound, PayloadTooLarge
 from gateway.registry import build_registry
@@ -30,6 +31,8 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     registry = build_registry(settings, plan)
     app.extensions["gateway"] = PredictionService(registry, settings)
     instrument.install(app)  # first: assigns the request id every later step uses
+    auth.install(app, keys_path(settings), settings.server.open_paths)  # after the request id
+    app.before_request(names.check_url_values)  # after auth: no probing without a key
     app.after_request(_echo_request_id)
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(HTTPException, _http_error)

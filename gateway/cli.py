@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gateway import keys_cli
 from gateway.errors import ConfigError
 from gateway.meta import InputSpec
 from gateway.runtime.plan import Plan
@@ -83,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--lines", "-n", type=int, default=200, help="how many lines to start with (default 200)")
     logs.set_defaults(handler=_logs)
 
+    keys_cli.add_parser(commands, _settings)
     commands.add_parser("build-demo", help="build the demo models the store lacks").set_defaults(handler=_build_demo)
     # `--config` is accepted after the subcommand too: `gateway up --config x.toml`.
     for sub in commands.choices.values():

@@ -38,6 +38,14 @@ class UnknownParam(GatewayError):
     status, code, title = 400, "unknown_param", "Unknown or invalid parameter"
 
 
+class Unauthorized(GatewayError):
+    status, code, title = 401, "unauthorized", "API key missing or not valid"
+
+
+class Forbidden(GatewayError):
+    status, code, title = 403, "forbidden", "API key not allowed here"
+
+
 class NotFound(GatewayError):
     status, code, title = 404, "not_found", "Not found"
 
@@ -48,6 +56,10 @@ class PayloadTooLarge(GatewayError):
 
 class UnsupportedMediaType(GatewayError):
     status, code, title = 415, "unsupported_media_type", "Unsupported content type"
+
+
+class TooManyRequests(GatewayError):
+    status, code, title = 429, "rate_limited", "Too many requests"
 
 
 class InvalidInput(GatewayError):

@@ -16,6 +16,7 @@ import pandas as pd
 
 from gateway.errors import ConfigError
 from gateway.meta import ModelMeta
+from gateway.names import name_problem
 from gateway.schema_infer import infer_inputs, infer_outputs
 from gateway.store import ModelStore, sha256_of
 
@@ -61,6 +62,8 @@ def register_artefact(
     store_root: Path, name: str, path: Path, sample: Path | None, description: str = ""
 ) -> str:
     """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script."""
+    if problem := name_problem(name):  # before R or a copy runs, not only when the store is touched
+        raise ConfigError(problem)
     path = Path(path).resolve()
     if not path.exists():
         raise ConfigError(f"{path} does not exist")

@@ -39,6 +39,11 @@ class ServerSettings:
     metrics: Literal["open", "closed"] = "open"  # GET /metrics: served, or a 404
     log_max_bytes: int = 10 * 1024 * 1024  # supervisord rotates each program's log at this size
     log_backups: int = 3  # rotated logs kept per program
+    # API keys (`gateway keys add`); empty: no access control (the demo). Relative to the config.
+    api_keys_file: str = ""
+    open_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")  # reachable without a key
+    rate_limit_rps: float = 0  # NGINX limit per API key, else per client address; 0: off
+    rate_limit_burst: int = 20  # requests over the rate that are still accepted at once
 
 
 @dataclass(frozen=True)
@@ -243,6 +248,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.log_max_bytes must be at least 1024 and server.log_backups at least 0")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
+    if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:
+        raise ConfigError("server.rate_limit_rps and server.rate_limit_burst must be >= 0 (0 turns limiting off)")
     if server.cluster_secret_file:
         cluster_secret(settings)  # readable and well-formed, or a ConfigError now
     for model in settings.models.values():

@@ -15,6 +15,14 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.meta import ModelMeta
+from gateway.names import name_problem, version_problem
+
+
+def _checked(name: str, version: str | None = None) -> None:
+    """ConfigError for a name or version that is not a plain token (no traversal, no NUL)."""
+    problem = name_problem(name) or (version_problem(version) if version is not None else None)
+    if problem:
+        raise ConfigError(problem)
 
 
 def sha256_of(path: Path) -> str:
@@ -31,6 +39,7 @@ class ModelStore:
 
     def versions(self, name: str) -> list[str]:
         """Stored versions of a model, oldest first."""
+        _checked(name)
         model_dir = self.root / name
         if not model_dir.is_dir():
             return []
@@ -39,6 +48,7 @@ class ModelStore:
 
     def resolve(self, name: str, version: str = "latest") -> str:
         """The concrete version a config asks for; ConfigError if it is not stored."""
+        _checked(name, version)
         versions = self.versions(name)
         if not versions:
             raise ConfigError(
@@ -54,6 +64,7 @@ class ModelStore:
         return version
 
     def version_dir(self, name: str, version: str) -> Path:
+        _checked(name, version)
         return self.root / name / version
 
     def read_meta(self, name: str, version: str) -> ModelMeta:
@@ -62,6 +73,8 @@ class ModelStore:
             meta = ModelMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"{path}: unreadable model metadata ({exc})") from None
+        if Path(meta.artefact).name != meta.artefact or meta.artefact in ("", ".", ".."):
+            raise ConfigError(f"{path}: artefact {meta.artefact!r} must be a file name inside the version directory")
         artefact = self.version_dir(name, version) / meta.artefact
         if not artefact.exists():
             raise ConfigError(f"model {name!r} version {version}: artefact {artefact} is missing")
@@ -70,24 +83,60 @@ class ModelStore:
     def add_version(self, name: str, write: Callable[[Path, str], None]) -> str:
         """Create the next version atomically: `write(tmp_dir, version)` fills it, then it appears.
 
-        The rename makes a half-written version invisible to readers; a concurrent writer that
-        raced us to the same number fails the rename and retries with the next one.
+        The files are fsynced before the rename, so after a crash the version is whole or absent;
+        the rename makes a half-written version invisible to readers; a concurrent writer that
+        raced us to the same number fails the rename and retries with the next one. A full disk
+        or an unwritable store is a ConfigError naming the path, and leaves nothing behind.
         """
+        _checked(name)
         model_dir = self.root / name
-        model_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            model_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {model_dir} ({exc.strerror}); is the store writable?") from None
         for _ in range(100):
             existing = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()]
             version = str(max(existing, default=0) + 1)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
             try:
-                write(tmp, version)
-                os.rename(tmp, model_dir / version)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=model_dir))
+            except OSError as exc:
+                raise ConfigError(f"cannot write into {model_dir} ({exc.strerror}); is the store writable?") from None
+            try:
+                try:
+                    write(tmp, version)
+                    _fsync_tree(tmp)
+                except OSError as exc:
+                    raise ConfigError(
+                        f"writing version {version} of {name!r} failed ({exc.strerror or exc}); nothing was "
+                        f"stored in {model_dir}. Is the disk full or the store read-only?"
+                    ) from None
+                try:
+                    os.rename(tmp, model_dir / version)
+                except OSError as exc:
+                    if (model_dir / version).exists():
+                        continue
+                    raise ConfigError(f"cannot publish {model_dir / version} ({exc.strerror})") from None
+                _fsync_dir(model_dir)
                 return version
-            except OSError:
-                if (model_dir / version).exists():
-                    continue
-                raise
             finally:
                 if tmp.exists():
-                    shutil.rmtree(tmp)
+                    shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"could not allocate a new version for {name!r}")
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in sorted(directory.rglob("*"), reverse=True):  # files before the dirs holding them
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

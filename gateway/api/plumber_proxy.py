@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
 from gateway.app import service
 
@@ -15,7 +15,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade",
 @blueprint.route("/plumber/<name>/", defaults={"path": ""}, methods=_METHODS)
 @blueprint.route("/plumber/<name>/<path:path>", methods=_METHODS)
 def passthrough(name: str, path: str) -> Response:
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    # With API keys on, Authorization carries the gateway's key: a user's script never sees it.
+    dropped = _HOP_BY_HOP | ({"authorization"} if "gateway.keys" in current_app.extensions else set())
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
     reply = service().forward(name, request.method, path, request.query_string, headers, request.get_data())
     passed = [(k, v) for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-encoding"}]
     return Response(reply.content, status=reply.status_code, headers=passed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +48,9 @@ def decode_request(body: bytes, content_type: str | None) -> DecodedRequest:
     if kind == "text/csv":
         return DecodedRequest(decode_csv(body), {})
     if kind == "application/json" or kind.endswith("+json"):
-        return decode_json_form(parse_json(body))
+        document = parse_json(body)
+        reject_duplicate_keys(body, document)
+        return decode_json_form(document)
     if kind == "":
         try:
             document = orjson.loads(body)
@@ -55,6 +59,7 @@ def decode_request(body: bytes, content_type: str | None) -> DecodedRequest:
                 "the body has no Content-Type and is not JSON; send Content-Type: application/json "
                 "or text/csv"
             ) from None
+        reject_duplicate_keys(body, document)
         return decode_json_form(document)
     raise UnsupportedMediaType(
         f"content type {kind!r} is not supported; send application/json or text/csv"
@@ -69,7 +74,56 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+        hint = ("; NaN and Infinity are not JSON: send null for a missing value"
+                if _NON_FINITE.search(body) else "")
+        raise BadRequest(f"malformed JSON: {exc}{hint}") from None
+
+
+_SPACED_COLON = re.compile(rb'"\s+:')
+_NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity|inf)\b")
+
+
+def reject_duplicate_keys(body: bytes, document: Any) -> None:
+    """BadRequest naming a key an object repeats (orjson keeps the last one silently).
+
+    Cheap on the common path: every key ends with `"` then `:`, so counting those byte pairs
+    bounds the keys the body holds from above; when that equals the keys the parsed forms hold,
+    nothing was dropped. Otherwise (a string holding `":`, nested objects, or a real duplicate)
+    the body is parsed again with the standard library, which reports the repeated key.
+    """
+    candidates = body.count(b'":') + len(_SPACED_COLON.findall(body))
+    if candidates == _form_keys(document):
+        return
+    try:
+        json.loads(body, object_pairs_hook=_unique_pairs)
+    except RecursionError:  # deeper than the stdlib parser goes; the form check refuses it anyway
+        return
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise BadRequest(f"the JSON body repeats the key {key!r} in one object; send each key once")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _form_keys(document: Any) -> int:
+    """Keys of the objects a body form holds: top level, params, the payload and its records."""
+    rows: Any = document
+    count = 0
+    if isinstance(document, dict):
+        count = len(document)
+        for key in ("params", *OBJECT_FORMS):
+            value = document.get(key)
+            if isinstance(value, dict):
+                count += len(value)
+            elif isinstance(value, list):
+                rows = value
+    if isinstance(rows, list):
+        count += sum(len(row) for row in rows if type(row) is dict)
+    return count
 
 
 def decode_json_form(document: Any) -> DecodedRequest:

@@ -8,17 +8,36 @@ from typing import Any
 import orjson
 
 from gateway.codecs.table import Table
+from gateway.errors import InvalidInput
 from gateway.meta import InputSpec
+
+R_INTEGER = (-(2**31) + 1, 2**31 - 1)  # -2^31 is NA_integer_ in R
 
 
 def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[str, Any]) -> bytes:
-    """A validated Table → `{"columns", "types", "params"}` (R builds typed columns from it)."""
+    """A validated Table → `{"columns", "types", "params"}` (R builds typed columns from it).
+
+    Raises InvalidInput for an integer R cannot hold: R's integers are 32-bit and -2^31 is
+    NA_integer_, so such a value would silently become a missing value and a null prediction.
+    """
+    for spec in inputs:
+        if spec.type == "integer" and spec.name in table.columns:
+            _check_r_integers(spec.name, table.columns[spec.name])
     document = {
         "columns": table.columns,
         "types": {spec.name: spec.type for spec in inputs},
         "params": params,
     }
     return orjson.dumps(document)
+
+
+def _check_r_integers(name: str, values: list[Any]) -> None:
+    for row, value in enumerate(values, start=1):
+        if value is not None and not R_INTEGER[0] <= value <= R_INTEGER[1]:
+            raise InvalidInput(
+                f"column '{name}' holds {value} at row {row}, outside R's integer range "
+                f"{R_INTEGER[0]}..{R_INTEGER[1]}; send it as a double-typed column or a smaller number"
+            )
 
 
 def decode_wire_reply(document: Any, n_rows: int) -> list[Any]:

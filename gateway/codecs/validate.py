@@ -89,17 +89,29 @@ def show(value: Any) -> str:
 
 
 def _double(value: Any, spec: InputSpec) -> float:
-    if type(value) is float or type(value) is int:
-        return float(value)
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:  # an integer literal beyond 1.8e308, e.g. 400 digits
+            raise _Bad from None
     raise _Bad
+
+
+_INT64 = (-(2**63), 2**63 - 1)  # what a backend can hold; a wider JSON integer is refused, not a 500
 
 
 def _integer(value: Any, spec: InputSpec) -> int:
     if type(value) is int:
-        return value
-    if type(value) is float and value.is_integer():
-        return int(value)
-    raise _Bad
+        number = value
+    elif type(value) is float and value.is_integer():
+        number = int(value)
+    else:
+        raise _Bad
+    if not _INT64[0] <= number <= _INT64[1]:
+        raise _Bad
+    return number
 
 
 def _logical(value: Any, spec: InputSpec) -> bool:
@@ -145,14 +157,14 @@ def _text_double(value: Any, spec: InputSpec) -> float:
         number = float(value)
     except ValueError:
         raise _Bad from None
-    if math.isnan(number):
+    if not math.isfinite(number):  # "NaN", "inf" and "1e400" alike: JSON cannot carry them either
         raise _Bad
     return number
 
 
 def _text_integer(value: Any, spec: InputSpec) -> int:
     try:
-        return int(value)
+        return _integer(int(value), spec)
     except ValueError:
         return _integer(_text_double(value, spec), spec)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from gateway.errors import PayloadTooLarge, Unavailable
+from gateway.errors import PayloadTooLarge, TooManyRequests, Unavailable
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
@@ -34,6 +34,8 @@ _REQUEST_ID = "@@request_id@@"  # placeholder, becomes an NGINX variable in erro
 _UPSTREAM_KEEPALIVE_S = 30
 _GUNICORN_KEEPALIVE_S = 75
 _GRACEFUL_TIMEOUT_S = 30
+# Several keys may share one address (a team behind one NAT): the address limit is looser.
+_ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 
 
@@ -121,6 +123,10 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "gunicorn_stop_wait_s": _GRACEFUL_TIMEOUT_S + 5,
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
+        "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
+        "rate_limited_body": _problem_body(TooManyRequests(
+            f"more than {server.rate_limit_rps:g} requests per second from this key or address; "
+            "retry after a second").to_problem(_REQUEST_ID)),
         "pool_failed_body": _pool_failed_body,
         "socket": str(supervisor_socket(run_dir)),
         "rlib": str(REPO_ROOT / ".rlib"),
@@ -135,6 +141,20 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),
     }
+
+
+def _rate_limit(rps: float, burst: int) -> dict[str, str | int] | None:
+    """The per-key rate and the looser per-address backstop, in NGINX's syntax."""
+    if rps <= 0:
+        return None
+    factor = _ADDRESS_RATE_FACTOR
+    return {"rate": _nginx_rate(rps), "burst": burst, "factor": factor,
+            "address_rate": _nginx_rate(rps * factor), "address_burst": burst * factor}
+
+
+def _nginx_rate(rps: float) -> str:
+    """NGINX's rate syntax takes whole numbers: below 1 r/s it is written per minute."""
+    return f"{round(rps)}r/s" if rps >= 1 else f"{max(1, round(rps * 60))}r/m"
 
 
 def _problem_body(problem: dict[str, object]) -> str:

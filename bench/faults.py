@@ -1,0 +1,135 @@
+"""Faults under load: `kill -9` a Gunicorn worker while clients predict, and count what they saw.
+
+`python -m bench.faults [--seconds 20] [--concurrency 16] [--kills 1]` starts a real stack
+(2 Gunicorn workers, the iris model) on free loopback ports, runs a closed-loop load, kills a
+Gunicorn worker with SIGKILL every few seconds, and prints requests sent, failed (5xx or a
+broken connection), worst latency, and whether Gunicorn replaced every killed worker.
+
+Gunicorn's master re-forks a dead worker at once; NGINX re-sends an idempotent predict whose
+connection broke (proxy_next_upstream error), so the failures a client sees are at most the
+requests in flight on the killed worker, and often zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from gateway.demo import build_iris
+from gateway.runtime import procs, stack
+from gateway.runtime.plan import free_ports
+from gateway.settings import load_settings
+
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+@dataclass
+class LoadResult:
+    sent: int = 0
+    failed: int = 0
+    worst_s: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, seconds: float, error: str | None) -> None:
+        with self.lock:
+            self.sent += 1
+            self.worst_s = max(self.worst_s, seconds)
+            if error is not None:
+                self.failed += 1
+                self.errors[error] = self.errors.get(error, 0) + 1
+
+
+def run_load(url: str, seconds: float, concurrency: int, result: LoadResult) -> list[threading.Thread]:
+    """Closed-loop clients, one session each, until `seconds` have passed. Returns the threads."""
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        with requests.Session() as http:
+            http.trust_env = False
+            while time.monotonic() < deadline:
+                start = time.monotonic()
+                error = None
+                try:
+                    reply = http.post(f"{url}/models/iris/predict", json=[ROW], timeout=30)
+                    if reply.status_code != 200:
+                        error = f"HTTP {reply.status_code}"
+                except requests.RequestException as exc:
+                    error = type(exc).__name__
+                result.record(time.monotonic() - start, error)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def gunicorn_workers(run_dir: Path) -> set[procs.Proc]:
+    master = stack.pids(run_dir)["gunicorn"]
+    return {p for p in procs.family(master) if p.pid != master}
+
+
+@contextmanager
+def iris_stack(directory: Path, workers: int = 2, threads: int = 4) -> Iterator[tuple[str, Path]]:
+    build_iris(directory / "store")
+    (port,) = free_ports(1)
+    config = directory / "gateway.toml"
+    config.write_text(f'[server]\nport = {port}\nworkers = {workers}\nthreads = {threads}\nrun_dir = "run"\n'
+                      '[store]\npath = "store"\n[models.iris]\nbackend = "python"\n', encoding="utf-8")
+    settings = load_settings(config, env={})
+    plan = stack.up(settings, wait_s=120)
+    try:
+        yield stack.public_url(plan), settings.run_dir
+    finally:
+        stack.down(settings.run_dir)
+
+
+def kill_gunicorn_under_load(url: str, run_dir: Path, seconds: float, concurrency: int,
+                             kills: int) -> tuple[LoadResult, list[int], bool]:
+    """Load for `seconds`, SIGKILL one Gunicorn worker `kills` times, evenly spread.
+
+    Returns the load result, the killed pids, and whether the worker count was whole again
+    (with none of the killed pids among them) when the load ended.
+    """
+    before = gunicorn_workers(run_dir)
+    result = LoadResult()
+    threads = run_load(url, seconds, concurrency, result)
+    killed: list[int] = []
+    for _ in range(kills):
+        time.sleep(seconds / (kills + 1))
+        victim = sorted(gunicorn_workers(run_dir), key=lambda p: p.pid)[0]
+        os.kill(victim.pid, signal.SIGKILL)
+        killed.append(victim.pid)
+    for thread in threads:
+        thread.join()
+    after = gunicorn_workers(run_dir)
+    replaced = len(after) == len(before) and not {p.pid for p in after} & set(killed)
+    return result, killed, replaced
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.faults")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--kills", type=int, default=1)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp, iris_stack(Path(tmp)) as (url, run_dir):
+        result, killed, replaced = kill_gunicorn_under_load(url, run_dir, args.seconds, args.concurrency, args.kills)
+    print(f"kill -9 of a Gunicorn worker (2 workers x 4 threads), {args.seconds:g} s at concurrency "
+          f"{args.concurrency}, {len(killed)} kill(s)")
+    print(f"  sent {result.sent}  failed {result.failed}  worst latency {result.worst_s * 1000:.0f} ms  "
+          f"replaced {'yes' if replaced else 'NO'}  errors {result.errors or '-'}")
+
+
+if __name__ == "__main__":
+    main()
