@@ -120,7 +120,7 @@ def _apply_rollout(served: ServedModel, model: ModelSettings) -> None:
     def resolve(name: str, key: str) -> str:
         version = model.aliases.get(name, name)
         if version not in served.versions:
-            hint = "" if model.backend == "python" else " (an R pool serves the one version it was started with)"
+            hint = "" if model.backend == "python" else " (an R pool starts at `gateway up` per stored version named)"
             raise ConfigError(f"{where}.{key}: {name!r} is not a served version{hint}; "
                               f"served: {', '.join(served.versions)}")
         return version
@@ -156,8 +156,16 @@ def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, p
         )
         if meta.language != "r":
             raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
-        backend = PlumberBackend(meta, model, pool, plan.internal_url, cluster_secret(settings))
-        return ServedModel(model, current=pool.version, versions=[pool.version], backends={pool.version: backend})
+        backends: dict[str, Backend] = {
+            pool.version: PlumberBackend(meta, model, pool, plan.internal_url, cluster_secret(settings))
+        }
+        for extra in plan.all_pools:  # the versions its aliases, traffic and shadow name
+            if extra.model == model.name and not extra.primary:
+                extra_meta = store.read_meta(model.name, extra.version)
+                backends[extra.version] = PlumberBackend(extra_meta, model, extra, plan.internal_url,
+                                                         cluster_secret(settings))
+        return ServedModel(model, current=pool.version, versions=sorted(backends, key=_version_order),
+                           backends=backends)
     if model.backend == "rpy2":
         return _rpy2_model(model, store)
     raise ConfigError(f"models.{model.name}: unknown backend {model.backend!r}; use python, plumber or rpy2")
@@ -192,3 +200,7 @@ def script_meta(name: str) -> ModelMeta:
         inputs=(), outputs={}, sha256="", created_at="", framework={},
         description="a Plumber script served as written",
     )
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)

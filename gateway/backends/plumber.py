@@ -90,8 +90,8 @@ class PlumberBackend(Backend):
         self._host_headers = {"X-Gateway-Secret": cluster_secret} if cluster_secret else {}
         self.model = model
         self.pool = pool
-        self.base_url = f"{internal_url}/r/{model.name}"
-        self._base_path = f"/r/{model.name}"
+        self.base_url = f"{internal_url}/r/{pool.key}"
+        self._base_path = f"/r/{pool.key}"
         self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=model.timeout_s)
         self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.upstreams)), internal_url=internal_url)
 

@@ -6,6 +6,7 @@ renderers and the running app both read it, so the configs and the app never dis
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from contextlib import ExitStack
@@ -39,6 +40,12 @@ class PoolPlan:
     workers: tuple[Endpoint, ...]  # Plumber processes supervisord runs on this host
     timeout_s: float
     hosts: tuple[Endpoint, ...] = ()  # remote entrypoints of the same pool (not supervised here)
+    primary: bool = True  # the model's current version; others serve rollout versions
+
+    @property
+    def key(self) -> str:
+        """Names the pool in configs (upstream, location, programs); '-' never occurs in a model name."""
+        return self.model if self.primary else f"{self.model}--v{self.version}"
 
     @property
     def upstreams(self) -> tuple[Endpoint, ...]:
@@ -61,6 +68,12 @@ class Plan:
     # host's private address (`listens`), for a gateway on another host (`gateway worker`).
     role: str = "gateway"
     listens: dict[str, Endpoint] = field(default_factory=dict)
+    # Pools of the other versions a model's aliases, traffic or shadow name, by pool key.
+    extra_pools: dict[str, PoolPlan] = field(default_factory=dict)
+
+    @property
+    def all_pools(self) -> list[PoolPlan]:
+        return [*self.pools.values(), *self.extra_pools.values()]
 
     @property
     def internal_url(self) -> str:
@@ -74,11 +87,12 @@ class Plan:
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        pools = {
-            name: PoolPlan(**{**pool, "workers": tuple(Endpoint(**w) for w in pool["workers"]),
-                              "hosts": tuple(Endpoint(**h) for h in pool.get("hosts", ()))})
-            for name, pool in raw["pools"].items()
-        }
+        def pool_of(pool: dict) -> PoolPlan:
+            return PoolPlan(**{**pool, "workers": tuple(Endpoint(**w) for w in pool["workers"]),
+                               "hosts": tuple(Endpoint(**h) for h in pool.get("hosts", ()))})
+
+        pools = {name: pool_of(pool) for name, pool in raw["pools"].items()}
+        extra_pools = {key: pool_of(pool) for key, pool in raw.get("extra_pools", {}).items()}
         return cls(
             run_dir=raw["run_dir"],
             public=Endpoint(**raw["public"]),
@@ -87,6 +101,7 @@ class Plan:
             pools=pools,
             role=raw.get("role", "gateway"),
             listens={name: Endpoint(**e) for name, e in raw.get("listens", {}).items()},
+            extra_pools=extra_pools,
         )
 
 
@@ -95,13 +110,17 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     server = settings.server
     store = ModelStore(settings.store_path)
     r_models = [m for m in settings.models.values() if m.backend == "plumber"]
-    n_workers = sum(m.workers for m in r_models)
+    rollouts = {m.name: rollout_versions(m, store) for m in r_models}
+    n_workers = sum(m.workers * (1 + len(rollouts[m.name])) for m in r_models)
     free = iter(free_ports(2 + (0 if server.worker_port_base else n_workers)))
     gunicorn_port = server.gunicorn_port or next(free)
     internal_port = server.internal_port or next(free)
     next_base = server.worker_port_base
     pools: dict[str, PoolPlan] = {}
-    for model in r_models:
+    extra_pools: dict[str, PoolPlan] = {}
+
+    def ports_for(model: ModelSettings) -> list[int]:
+        nonlocal next_base
         ports = []
         for _ in range(model.workers):
             if next_base:
@@ -109,14 +128,34 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
                 next_base += 1
             else:
                 ports.append(next(free))
-        pools[model.name] = _pool_plan(settings, store, model, ports, hosts=model.hosts)
+        return ports
+
+    for model in r_models:
+        pools[model.name] = _pool_plan(settings, store, model, ports_for(model), hosts=model.hosts)
+        for version in rollouts[model.name]:
+            if version == pools[model.name].version:
+                continue
+            pinned = dataclasses.replace(model, version=version)
+            pool = dataclasses.replace(_pool_plan(settings, store, pinned, ports_for(model), hosts=()), primary=False)
+            extra_pools[pool.key] = pool
     return Plan(
         run_dir=str(settings.run_dir),
         public=Endpoint(server.host, port or server.port),
         gunicorn=Endpoint("127.0.0.1", gunicorn_port),
         internal=Endpoint("127.0.0.1", internal_port),
         pools=pools,
+        extra_pools=extra_pools,
     )
+
+
+def rollout_versions(model: ModelSettings, store: ModelStore) -> list[str]:
+    """Stored versions an R model's aliases, traffic and shadow name (each gets its own pool)."""
+    if model.script is not None:
+        return []
+    names = [*model.aliases.values(), *model.traffic, *([model.shadow] if model.shadow else [])]
+    versions = {model.aliases.get(name, name) for name in names}
+    stored = set(store.versions(model.name))
+    return sorted((v for v in versions if v in stored), key=int)
 
 
 def free_ports(count: int) -> list[int]:

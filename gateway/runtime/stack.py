@@ -303,8 +303,9 @@ def _diagnostics(run_dir: Path) -> str:
 
 
 def _check_same_pools(settings: Settings, plan: Plan) -> None:
-    wanted = {m.name: m.workers for m in settings.models.values() if m.backend == "plumber"}
-    have = {name: len(pool.workers) for name, pool in plan.pools.items()}
+    """The R pools are pinned at `up` (versions, workers): a reload cannot start or stop one."""
+    wanted = {p.key: (p.version, len(p.workers)) for p in make_plan(settings).all_pools}
+    have = {p.key: (p.version, len(p.workers)) for p in plan.all_pools}
     if wanted != have:
         raise StackError(f"the R pools changed (running: {have or 'none'}, configured: "
                          f"{wanted or 'none'}); restart with `gateway down` and `gateway up`")
@@ -312,7 +313,7 @@ def _check_same_pools(settings: Settings, plan: Plan) -> None:
 
 def _check_ports_free(plan: Plan) -> None:
     endpoints = [plan.public, plan.gunicorn, plan.internal] if plan.role == "gateway" else []
-    endpoints += [w for pool in plan.pools.values() for w in pool.workers]
+    endpoints += [w for pool in plan.all_pools for w in pool.workers]
     endpoints += list(plan.listens.values())
     for endpoint in endpoints:
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET

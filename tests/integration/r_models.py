@@ -46,7 +46,7 @@ def build_r_store(store: Path) -> Path:
     return store
 
 
-def r_predict(store: Path, name: str, rows: list[dict], prob: bool = False) -> list:
+def r_predict(store: Path, name: str, rows: list[dict], prob: bool = False, version: str | None = None) -> list:
     """What R's own predict() says for these rows, every double written with 17 digits.
 
     Written without jsonlite on purpose: it caps doubles at 15 significant digits.
@@ -70,7 +70,8 @@ if (is.matrix(out)) {
   cat(as.character(out), sep = "\n")
 }
 """
-    version_dir = max((p for p in (store / name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    version_dir = store / name / version if version else max(
+        (p for p in (store / name).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     lines = rscript(code, str(version_dir), json.dumps(rows), "prob" if prob else "response").splitlines()
     if prob:
         header = lines[0].split("\t")
