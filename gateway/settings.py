@@ -268,7 +268,7 @@ def _validate(settings: Settings) -> None:
         if (size is not None and size < 1) or (wait is not None and wait < 0):
             raise ConfigError(f"{where}.batch: max_size >= 1 and max_wait_ms >= 0")
         # Timeouts are ordered so the innermost fires first and the client gets a clean 504:
-        # model timeout < internal NGINX read timeout (model + 5 s) < Gunicorn timeout.
+        # model timeout (the gateway's 504) < Gunicorn timeout < public NGINX read timeout.
         if model.timeout_s + 10 > server.timeout_s:
             raise ConfigError(
                 f"{where}.timeout_s = {model.timeout_s} must be at least 10 s below "

@@ -137,6 +137,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         ),
         "nginx_command": shlex.join(nginx_command(run_dir)),
         "metrics_dir": f"{run_dir}/{METRICS_DIR}",
+        "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),

@@ -33,7 +33,7 @@ def restarted_model(headers: dict[str, str], payload: str) -> str | None:
     group = fields.get("groupname", "")
     if not group.startswith(_PREFIX) or fields.get("from_state") not in _RESTART_FROM:
         return None
-    return group.removeprefix(_PREFIX)
+    return group.removeprefix(_PREFIX).split("--v", 1)[0]  # a rollout version's pool counts for its model
 
 
 def record(path: Path, model: str) -> None:

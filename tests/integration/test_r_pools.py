@@ -291,3 +291,17 @@ def test_gateway_status_shows_the_pools(gw: Stack) -> None:
     rows = {row[0]: row for row in table if row and row[0] in MODELS}
     assert rows["mtcars"] == ["mtcars", "1", "plumber", "yes", "2/2", "live"]
     assert rows["cars"][:4] == ["cars", "1", "plumber", "yes"]
+
+
+def test_a_worker_stuck_past_its_timeout_is_recycled(gw: Stack) -> None:
+    wait_pool_whole(gw, "slow")
+    before = worker_pids(gw, "slow")
+    reply = gw.post("/models/slow/predict", json=[{"x": 120}])  # sleeps 2 minutes: stuck
+    assert reply.status_code == 504
+    deadline = time.monotonic() + 1 + 10 + 15  # timeout + grace + two watchdog ticks and a restart
+    while set(worker_pids(gw, "slow").values()) >= set(before.values()):
+        assert time.monotonic() < deadline, "the stuck worker was never recycled"
+        time.sleep(0.5)
+    assert (gw.run_dir / "logs" / "watchdog.log").read_text(encoding="utf-8").count("killed plumber-slow") == 1
+    wait_pool_whole(gw, "slow")
+    assert gw.post("/models/slow/predict", json=[{"x": 0.01}]).status_code == 200

@@ -82,7 +82,8 @@ def test_nginx_limits_and_timeouts_follow_the_settings(rendered: dict[str, Path]
     assert f"client_max_body_size {BODY_LIMIT};" in text
     assert "proxy_read_timeout 65s;" in text  # server.timeout_s + 5
     mtcars = text[text.index("location /r/mtcars/"):]
-    assert "proxy_read_timeout 25s;" in mtcars[: mtcars.index("}")]  # model timeout_s + 5
+    assert "proxy_read_timeout 50s;" in mtcars[: mtcars.index("}")]  # model timeout_s + 30: a backstop
+    assert "proxy_ignore_client_abort on;" in mtcars[: mtcars.index("}")]
     assert "error_page 502 503 504 = @r_mtcars_failed;" in text
 
 

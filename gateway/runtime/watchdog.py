@@ -1,0 +1,108 @@
+"""A supervisord event listener that recycles R workers stuck in one request.
+
+A Plumber worker answers one request at a time: one stuck in an endless `predict` (a loop, a
+hung native call) keeps its slot forever after the gateway has answered its caller 504. Every
+5 s (TICK_5) this listener asks each running worker for its health route; a worker that has not
+answered for longer than its model's `timeout_s` plus a grace period is killed, and supervisord
+starts a fresh one. A worker busy with a legitimately long predict (within its timeout) is left
+alone: it cannot answer the probe either, but not for that long.
+
+Run by supervisord as `python -m gateway.runtime.watchdog <plan.json>`; it speaks the event
+listener protocol on stdin/stdout and logs to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from gateway.runtime.plan import Endpoint, Plan
+
+GRACE_S = 10.0  # beyond the model's timeout, before a silent worker counts as stuck
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Watched:
+    program: str  # supervisord's "group:name"
+    endpoint: Endpoint
+    health_path: str
+    limit_s: float
+
+
+@dataclass
+class Watchdog:
+    workers: list[Watched]
+    probe: Callable[[Watched], bool]
+    kill: Callable[[str], None]
+    silent_since: dict[str, float] = field(default_factory=dict)
+
+    def tick(self, now: float) -> list[str]:
+        """Probe every worker; kill and return those silent for longer than their limit."""
+        killed = []
+        for worker in self.workers:
+            if self.probe(worker):
+                self.silent_since.pop(worker.program, None)
+                continue
+            since = self.silent_since.setdefault(worker.program, now)
+            if now - since > worker.limit_s:
+                self.kill(worker.program)
+                self.silent_since.pop(worker.program, None)
+                killed.append(worker.program)
+        return killed
+
+
+def watched_workers(plan: Plan) -> list[Watched]:
+    return [
+        Watched(f"plumber-{pool.key}:plumber-{pool.key}-{index}", endpoint, pool.health_path,
+                pool.timeout_s + GRACE_S)
+        for pool in plan.all_pools
+        for index, endpoint in enumerate(pool.workers, start=1)
+    ]
+
+
+def http_probe(worker: Watched) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"http://{worker.endpoint.address}{worker.health_path}", timeout=PROBE_TIMEOUT_S) as reply:
+            return reply.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def listen(watchdog: Watchdog, stdin: TextIO, stdout: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+    while True:
+        stdout.write("READY\n")
+        stdout.flush()
+        line = stdin.readline()
+        if not line:
+            return
+        headers = dict(token.split(":", 1) for token in line.split() if ":" in token)
+        stdin.read(int(headers.get("len", "0")))
+        if headers.get("eventname", "").startswith("TICK"):
+            for program in watchdog.tick(clock()):
+                print(f"watchdog: killed {program}: no answer for longer than its timeout", file=sys.stderr,
+                      flush=True)
+        stdout.write("RESULT 2\nOK")
+        stdout.flush()
+
+
+def _supervisor_kill(program: str) -> None:
+    from supervisor import childutils
+
+    rpc = childutils.getRPCInterface(__import__("os").environ)
+    try:
+        rpc.supervisor.signalProcess(program, "KILL")
+    except Exception as exc:  # not running any more (restarting): nothing to recycle
+        print(f"watchdog: could not signal {program}: {exc}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    plan = Plan.load(Path(sys.argv[1]))
+    listen(Watchdog(watched_workers(plan), http_probe, _supervisor_kill), sys.stdin, sys.stdout)
