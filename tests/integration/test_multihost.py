@@ -183,6 +183,7 @@ def test_predictions_are_spread_over_both_hosts(cluster: tuple[Stack, list[Host]
     assert described["hosts"] == {h.endpoint: True for h in hosts}
     status = subprocess.run([GATEWAY, "status", "--config", str(gateway.settings.config_path)],
                             capture_output=True, text=True, timeout=30, check=True).stdout
+    print("\n" + status)
     for host in hosts:
         assert f"mtcars@{host.endpoint}  " in status
 
