@@ -157,13 +157,14 @@ def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, p
         if meta.language != "r":
             raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
         backends: dict[str, Backend] = {
-            pool.version: PlumberBackend(meta, model, pool, plan.internal_url, cluster_secret(settings))
+            pool.version: PlumberBackend(meta, model, pool, plan.internal_url, cluster_secret(settings),
+                                         run_dir=plan.run_dir)
         }
         for extra in plan.all_pools:  # the versions its aliases, traffic and shadow name
             if extra.model == model.name and not extra.primary:
                 extra_meta = store.read_meta(model.name, extra.version)
                 backends[extra.version] = PlumberBackend(extra_meta, model, extra, plan.internal_url,
-                                                         cluster_secret(settings))
+                                                         cluster_secret(settings), run_dir=plan.run_dir)
         return ServedModel(model, current=pool.version, versions=sorted(backends, key=_version_order),
                            backends=backends)
     if model.backend == "rpy2":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,8 +86,9 @@ class PlumberBackend(Backend):
     kind = "plumber"
 
     def __init__(self, meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
-                 cluster_secret: str = "") -> None:
+                 cluster_secret: str = "", run_dir: str | None = None) -> None:
         super().__init__(meta)
+        self.run_dir = run_dir  # where the workers' logs are, to say why a pool is down
         self._host_headers = {"X-Gateway-Secret": cluster_secret} if cluster_secret else {}
         self.model = model
         self.pool = pool
@@ -146,8 +148,25 @@ class PlumberBackend(Backend):
         hosts = {host.address: self._host_answers(host) for host in self.pool.hosts}
         live = sum(_accepts(w.host, w.port) for w in self.pool.workers) + sum(hosts.values())
         total = len(self.pool.upstreams)
-        detail = "" if live else f"no live R worker (0 of {total})"
+        detail = "" if live else f"no live R worker (0 of {total}){self._last_r_error()}"
         return Health(ready=live > 0, detail=detail, live=live, total=total, hosts=hosts or None)
+
+    def _last_r_error(self) -> str:
+        """What R said last in its workers' logs when none is live: why the pool cannot start."""
+        if self.run_dir is None:
+            return ""
+        for index in range(1, len(self.pool.workers) + 1):
+            log = Path(self.run_dir) / "logs" / f"plumber-{self.pool.key}-{index}.log"
+            try:
+                with log.open("rb") as handle:
+                    handle.seek(max(0, log.stat().st_size - 4096))
+                    tail = handle.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                continue
+            errors = [line.strip() for line in tail if line.startswith("Error")]
+            if errors:
+                return f"; R said: {errors[-1][:300]}"
+        return ""
 
     def _host_answers(self, host: Endpoint) -> bool:
         try:

@@ -230,10 +230,13 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
         if _supervisord_pid(run_dir) is None and elapsed > 5:
             raise StackError("supervisord exited during start-up")
         fatal = _fatal_programs(run_dir)
-        if fatal:
-            raise StackError(f"{', '.join(fatal)} could not be started (FATAL in supervisord)")
+        optional_down = {p.model for p in plan.all_pools if settings.models[p.model].optional
+                         and any(name.startswith(f"plumber-{p.key}-") for name in fatal)}
+        required = [name for name in fatal if _program_model(name, plan) not in optional_down]
+        if required:
+            raise StackError(f"{', '.join(required)} could not be started (FATAL in supervisord)")
         code, body = _get(url)
-        if code == 200 or (code == 503 and _only_optional_failed(settings, body)):
+        if code == 200 or (code == 503 and _only_optional_failed(settings, body, optional_down)):
             return
         if code:
             last = f"{code} {body[:500]}"
@@ -267,8 +270,10 @@ def _fresh_metrics(run_dir: Path) -> None:
     (run_dir / RESTARTS_FILE).unlink(missing_ok=True)
 
 
-def _only_optional_failed(settings: Settings, body: str) -> bool:
-    """Models marked optional that failed to load do not hold the start-up back."""
+def _only_optional_failed(settings: Settings, body: str,
+                          optional_down: frozenset[str] | set[str] = frozenset()) -> bool:
+    """Models marked optional that failed (to load, or whose R pool went FATAL) do not hold the
+    start-up back; the rest is up. They stay not ready, with the reason, in /readyz."""
     try:
         models = json.loads(body)["models"]
     except (ValueError, KeyError, TypeError):
@@ -276,9 +281,17 @@ def _only_optional_failed(settings: Settings, body: str) -> bool:
     waiting = {name: entry for name, entry in models.items() if not entry.get("ready")}
     return bool(waiting) and all(
         name in settings.models and settings.models[name].optional
-        and str(entry.get("detail", "")).startswith("failed to load")
+        and (str(entry.get("detail", "")).startswith("failed to load") or name in optional_down)
         for name, entry in waiting.items()
     )
+
+
+def _program_model(program: str, plan: Plan) -> str | None:
+    """The model an R worker program serves (`plumber-<pool key>-<i>`), None for the others."""
+    for pool in plan.all_pools:
+        if program.startswith(f"plumber-{pool.key}-") and program.removeprefix(f"plumber-{pool.key}-").isdigit():
+            return pool.model
+    return None
 
 
 def _fatal_programs(run_dir: Path) -> list[str]:
