@@ -25,6 +25,7 @@ from gateway.errors import NotFound
 PROTOCOLS = {
     "native.predict": "native",
     "plumber_proxy.passthrough": "plumber",
+    "v2.infer": "v2",
 }
 REQUEST_LOG = "gateway.requests"
 _log = logging.getLogger(REQUEST_LOG)

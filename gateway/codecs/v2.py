@@ -1,0 +1,198 @@
+"""Open Inference Protocol v2 (KServe v2) REST, JSON form: tensors ⇄ Table, predictions ⇄ tensors.
+
+A tabular model speaks v2 with one tensor per column: each input tensor is a column of shape
+[rows] (or [rows, 1]) and each output a column of predictions. Its metadata comes from the
+model's InputSpec types (FP64, INT64, BOOL, BYTES for strings, factors and dates).
+
+Our extensions, all documented in the README: a `null` element is a missing value; the request
+`parameters` may carry the native params (`{"type": "prob"}`), and a response without a
+request `id` carries the gateway's request id. Outputs are always JSON tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.codecs.table import Table
+from gateway.errors import BadRequest
+from gateway.meta import InputSpec, ModelMeta
+
+DATATYPES: dict[str, str] = {
+    "double": "FP64",
+    "integer": "INT64",
+    "logical": "BOOL",
+    "string": "BYTES",
+    "factor": "BYTES",
+    "date": "BYTES",
+    "datetime": "BYTES",
+}
+_INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+_FLOAT_TYPES = ("FP16", "FP32", "FP64")
+KNOWN_DATATYPES = frozenset({"BOOL", "BYTES", *_INTEGER_TYPES, *_FLOAT_TYPES})
+PREDICTIONS = "predictions"
+# Request parameters that belong to the protocol (tritonclient sends them), not to the model.
+# `binary_data_output` (and an output's `binary_data`) ask for binary outputs: a wish, which a
+# server without that extension answers with JSON tensors; tritonclient reads either.
+_PROTOCOL_PARAMS = ("binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout")
+BINARY_HINT = "the binary tensor data extension is not supported; send JSON tensors (tritonclient: binary_data=False)"
+
+
+@dataclass(frozen=True)
+class InferRequest:
+    id: str | None
+    table: Table
+    params: dict[str, Any]
+    outputs: tuple[str, ...] | None  # names the client asked for; None: every output
+
+
+def tensor_metadata(inputs: tuple[InputSpec, ...]) -> list[dict[str, Any]]:
+    """The model's inputs as v2 `$metadata_tensor`s: one column tensor of shape [-1] each."""
+    return [{"name": spec.name, "datatype": DATATYPES[spec.type], "shape": [-1]} for spec in inputs]
+
+
+def output_metadata(meta: ModelMeta) -> list[dict[str, Any]]:
+    """`predictions`, plus one FP64 tensor per class (returned with `{"type": "prob"}`)."""
+    declared = meta.outputs.get("type")  # Python models record it; R ones only the kind
+    if declared is None:
+        declared = "string" if meta.outputs.get("kind") == "classification" else "double"
+    kind = DATATYPES.get(str(declared), "BYTES")
+    outputs = [{"name": PREDICTIONS, "datatype": kind, "shape": [-1]}]
+    outputs += [{"name": label, "datatype": "FP64", "shape": [-1]} for label in meta.classes or []]
+    return outputs
+
+
+def decode_infer_request(document: Any) -> InferRequest:
+    """An `$inference_request` → InferRequest. Raises BadRequest (400) naming the problem."""
+    if not isinstance(document, dict):
+        raise BadRequest("the body must be an inference request object with an 'inputs' list")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest("'id' must be a string")
+    inputs = document.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequest("'inputs' must be a non-empty list of tensors, one per column")
+    columns: dict[str, list[Any]] = {}
+    for index, tensor in enumerate(inputs):
+        name, values = decode_tensor(tensor, f"inputs[{index}]")
+        if name in columns:
+            raise BadRequest(f"input tensor '{name}' is given twice")
+        columns[name] = values
+    lengths = {len(values) for values in columns.values()}
+    if len(lengths) > 1:
+        raise BadRequest(f"input tensors have different lengths {sorted(lengths)}; each is a column of the table")
+    return InferRequest(request_id, Table(columns, lengths.pop()), _model_params(document.get("parameters")),
+                        _requested_outputs(document.get("outputs")))
+
+
+def decode_tensor(tensor: Any, where: str) -> tuple[str, list[Any]]:
+    """One `$request_input` → (name, column values); `data` may be flat or nested row-major."""
+    if not isinstance(tensor, dict):
+        raise BadRequest(f"{where} must be a tensor object with name, shape, datatype and data")
+    name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"{where}.name must be a non-empty string")
+    where = f"input tensor '{name}'"
+    if datatype not in KNOWN_DATATYPES:
+        raise BadRequest(f"{where} has datatype {datatype!r}; expected one of {', '.join(sorted(KNOWN_DATATYPES))}")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise BadRequest(f"{where} has shape {shape!r}; expected a list of non-negative integers")
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        raise BadRequest(f"{where} has shape {shape}; a column tensor has shape [rows] or [rows, 1]")
+    if isinstance(tensor.get("parameters"), dict) and "binary_data_size" in tensor["parameters"]:
+        raise BadRequest(f"{where}: {BINARY_HINT}")
+    if "data" not in tensor:
+        raise BadRequest(f"{where} has no 'data'")
+    values = _flatten(tensor["data"], where)
+    if len(values) != shape[0]:
+        raise BadRequest(f"{where} has shape {shape} but {len(values)} elements")
+    check = _CHECKS[datatype]
+    for row, value in enumerate(values, start=1):
+        if value is not None and not check(value):
+            raise BadRequest(f"{where} is {datatype} but element {row} is {value!r}")
+    return name, values
+
+
+def encode_infer_response(
+    model: str, version: str, request_id: str, predictions: list[Any], outputs: tuple[str, ...] | None
+) -> dict[str, Any]:
+    """An `$inference_response`: a `predictions` tensor, or one tensor per key of object elements.
+
+    Raises BadRequest when the client asked for an output these predictions do not have.
+    """
+    tensors = [tensor(name, values) for name, values in _columns(predictions).items()]
+    if outputs is not None:
+        produced = {t["name"]: t for t in tensors}
+        for name in outputs:
+            if name not in produced:
+                hint = "; class tensors need parameters {\"type\": \"prob\"}" if name != PREDICTIONS else ""
+                raise BadRequest(f"output '{name}' is not produced here; outputs: {', '.join(produced)}{hint}",
+                                 model=model)
+        tensors = [produced[name] for name in outputs]
+    return {"model_name": model, "model_version": version, "id": request_id, "outputs": tensors}
+
+
+def tensor(name: str, values: list[Any]) -> dict[str, Any]:
+    """A column of JSON values → a `$response_output` whose datatype fits every value."""
+    present = [v for v in values if v is not None]
+    if present and all(type(v) is bool for v in present):
+        datatype = "BOOL"
+    elif present and all(type(v) is int for v in present):
+        datatype = "INT64"
+    elif all(type(v) in (int, float) for v in present):
+        datatype = "FP64"
+    else:
+        datatype, values = "BYTES", [v if v is None or isinstance(v, str) else str(v) for v in values]
+    return {"name": name, "datatype": datatype, "shape": [len(values)], "data": values}
+
+
+def _columns(predictions: list[Any]) -> dict[str, list[Any]]:
+    if predictions and all(isinstance(p, dict) for p in predictions):
+        keys: dict[str, None] = {}
+        for element in predictions:
+            keys.update(dict.fromkeys(element))
+        return {str(key): [element.get(key) for element in predictions] for key in keys}
+    return {PREDICTIONS: list(predictions)}
+
+
+def _flatten(data: Any, where: str) -> list[Any]:
+    if isinstance(data, str):
+        raise BadRequest(f"{where}: data given as a string; {BINARY_HINT}")
+    if not isinstance(data, list):
+        raise BadRequest(f"{where} has data of type {type(data).__name__}; expected a list")
+    if not any(isinstance(v, list) for v in data):
+        return data
+    flat: list[Any] = []
+    for value in data:
+        flat.extend(_flatten(value, where) if isinstance(value, list) else [value])
+    return flat
+
+
+def _model_params(parameters: Any) -> dict[str, Any]:
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("'parameters' must be an object")
+    return {key: value for key, value in parameters.items() if key not in _PROTOCOL_PARAMS}
+
+
+def _requested_outputs(outputs: Any) -> tuple[str, ...] | None:
+    if outputs is None:
+        return None
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str)
+                                                for o in outputs):
+        raise BadRequest("'outputs' must be a list of objects with a 'name'")
+    return tuple(o["name"] for o in outputs)
+
+
+def _is_float(value: Any) -> bool:
+    return type(value) in (int, float) and (type(value) is int or math.isfinite(value))
+
+
+_CHECKS = {
+    "BOOL": lambda v: type(v) is bool,
+    "BYTES": lambda v: isinstance(v, str),
+    **dict.fromkeys(_INTEGER_TYPES, lambda v: type(v) is int),
+    **dict.fromkeys(_FLOAT_TYPES, _is_float),
+}
