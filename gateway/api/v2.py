@@ -16,7 +16,13 @@ from flask import Blueprint, Response, g, request
 from gateway.app import json_response, service
 from gateway.codecs import dumps, media_type
 from gateway.codecs.request import parse_json, reject_duplicate_keys
-from gateway.codecs.v2 import decode_infer_request, encode_infer_response, output_metadata, tensor_metadata
+from gateway.codecs.v2 import (
+    decode_infer_request,
+    encode_infer_response,
+    output_metadata,
+    split_binary,
+    tensor_metadata,
+)
 from gateway.errors import GatewayError, NotFound, UnsupportedMediaType
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
@@ -62,16 +68,14 @@ def model_ready(name: str, version: str | None = None) -> Response:
 @blueprint.post("/models/<name>/versions/<version>/infer")
 def infer(name: str, version: str | None = None) -> Response:
     service().registry.get(name).backend(version)  # 404 for a wrong name or version first
-    if request.headers.get("Inference-Header-Content-Length") is not None:
-        raise UnsupportedMediaType("the binary tensor data extension is not supported; send JSON tensors "
-                                   "(tritonclient: binary_data=False)", model=name)
     kind, charset = media_type(request.content_type)
-    if kind not in ("", "application/json") or charset not in (None, "utf-8", "utf8"):
+    if kind not in ("", "application/json", "application/octet-stream") or charset not in (None, "utf-8", "utf8"):
         raise UnsupportedMediaType(f"send the inference request as application/json (UTF-8), not {kind!r}")
     body = request.get_data(cache=False)
-    document = parse_json(body)
-    reject_duplicate_keys(body, document)
-    decoded = decode_infer_request(document)
+    header, binary = split_binary(body, request.headers.get("Inference-Header-Content-Length"))
+    document = parse_json(header)
+    reject_duplicate_keys(header, document)
+    decoded = decode_infer_request(document, binary)
     result = service().predict_routed(name, version, decoded.table, decoded.params,
                                       routing_key=request.headers.get("X-Routing-Key"))
     return json_response(dumps(encode_infer_response(result.model, result.version, decoded.id or g.request_id,

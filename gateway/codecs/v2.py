@@ -6,14 +6,19 @@ model's InputSpec types (FP64, INT64, BOOL, BYTES for strings, factors and dates
 
 Our extensions, all documented in the README: a `null` element is a missing value; the request
 `parameters` may carry the native params (`{"type": "prob"}`), and a response without a
-request `id` carries the gateway's request id. Outputs are always JSON tensors.
+request `id` carries the gateway's request id. Inputs may use the binary tensor data extension
+(what tritonclient sends by default: a JSON header, then each tensor's raw little-endian bytes);
+outputs are always JSON tensors, which every v2 client reads.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from gateway.codecs.table import Table
 from gateway.errors import BadRequest
@@ -36,7 +41,7 @@ PREDICTIONS = "predictions"
 # `binary_data_output` (and an output's `binary_data`) ask for binary outputs: a wish, which a
 # server without that extension answers with JSON tensors; tritonclient reads either.
 _PROTOCOL_PARAMS = ("binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout")
-BINARY_HINT = "the binary tensor data extension is not supported; send JSON tensors (tritonclient: binary_data=False)"
+BINARY_HINT = "binary tensor data need the Inference-Header-Content-Length header; or send JSON tensors"
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,12 @@ def output_metadata(meta: ModelMeta) -> list[dict[str, Any]]:
     return outputs
 
 
-def decode_infer_request(document: Any) -> InferRequest:
-    """An `$inference_request` → InferRequest. Raises BadRequest (400) naming the problem."""
+def decode_infer_request(document: Any, binary: bytes = b"") -> InferRequest:
+    """An `$inference_request` → InferRequest. Raises BadRequest (400) naming the problem.
+
+    `binary` is what followed the JSON header (Inference-Header-Content-Length): the raw data of
+    the inputs whose parameters give a `binary_data_size`, in the order of the inputs.
+    """
     if not isinstance(document, dict):
         raise BadRequest("the body must be an inference request object with an 'inputs' list")
     request_id = document.get("id")
@@ -74,11 +83,15 @@ def decode_infer_request(document: Any) -> InferRequest:
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest("'inputs' must be a non-empty list of tensors, one per column")
     columns: dict[str, list[Any]] = {}
+    offset = 0
     for index, tensor in enumerate(inputs):
-        name, values = decode_tensor(tensor, f"inputs[{index}]")
+        name, values, used = decode_tensor(tensor, f"inputs[{index}]", binary, offset)
         if name in columns:
             raise BadRequest(f"input tensor '{name}' is given twice")
-        columns[name] = values
+        columns[name], offset = values, offset + used
+    if offset != len(binary):
+        raise BadRequest(f"the body has {len(binary) - offset} bytes of binary data that no input's "
+                         "binary_data_size accounts for")
     lengths = {len(values) for values in columns.values()}
     if len(lengths) > 1:
         raise BadRequest(f"input tensors have different lengths {sorted(lengths)}; each is a column of the table")
@@ -86,8 +99,21 @@ def decode_infer_request(document: Any) -> InferRequest:
                         _requested_outputs(document.get("outputs")))
 
 
-def decode_tensor(tensor: Any, where: str) -> tuple[str, list[Any]]:
-    """One `$request_input` → (name, column values); `data` may be flat or nested row-major."""
+def split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+    """(JSON header, binary data) of a body; without Inference-Header-Content-Length all is JSON."""
+    if header_length is None:
+        return body, b""
+    if not header_length.isdigit() or int(header_length) > len(body):
+        raise BadRequest(f"Inference-Header-Content-Length {header_length!r} is not a length within the "
+                         f"{len(body)}-byte body")
+    return body[:int(header_length)], body[int(header_length):]
+
+
+def decode_tensor(tensor: Any, where: str, binary: bytes = b"", offset: int = 0) -> tuple[str, list[Any], int]:
+    """One `$request_input` → (name, column values, binary bytes used).
+
+    JSON `data` may be flat or nested row-major; binary data start at `offset` in `binary`.
+    """
     if not isinstance(tensor, dict):
         raise BadRequest(f"{where} must be a tensor object with name, shape, datatype and data")
     name, shape, datatype = tensor.get("name"), tensor.get("shape"), tensor.get("datatype")
@@ -100,18 +126,23 @@ def decode_tensor(tensor: Any, where: str) -> tuple[str, list[Any]]:
         raise BadRequest(f"{where} has shape {shape!r}; expected a list of non-negative integers")
     if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
         raise BadRequest(f"{where} has shape {shape}; a column tensor has shape [rows] or [rows, 1]")
-    if isinstance(tensor.get("parameters"), dict) and "binary_data_size" in tensor["parameters"]:
-        raise BadRequest(f"{where}: {BINARY_HINT}")
-    if "data" not in tensor:
+    size = tensor["parameters"].get("binary_data_size") if isinstance(tensor.get("parameters"), dict) else None
+    if size is not None:
+        if type(size) is not int or not 0 <= size <= len(binary) - offset:
+            raise BadRequest(f"{where} has binary_data_size {size!r} but {len(binary) - offset} bytes are left; "
+                             "send Inference-Header-Content-Length with binary inputs")
+        values = _from_binary(binary[offset:offset + size], datatype, where)
+    elif "data" not in tensor:
         raise BadRequest(f"{where} has no 'data'")
-    values = _flatten(tensor["data"], where)
+    else:
+        values = _flatten(tensor["data"], where)
     if len(values) != shape[0]:
         raise BadRequest(f"{where} has shape {shape} but {len(values)} elements")
     check = _CHECKS[datatype]
     for row, value in enumerate(values, start=1):
         if value is not None and not check(value):
             raise BadRequest(f"{where} is {datatype} but element {row} is {value!r}")
-    return name, values
+    return name, values, size or 0
 
 
 def encode_infer_response(
@@ -169,6 +200,34 @@ def _flatten(data: Any, where: str) -> list[Any]:
     return flat
 
 
+def _from_binary(raw: bytes, datatype: str, where: str) -> list[Any]:
+    """Raw tensor bytes (the binary extension) → values; a float NaN is a missing value."""
+    if datatype == "BYTES":  # each element: a 4-byte little-endian length, then that many bytes
+        values: list[Any] = []
+        at = 0
+        while at < len(raw):
+            if at + 4 > len(raw):
+                raise BadRequest(f"{where}: BYTES data end inside an element's length")
+            (length,) = struct.unpack_from("<I", raw, at)
+            if at + 4 + length > len(raw):
+                raise BadRequest(f"{where}: BYTES element {len(values) + 1} runs past the data")
+            try:
+                values.append(raw[at + 4:at + 4 + length].decode("utf-8"))
+            except UnicodeDecodeError:
+                raise BadRequest(f"{where}: BYTES element {len(values) + 1} is not UTF-8 text") from None
+            at += 4 + length
+        return values
+    dtype = np.dtype(_NUMPY[datatype]).newbyteorder("<")
+    if len(raw) % dtype.itemsize:
+        raise BadRequest(f"{where}: {len(raw)} bytes is not a whole number of {datatype} elements")
+    array = np.frombuffer(raw, dtype=dtype)
+    if datatype == "BOOL":
+        return [bool(v) for v in array.tolist()]
+    if datatype in _FLOAT_TYPES:
+        return [None if math.isnan(v) else v for v in array.astype(np.float64).tolist()]
+    return array.tolist()
+
+
 def _model_params(parameters: Any) -> dict[str, Any]:
     if parameters is None:
         return {}
@@ -190,6 +249,8 @@ def _is_float(value: Any) -> bool:
     return type(value) in (int, float) and (type(value) is int or math.isfinite(value))
 
 
+_NUMPY = {"BOOL": "?", "INT8": "i1", "INT16": "i2", "INT32": "i4", "INT64": "i8", "UINT8": "u1", "UINT16": "u2",
+          "UINT32": "u4", "UINT64": "u8", "FP16": "f2", "FP32": "f4", "FP64": "f8"}
 _CHECKS = {
     "BOOL": lambda v: type(v) is bool,
     "BYTES": lambda v: isinstance(v, str),
