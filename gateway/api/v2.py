@@ -11,9 +11,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
+import orjson
 from flask import Blueprint, Response, g, request
 
-from gateway.app import json_response, service
+from gateway.app import PROBLEM_JSON, json_response, service
 from gateway.codecs import dumps, media_type
 from gateway.codecs.request import parse_json, reject_duplicate_keys
 from gateway.codecs.v2 import (
@@ -23,7 +24,7 @@ from gateway.codecs.v2 import (
     split_binary,
     tensor_metadata,
 )
-from gateway.errors import GatewayError, NotFound, UnsupportedMediaType
+from gateway.errors import NotFound, UnsupportedMediaType
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 V2_ROUTES = "/v2, /v2/health/{live,ready}, /v2/models/<name>[/versions/<v>][/ready|/infer]"
@@ -87,10 +88,17 @@ def unknown(rest: str) -> Response:
     raise NotFound(f"no route {request.method} {request.path}; the v2 routes are {V2_ROUTES}")
 
 
-@blueprint.errorhandler(GatewayError)
-def _error(error: GatewayError) -> Response:
-    status = 400 if error.status == 422 else error.status
-    return json_response(dumps({"error": error.detail}), status)
+@blueprint.after_request
+def _as_v2_error(response: Response) -> Response:
+    """Every error on a v2 route, wherever raised (auth, limits, views), as `{"error": detail}`."""
+    if response.mimetype != PROBLEM_JSON:
+        return response
+    problem = orjson.loads(response.get_data())
+    response.set_data(dumps({"error": problem.get("detail") or problem.get("title")}))
+    response.content_type = "application/json"
+    if response.status_code == 422:
+        response.status_code = 400
+    return response
 
 
 def _version() -> str:
