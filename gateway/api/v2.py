@@ -21,9 +21,9 @@ from gateway.codecs.v2 import (
     decode_infer_request,
     encode_infer_response,
     output_metadata,
-    split_binary,
     tensor_metadata,
 )
+from gateway.codecs.v2_binary import split_binary
 from gateway.errors import NotFound, UnsupportedMediaType
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")

@@ -14,13 +14,11 @@ outputs are always JSON tensors, which every v2 client reads.
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from gateway.codecs.table import Table
+from gateway.codecs.v2_binary import BINARY_HINT, FLOAT_TYPES, INTEGER_TYPES, from_binary
 from gateway.errors import BadRequest
 from gateway.meta import InputSpec, ModelMeta
 
@@ -33,15 +31,14 @@ DATATYPES: dict[str, str] = {
     "date": "BYTES",
     "datetime": "BYTES",
 }
-_INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-_FLOAT_TYPES = ("FP16", "FP32", "FP64")
-KNOWN_DATATYPES = frozenset({"BOOL", "BYTES", *_INTEGER_TYPES, *_FLOAT_TYPES})
+KNOWN_DATATYPES = frozenset({"BOOL", "BYTES", *INTEGER_TYPES, *FLOAT_TYPES})
 PREDICTIONS = "predictions"
 # Request parameters that belong to the protocol (tritonclient sends them), not to the model.
 # `binary_data_output` (and an output's `binary_data`) ask for binary outputs: a wish, which a
 # server without that extension answers with JSON tensors; tritonclient reads either.
-_PROTOCOL_PARAMS = ("binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout")
-BINARY_HINT = "binary tensor data need the Inference-Header-Content-Length header; or send JSON tensors"
+# `content_type` and `headers` are MLServer's (its codecs and clients set them).
+_PROTOCOL_PARAMS = ("binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout",
+                    "content_type", "headers")
 
 
 @dataclass(frozen=True)
@@ -99,15 +96,6 @@ def decode_infer_request(document: Any, binary: bytes = b"") -> InferRequest:
                         _requested_outputs(document.get("outputs")))
 
 
-def split_binary(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
-    """(JSON header, binary data) of a body; without Inference-Header-Content-Length all is JSON."""
-    if header_length is None:
-        return body, b""
-    if not header_length.isdigit() or int(header_length) > len(body):
-        raise BadRequest(f"Inference-Header-Content-Length {header_length!r} is not a length within the "
-                         f"{len(body)}-byte body")
-    return body[:int(header_length)], body[int(header_length):]
-
 
 def decode_tensor(tensor: Any, where: str, binary: bytes = b"", offset: int = 0) -> tuple[str, list[Any], int]:
     """One `$request_input` → (name, column values, binary bytes used).
@@ -131,7 +119,7 @@ def decode_tensor(tensor: Any, where: str, binary: bytes = b"", offset: int = 0)
         if type(size) is not int or not 0 <= size <= len(binary) - offset:
             raise BadRequest(f"{where} has binary_data_size {size!r} but {len(binary) - offset} bytes are left; "
                              "send Inference-Header-Content-Length with binary inputs")
-        values = _from_binary(binary[offset:offset + size], datatype, where)
+        values = from_binary(binary[offset:offset + size], datatype, where)
     elif "data" not in tensor:
         raise BadRequest(f"{where} has no 'data'")
     else:
@@ -200,33 +188,6 @@ def _flatten(data: Any, where: str) -> list[Any]:
     return flat
 
 
-def _from_binary(raw: bytes, datatype: str, where: str) -> list[Any]:
-    """Raw tensor bytes (the binary extension) → values; a float NaN is a missing value."""
-    if datatype == "BYTES":  # each element: a 4-byte little-endian length, then that many bytes
-        values: list[Any] = []
-        at = 0
-        while at < len(raw):
-            if at + 4 > len(raw):
-                raise BadRequest(f"{where}: BYTES data end inside an element's length")
-            (length,) = struct.unpack_from("<I", raw, at)
-            if at + 4 + length > len(raw):
-                raise BadRequest(f"{where}: BYTES element {len(values) + 1} runs past the data")
-            try:
-                values.append(raw[at + 4:at + 4 + length].decode("utf-8"))
-            except UnicodeDecodeError:
-                raise BadRequest(f"{where}: BYTES element {len(values) + 1} is not UTF-8 text") from None
-            at += 4 + length
-        return values
-    dtype = np.dtype(_NUMPY[datatype]).newbyteorder("<")
-    if len(raw) % dtype.itemsize:
-        raise BadRequest(f"{where}: {len(raw)} bytes is not a whole number of {datatype} elements")
-    array = np.frombuffer(raw, dtype=dtype)
-    if datatype == "BOOL":
-        return [bool(v) for v in array.tolist()]
-    if datatype in _FLOAT_TYPES:
-        return [None if math.isnan(v) else v for v in array.astype(np.float64).tolist()]
-    return array.tolist()
-
 
 def _model_params(parameters: Any) -> dict[str, Any]:
     if parameters is None:
@@ -249,11 +210,9 @@ def _is_float(value: Any) -> bool:
     return type(value) in (int, float) and (type(value) is int or math.isfinite(value))
 
 
-_NUMPY = {"BOOL": "?", "INT8": "i1", "INT16": "i2", "INT32": "i4", "INT64": "i8", "UINT8": "u1", "UINT16": "u2",
-          "UINT32": "u4", "UINT64": "u8", "FP16": "f2", "FP32": "f4", "FP64": "f8"}
 _CHECKS = {
     "BOOL": lambda v: type(v) is bool,
     "BYTES": lambda v: isinstance(v, str),
-    **dict.fromkeys(_INTEGER_TYPES, lambda v: type(v) is int),
-    **dict.fromkeys(_FLOAT_TYPES, _is_float),
+    **dict.fromkeys(INTEGER_TYPES, lambda v: type(v) is int),
+    **dict.fromkeys(FLOAT_TYPES, _is_float),
 }

@@ -12,9 +12,9 @@ from gateway.codecs.v2 import (
     decode_infer_request,
     encode_infer_response,
     output_metadata,
-    split_binary,
     tensor_metadata,
 )
+from gateway.codecs.v2_binary import split_binary
 from gateway.errors import BadRequest
 from gateway.meta import InputSpec, ModelMeta
 
@@ -33,6 +33,8 @@ DECODED = [
     ({"inputs": [col("x", "INT32", [7])], "parameters": {"type": "prob"}}, {"x": [7]}, {"type": "prob"}, None, None),
     # tritonclient's own parameters are the protocol's, never the model's
     ({"inputs": [col("x", "FP64", [1.0])], "parameters": {"binary_data_output": True, "priority": 1}},
+     {"x": [1.0]}, {}, None, None),
+    ({"inputs": [col("x", "FP64", [1.0])], "parameters": {"content_type": "pd", "headers": {}}},  # MLServer's
      {"x": [1.0]}, {}, None, None),
     ({"inputs": [col("x", "FP64", [1.0])], "outputs": [{"name": "predictions", "parameters": {"binary_data": True}}]},
      {"x": [1.0]}, {}, None, ("predictions",)),
@@ -118,7 +120,7 @@ def test_binary_refused(document: dict, binary: bytes, message: str) -> None:
 def test_split_binary() -> None:
     assert split_binary(b'{"a":1}xyz', "7") == (b'{"a":1}', b"xyz")
     assert split_binary(b'{"a":1}', None) == (b'{"a":1}', b"")
-    for bad in ("-1", "99", "x"):
+    for bad in ("-1", "99", "x", "\u00b2", ""):
         with pytest.raises(BadRequest, match="Inference-Header-Content-Length"):
             split_binary(b"{}", bad)
 
