@@ -182,9 +182,12 @@ def _flatten(data: Any, where: str) -> list[Any]:
         raise BadRequest(f"{where} has data of type {type(data).__name__}; expected a list")
     if not any(isinstance(v, list) for v in data):
         return data
+    # A column is at most [rows, 1]: one level of nesting, never deeper (no recursion to exhaust).
     flat: list[Any] = []
     for value in data:
-        flat.extend(_flatten(value, where) if isinstance(value, list) else [value])
+        if isinstance(value, list) and any(isinstance(v, list | dict) for v in value):
+            raise BadRequest(f"{where} has data nested deeper than a [rows, 1] column")
+        flat.extend(value if isinstance(value, list) else [value])
     return flat
 
 

@@ -212,3 +212,12 @@ def test_infer_is_counted_and_logged_as_v2(client: FlaskClient, caplog: pytest.L
     assert entries[1]["error"] == "column 'petal_width' is missing"
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'protocol="v2"' in metrics
+
+
+@pytest.mark.parametrize("depth", [3, 500, 5000])
+def test_deeply_nested_data_is_a_400_not_a_crash(client: FlaskClient, depth: int) -> None:
+    data = "[" * depth + "1.0" + "]" * depth
+    body = '{"inputs": [{"name": "sepal_length", "shape": [1, 1], "datatype": "FP64", "data": ' + data + "}]}"
+    reply = client.post("/v2/models/iris/infer", data=body, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400
+    assert v2_error(reply, 400)
