@@ -24,7 +24,7 @@ PROBLEM_JSON = "application/problem+json"
 
 def create_app(settings: Settings, plan: Plan) -> Flask:
     """An app serving the configured models; the models are loaded here, in this process."""
-    from gateway.api import admin, health, native, observe, plumber_proxy
+    from gateway.api import admin, health, native, observe, plumber_proxy, v2
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
@@ -42,6 +42,7 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     app.register_blueprint(native.blueprint)
     app.register_blueprint(plumber_proxy.blueprint)
     app.register_blueprint(observe.blueprint)
+    app.register_blueprint(v2.blueprint)
     return app
 
 

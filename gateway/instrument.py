@@ -25,6 +25,7 @@ from gateway.errors import NotFound
 PROTOCOLS = {
     "native.predict": "native",
     "plumber_proxy.passthrough": "plumber",
+    "v2.infer": "v2",
 }
 REQUEST_LOG = "gateway.requests"
 _log = logging.getLogger(REQUEST_LOG)
@@ -74,8 +75,8 @@ def _finish(response: Response) -> Response:
     }
     if record.traceparent:
         entry["traceparent"] = record.traceparent
-    if response.status_code >= 400 and response.mimetype == "application/problem+json":
-        entry["error"] = _problem_detail(response)
+    if response.status_code >= 400 and (response.mimetype == "application/problem+json" or protocol == "v2"):
+        entry["error"] = _problem_detail(response)  # v2 errors are {"error": ...}
     _log.info("%s", orjson.dumps(entry).decode())
     return response
 
@@ -98,6 +99,7 @@ def _labels(record: context.RequestRecord) -> tuple[str, str, str]:
 
 def _problem_detail(response: Response) -> str | None:
     try:
-        return str(orjson.loads(response.get_data())["detail"])
+        body = orjson.loads(response.get_data())
+        return str(body["detail"] if "detail" in body else body["error"])
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None

@@ -43,12 +43,21 @@ class PredictionService:
         configured shadow version gets a copy after the live reply is computed.
         """
         served = self.registry.get(name)
-        backend = served.backend(version if version is not None else served.route(routing_key))
+        served.backend(version)  # an unknown version is a 404 before the body is read
         decoded = decode_request(body, content_type)
-        result = self.predict_table(served, backend.meta.version, decoded.table, decoded.params)
+        return self.predict_routed(name, version, decoded.table, decoded.params, routing_key)
+
+    def predict_routed(
+        self, name: str, version: str | None, table: Table, params: dict[str, Any],
+        routing_key: str | None = None,
+    ) -> Prediction:
+        """Predict from a decoded table, for every protocol: routing and shadowing as in predict."""
+        served = self.registry.get(name)
+        backend = served.backend(version if version is not None else served.route(routing_key))
+        result = self.predict_table(served, backend.meta.version, table, params)
         shadow = served.shadow
         if shadow is not None and version is None and shadow.version != result.version:
-            shadow.submit(lambda: self.predict_table(served, shadow.version, decoded.table, decoded.params).predictions,
+            shadow.submit(lambda: self.predict_table(served, shadow.version, table, params).predictions,
                           result.predictions, served.name)
         return result
 

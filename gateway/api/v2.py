@@ -1,0 +1,108 @@
+"""Open Inference Protocol v2 REST (KServe v2, what tritonclient speaks); translation in codecs/v2.py.
+
+Errors are `{"error": "..."}` as the protocol requires. Statuses follow our contract, except
+that a 422 (data that do not fit the model) becomes the protocol's 400: v2 clients treat a
+failed inference as a 400 ("usually 400" in the spec; KServe and Triton answer 400 for bad
+inputs). 404, 413, 415, 429, 5xx keep their meaning.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+import orjson
+from flask import Blueprint, Response, g, request
+
+from gateway.app import PROBLEM_JSON, json_response, service
+from gateway.codecs import dumps, media_type
+from gateway.codecs.request import parse_json, reject_duplicate_keys
+from gateway.codecs.v2 import (
+    decode_infer_request,
+    encode_infer_response,
+    output_metadata,
+    tensor_metadata,
+)
+from gateway.codecs.v2_binary import split_binary
+from gateway.errors import NotFound, UnsupportedMediaType
+
+blueprint = Blueprint("v2", __name__, url_prefix="/v2")
+V2_ROUTES = "/v2, /v2/health/{live,ready}, /v2/models/<name>[/versions/<v>][/ready|/infer]"
+
+
+@blueprint.get("")
+def server_metadata() -> Response:
+    return json_response(dumps({"name": "gateway", "version": _version(), "extensions": []}))
+
+
+@blueprint.get("/health/live")
+def live() -> Response:
+    return json_response(b'{"live":true}')
+
+
+@blueprint.get("/health/ready")
+def ready() -> Response:
+    is_ready, _ = service().readiness()
+    return json_response(dumps({"ready": is_ready}), 200 if is_ready else 503)
+
+
+@blueprint.get("/models/<name>")
+@blueprint.get("/models/<name>/versions/<version>")
+def model_metadata(name: str, version: str | None = None) -> Response:
+    served = service().registry.get(name)
+    meta = served.backend(version).meta
+    body = {"name": served.name, "versions": served.versions, "platform": f"{meta.language}_{meta.format}",
+            "inputs": tensor_metadata(meta.inputs), "outputs": output_metadata(meta)}
+    return json_response(dumps(body))
+
+
+@blueprint.get("/models/<name>/ready")
+@blueprint.get("/models/<name>/versions/<version>/ready")
+def model_ready(name: str, version: str | None = None) -> Response:
+    served = service().registry.get(name)
+    served.backend(version)
+    is_ready = served.health().ready
+    return json_response(dumps({"name": served.name, "ready": is_ready}), 200 if is_ready else 503)
+
+
+@blueprint.post("/models/<name>/infer")
+@blueprint.post("/models/<name>/versions/<version>/infer")
+def infer(name: str, version: str | None = None) -> Response:
+    service().registry.get(name).backend(version)  # 404 for a wrong name or version first
+    kind, charset = media_type(request.content_type)
+    if kind not in ("", "application/json", "application/octet-stream") or charset not in (None, "utf-8", "utf8"):
+        raise UnsupportedMediaType(f"send the inference request as application/json (UTF-8), not {kind!r}")
+    body = request.get_data(cache=False)
+    header, binary = split_binary(body, request.headers.get("Inference-Header-Content-Length"))
+    document = parse_json(header)
+    reject_duplicate_keys(header, document)
+    decoded = decode_infer_request(document, binary)
+    result = service().predict_routed(name, version, decoded.table, decoded.params,
+                                      routing_key=request.headers.get("X-Routing-Key"))
+    return json_response(dumps(encode_infer_response(result.model, result.version, decoded.id or g.request_id,
+                                                     result.predictions, decoded.outputs)))
+
+
+@blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+def unknown(rest: str) -> Response:
+    raise NotFound(f"no route {request.method} {request.path}; the v2 routes are {V2_ROUTES}")
+
+
+@blueprint.after_request
+def _as_v2_error(response: Response) -> Response:
+    """Every error on a v2 route, wherever raised (auth, limits, views), as `{"error": detail}`."""
+    if response.mimetype != PROBLEM_JSON:
+        return response
+    problem = orjson.loads(response.get_data())
+    response.set_data(dumps({"error": problem.get("detail") or problem.get("title")}))
+    response.content_type = "application/json"
+    if response.status_code == 422:
+        response.status_code = 400
+    return response
+
+
+def _version() -> str:
+    try:
+        return package_version("gateway")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without `pip install -e .`
+        return "0+unknown"
