@@ -25,6 +25,8 @@ from gateway.errors import NotFound
 PROTOCOLS = {
     "native.predict": "native",
     "plumber_proxy.passthrough": "plumber",
+    "mlflow.invocations": "mlflow",
+    "vetiver.predict": "vetiver",
 }
 REQUEST_LOG = "gateway.requests"
 _log = logging.getLogger(REQUEST_LOG)
@@ -74,7 +76,7 @@ def _finish(response: Response) -> Response:
     }
     if record.traceparent:
         entry["traceparent"] = record.traceparent
-    if response.status_code >= 400 and response.mimetype == "application/problem+json":
+    if response.status_code >= 400 and response.is_json:
         entry["error"] = _problem_detail(response)
     _log.info("%s", orjson.dumps(entry).decode())
     return response
@@ -98,6 +100,7 @@ def _labels(record: context.RequestRecord) -> tuple[str, str, str]:
 
 def _problem_detail(response: Response) -> str | None:
     try:
-        return str(orjson.loads(response.get_data())["detail"])
+        body = orjson.loads(response.get_data())
+        return str(body["detail"] if "detail" in body else body["message"])  # problem+json or MLflow's
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
