@@ -4,7 +4,9 @@ Requests: `application/json` holding an object with exactly one of `dataframe_sp
 `dataframe_records`, `instances`, `inputs` (and optionally `params`), or `text/csv` with a header
 row. Any other media type, a charset other than UTF-8, or a content-type parameter other than
 `charset` (MLflow 1.x's `format=pandas-split`) is a 415, as MLflow's server answers.
-Replies: `{"predictions": [...]}`; errors: MLflow's `{"error_code": ..., "message": ...}`.
+Replies: `{"predictions": [...]}`; errors: MLflow's `{"error_code": ..., "message": ...}`
+(MlflowException.serialize_as_json) with our statuses. MLflow's own server writes its 415s as
+text/plain; ours carry the same JSON shape as every other error, so a client parses one form.
 """
 
 from __future__ import annotations
