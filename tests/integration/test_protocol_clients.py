@@ -101,3 +101,13 @@ def test_docs_page_in_headless_chromium_lists_every_models_predict(gw: Stack, tm
             assert f'id="{operation}"' in dom, operation
         assert f"/models/{model}/predict" in dom and f"{model}: predict" in dom
     assert 'id="error"></p>' in dom  # the page says nothing went wrong
+
+
+def test_r_errors_reach_mlflow_clients_in_mlflows_shape(gw: Stack) -> None:
+    bad_level = FRAMES["mtcars"].assign(am=["manual", "semi", "auto"])
+    client = mlflow_client(gw.url, "mtcars")
+    with pytest.raises(Exception, match=r"error code 422.*INVALID_PARAMETER_VALUE.*unknown level 'semi'"):
+        client.invoke(bad_level)
+    reply = gw.post("/models/mtcars/invocations", data=FRAMES["mtcars"].to_csv(index=False),
+                    headers={"Content-Type": "text/csv"})
+    assert reply.status_code == 200 and reply.json()["predictions"] == native(gw, "mtcars", FRAMES["mtcars"])
