@@ -70,7 +70,9 @@ def test_mtcars_prototype_from_r_model_json(gw: Stack) -> None:
 
 def test_vetiver_r_client_wire_form_from_r(gw: Stack) -> None:
     """What vetiver's R predict() sends: jsonlite::toJSON(new_data, na = "string") as the body of
-    httr::POST with no content type of its own; an NA in a numeric column arrives as "NA"."""
+    httr::POST with no content type of its own; an NA in a numeric column arrives as "NA".
+    The vetiver R package is not in Debian (CRAN is unreachable), so its request is rebuilt here
+    from its source with the same httr and jsonlite calls."""
     code = r"""
 args <- commandArgs(TRUE)
 new_data <- data.frame(wt = c(2.62, NA), hp = c(110, 110), cyl = c(6L, 6L), am = c("manual", "auto"))
@@ -79,6 +81,9 @@ cat(body, "\n", file = stderr())
 resp <- httr::POST(args[1], body = body, httr::config(proxy = ""))
 cat(httr::status_code(resp), "\n")
 cat(httr::content(resp, "text", encoding = "UTF-8"))
+# and the client's reply handling: content(simplify = TRUE) into a tibble
+out <- tibble::as_tibble(httr::content(resp, simplify = TRUE))
+cat("tibble:", nrow(out), names(out), is.na(out$predict), "\n", file = stderr())
 """
     result = subprocess.run(["Rscript", "-e", code, f"{gw.url}/vetiver/mtcars/predict"], capture_output=True,
                             text=True, env={**r_env(), "no_proxy": "*"}, timeout=60, check=False)
@@ -89,6 +94,7 @@ cat(httr::content(resp, "text", encoding = "UTF-8"))
     predictions = json.loads(body)["predict"]
     first = native(gw, "mtcars", FRAMES["mtcars"].iloc[:1])
     assert predictions == [first[0], None]  # R's predict() gives NA for the row with NA, sent as null
+    assert "tibble: 2 predict FALSE TRUE" in result.stderr  # the R client reads our null back as NA
 
 
 def test_docs_page_in_headless_chromium_lists_every_models_predict(gw: Stack, tmp_path: Path) -> None:
