@@ -24,7 +24,7 @@ PROBLEM_JSON = "application/problem+json"
 
 def create_app(settings: Settings, plan: Plan) -> Flask:
     """An app serving the configured models; the models are loaded here, in this process."""
-    from gateway.api import admin, health, native, observe, plumber_proxy, v2
+    from gateway.api import admin, docs, health, mlflow, native, observe, plumber_proxy, v2, vetiver
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
@@ -40,6 +40,9 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(native.blueprint)
+    app.register_blueprint(mlflow.blueprint)
+    app.register_blueprint(vetiver.blueprint)
+    app.register_blueprint(docs.blueprint)
     app.register_blueprint(plumber_proxy.blueprint)
     app.register_blueprint(observe.blueprint)
     app.register_blueprint(v2.blueprint)

@@ -26,6 +26,8 @@ PROTOCOLS = {
     "native.predict": "native",
     "plumber_proxy.passthrough": "plumber",
     "v2.infer": "v2",
+    "mlflow.invocations": "mlflow",
+    "vetiver.predict": "vetiver",
 }
 REQUEST_LOG = "gateway.requests"
 _log = logging.getLogger(REQUEST_LOG)
@@ -75,8 +77,8 @@ def _finish(response: Response) -> Response:
     }
     if record.traceparent:
         entry["traceparent"] = record.traceparent
-    if response.status_code >= 400 and (response.mimetype == "application/problem+json" or protocol == "v2"):
-        entry["error"] = _problem_detail(response)  # v2 errors are {"error": ...}
+    if response.status_code >= 400 and (response.is_json or protocol == "v2"):
+        entry["error"] = _problem_detail(response)  # problem+json, MLflow's or v2's error JSON
     _log.info("%s", orjson.dumps(entry).decode())
     return response
 
@@ -100,6 +102,9 @@ def _labels(record: context.RequestRecord) -> tuple[str, str, str]:
 def _problem_detail(response: Response) -> str | None:
     try:
         body = orjson.loads(response.get_data())
-        return str(body["detail"] if "detail" in body else body["error"])
+        for key in ("detail", "message", "error"):  # problem+json, MLflow's, v2's
+            if key in body:
+                return str(body[key])
+        return str(body)
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None

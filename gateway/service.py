@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,9 @@ from gateway import context, metrics
 from gateway.backends.base import Backend
 from gateway.backends.plumber import PlumberBackend
 from gateway.batching import MicroBatcher
-from gateway.codecs import Table, decode_request, validate_table
+from gateway.codecs import DecodedRequest, Table, decode_request, validate_table
 from gateway.errors import BadGateway, InvalidInput, NotFound, UnknownParam
+from gateway.meta import ModelMeta
 from gateway.registry import Registry, ServedModel
 from gateway.settings import Settings
 
@@ -42,24 +44,31 @@ class PredictionService:
         Without a version the model's traffic split chooses one (sticky per routing key); a
         configured shadow version gets a copy after the live reply is computed.
         """
-        served = self.registry.get(name)
-        served.backend(version)  # an unknown version is a 404 before the body is read
-        decoded = decode_request(body, content_type)
-        return self.predict_routed(name, version, decoded.table, decoded.params, routing_key)
+        return self.predict_decoded(name, version, lambda _meta: decode_request(body, content_type), routing_key)
 
-    def predict_routed(
-        self, name: str, version: str | None, table: Table, params: dict[str, Any],
+    def predict_decoded(
+        self, name: str, version: str | None, decode: Callable[[ModelMeta], DecodedRequest],
         routing_key: str | None = None,
     ) -> Prediction:
-        """Predict from a decoded table, for every protocol: routing and shadowing as in predict."""
+        """As `predict`, for a protocol that decodes its own body form: `decode` gets the chosen
+        version's metadata (model.json) and returns the table and params."""
         served = self.registry.get(name)
         backend = served.backend(version if version is not None else served.route(routing_key))
+        decoded = decode(backend.meta)
+        table, params = decoded.table, decoded.params
         result = self.predict_table(served, backend.meta.version, table, params)
         shadow = served.shadow
         if shadow is not None and version is None and shadow.version != result.version:
             shadow.submit(lambda: self.predict_table(served, shadow.version, table, params).predictions,
                           result.predictions, served.name)
         return result
+
+    def predict_routed(
+        self, name: str, version: str | None, table: Table, params: dict[str, Any],
+        routing_key: str | None = None,
+    ) -> Prediction:
+        """As `predict`, for a protocol that has already built its table (v2 tensors)."""
+        return self.predict_decoded(name, version, lambda _meta: DecodedRequest(table, params), routing_key)
 
     def predict_table(
         self, served: ServedModel, version: str, table: Table, params: dict[str, Any]
