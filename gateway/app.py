@@ -46,6 +46,10 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     app.register_blueprint(plumber_proxy.blueprint)
     app.register_blueprint(observe.blueprint)
     app.register_blueprint(v2.blueprint)
+    from gateway.openapi import add_paths
+    from gateway.openapi_v2 import v2_paths
+
+    add_paths(app, v2_paths)
     return app
 
 

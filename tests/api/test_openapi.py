@@ -59,23 +59,33 @@ def test_every_documented_get_answers_as_documented(client: FlaskClient) -> None
 
 
 def test_another_protocol_adds_its_path_items_and_duplicates_are_refused(app: Flask) -> None:
-    def v2_paths(svc: PredictionService) -> dict[str, dict[str, Any]]:
-        return {"/v2/health/live": {"get": {"operationId": "v2_live", "responses": {"200": {"description": "live"}}}}}
+    def extra_paths(svc: PredictionService) -> dict[str, dict[str, Any]]:
+        return {"/x-extra/ping": {"get": {"operationId": "x_ping", "responses": {"200": {"description": "pong"}}}}}
 
     def clash(svc: PredictionService) -> dict[str, dict[str, Any]]:
         return {"/healthz": {}}
 
     providers = list(app.extensions.get("gateway.openapi", []))
     try:
-        openapi.add_paths(app, v2_paths)
+        openapi.add_paths(app, extra_paths)
         doc = app.test_client().get("/openapi.json").get_json()
         validate(doc)
-        assert doc["paths"]["/v2/health/live"]["get"]["operationId"] == "v2_live"
+        assert doc["paths"]["/x-extra/ping"]["get"]["operationId"] == "x_ping"
         openapi.add_paths(app, clash)
         with app.app_context(), pytest.raises(ConfigError, match="/healthz"):
             openapi.build_document(app)
     finally:
         app.extensions["gateway.openapi"] = providers
+
+
+def test_the_v2_routes_are_described_for_every_model(client: FlaskClient) -> None:
+    doc = client.get("/openapi.json").get_json()
+    validate(doc)
+    for model in ("iris", "churn"):
+        infer = doc["paths"][f"/v2/models/{model}/infer"]["post"]
+        assert infer["operationId"] == f"v2_infer_{model}"
+        assert "inputs" in infer["requestBody"]["content"]["application/json"]["schema"]["required"]
+    assert "/v2/health/ready" in doc["paths"]
 
 
 def test_docs_page_is_self_contained(client: FlaskClient) -> None:
