@@ -9,21 +9,13 @@ req/s, p50, p99 and rpy2's throughput over Plumber's.
 
 from __future__ import annotations
 
-import json
 import shutil
-import statistics
 import subprocess
 import tempfile
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import requests
-
+from bench.closed_loop import measure, running_stack
 from gateway.register import REPO_ROOT, _rscript
-from gateway.runtime import stack
-from gateway.runtime.plan import free_ports
-from gateway.settings import load_settings
 
 BACKENDS = ("plumber", "rpy2")
 ROW = {"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}
@@ -39,19 +31,8 @@ def main() -> None:
         for backend in BACKENDS:
             shutil.copytree(directory / "scratch" / "mtcars" / "1", directory / "store" / f"mtcars_{backend}" / "1")
             models += f'[models.mtcars_{backend}]\nbackend = "{backend}"\n'  # plumber: 2 workers by default
-        (port,) = free_ports(1)
-        config = directory / "gateway.toml"
-        config.write_text(
-            f'[server]\nport = {port}\nworkers = 2\nthreads = 8\nrun_dir = "run"\n[store]\npath = "store"\n'
-            + models,
-            encoding="utf-8",
-        )
-        settings = load_settings(config, env={})
-        plan = stack.up(settings, wait_s=120)
-        try:
-            run(stack.public_url(plan))
-        finally:
-            stack.down(settings.run_dir)
+        with running_stack(directory, models) as url:
+            run(url)
 
 
 def run(url: str) -> None:
@@ -62,37 +43,11 @@ def run(url: str) -> None:
           f"{'rpy2':<7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} | {'rpy2/plumber':>12}")
     for concurrency, n_rows in LOADS:
         count = REQUESTS[n_rows]
-        cells = {b: measure(url, f"mtcars_{b}", concurrency, n_rows, count) for b in BACKENDS}
+        cells = {b: measure(url, f"mtcars_{b}", ROW, concurrency, n_rows, count) for b in BACKENDS}
         line = f"{concurrency:>4} {n_rows:>6} {count:>4}"
         for backend, (rate, p50, p99) in cells.items():
             line += f" | {backend:<7} {rate:>8.1f} {p50:>8.2f} {p99:>8.2f}"
         print(f"{line} | {cells['rpy2'][0] / cells['plumber'][0]:>11.2f}x", flush=True)
-
-
-def measure(url: str, model: str, concurrency: int, n_rows: int, count: int) -> tuple[float, float, float]:
-    """(req/s, p50 ms, p99 ms) for `count` requests of n_rows rows from `concurrency` clients."""
-    body = json.dumps([ROW] * n_rows).encode()  # serialised once: the client should not be the bottleneck
-    endpoint = f"{url}/models/{model}/predict"
-    headers = {"Content-Type": "application/json"}
-    sessions = [requests.Session() for _ in range(concurrency)]
-    for session in sessions:
-        session.trust_env = False
-        session.post(endpoint, data=body, headers=headers, timeout=60).raise_for_status()  # warm up
-
-    def one(index: int) -> float:
-        start = time.perf_counter()
-        reply = sessions[index % concurrency].post(endpoint, data=body, headers=headers, timeout=60)
-        reply.raise_for_status()
-        return time.perf_counter() - start
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = sorted(pool.map(one, range(count)))
-    elapsed = time.perf_counter() - started
-    for session in sessions:
-        session.close()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    return count / elapsed, statistics.median(latencies) * 1e3, p99 * 1e3
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.metrics import read_restarts
+from gateway.runtime.events import serve, tokens
 
 _RESTART_FROM = {"EXITED", "BACKOFF"}
 _PREFIX = "plumber-"
@@ -29,7 +30,7 @@ def restarted_model(headers: dict[str, str], payload: str) -> str | None:
     """The model whose worker this event restarts, or None for any other event."""
     if headers.get("eventname") != "PROCESS_STATE_STARTING":
         return None
-    fields = _tokens(payload)
+    fields = tokens(payload)
     group = fields.get("groupname", "")
     if not group.startswith(_PREFIX) or fields.get("from_state") not in _RESTART_FROM:
         return None
@@ -45,26 +46,14 @@ def record(path: Path, model: str) -> None:
 
 
 def listen(path: Path, stdin: TextIO, stdout: TextIO) -> None:
-    """The event listener loop: READY, read one event, handle it, OK; until stdin closes."""
-    while True:
-        stdout.write("READY\n")
-        stdout.flush()
-        line = stdin.readline()
-        if not line:
-            return
-        headers = _tokens(line)
-        payload = stdin.read(int(headers.get("len", "0")))
+    """The event listener loop: count each restart event, until stdin closes."""
+
+    def handle(headers: dict[str, str], payload: str) -> None:
         model = restarted_model(headers, payload)
         if model is not None:
             record(path, model)
-        stdout.write("RESULT 2\nOK")
-        stdout.flush()
 
-
-def _tokens(text: str) -> dict[str, str]:
-    """`key:value key:value` (the header line, and the first line of a process event's payload)."""
-    first = text.split("\n", 1)[0]
-    return dict(token.split(":", 1) for token in first.split() if ":" in token)
+    serve(handle, stdin, stdout)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from gateway.runtime.events import serve
 from gateway.runtime.plan import Endpoint, Plan
 
 GRACE_S = 10.0  # beyond the model's timeout, before a silent worker counts as stuck
@@ -77,20 +78,13 @@ def http_probe(worker: Watched) -> bool:
 
 
 def listen(watchdog: Watchdog, stdin: TextIO, stdout: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
-    while True:
-        stdout.write("READY\n")
-        stdout.flush()
-        line = stdin.readline()
-        if not line:
-            return
-        headers = dict(token.split(":", 1) for token in line.split() if ":" in token)
-        stdin.read(int(headers.get("len", "0")))
+    def handle(headers: dict[str, str], payload: str) -> None:
         if headers.get("eventname", "").startswith("TICK"):
             for program in watchdog.tick(clock()):
                 print(f"watchdog: killed {program}: no answer for longer than its timeout", file=sys.stderr,
                       flush=True)
-        stdout.write("RESULT 2\nOK")
-        stdout.flush()
+
+    serve(handle, stdin, stdout)
 
 
 def _supervisor_kill(program: str) -> None:
