@@ -47,18 +47,12 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start the stack (NGINX, Gunicorn, R pools) under supervisord")
     up.add_argument("--port", type=int, help="public port (overrides server.port)")
-    mode = up.add_mutually_exclusive_group()
-    mode.add_argument("--detach", action="store_true", help="return once ready; stop later with `gateway down`")
-    mode.add_argument("--exec", dest="exec_supervisord", action="store_true",
-                      help="become supervisord in the foreground (containers: PID 1)")
+    _add_run_modes(up)
     up.set_defaults(handler=_up)
 
     worker = commands.add_parser("worker", help="run only the R pools this host serves for a remote gateway")
     worker.add_argument("--listen", required=True, help="this host's private address, as the models' `hosts` name it")
-    worker_mode = worker.add_mutually_exclusive_group()
-    worker_mode.add_argument("--detach", action="store_true", help="return once ready")
-    worker_mode.add_argument("--exec", dest="exec_supervisord", action="store_true",
-                             help="become supervisord in the foreground (containers: PID 1)")
+    _add_run_modes(worker)
     worker.set_defaults(handler=_up, port=None)
 
     commands.add_parser("down", help="stop the stack and wait for every process").set_defaults(handler=_down)
@@ -90,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     for sub in commands.choices.values():
         sub.add_argument("--config", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _add_run_modes(command: argparse.ArgumentParser) -> None:
+    """Attached (the default: Ctrl-C stops everything), --detach, or --exec (containers)."""
+    mode = command.add_mutually_exclusive_group()
+    mode.add_argument("--detach", action="store_true", help="return once ready; stop later with `gateway down`")
+    mode.add_argument("--exec", dest="exec_supervisord", action="store_true",
+                      help="become supervisord in the foreground (containers: PID 1)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
