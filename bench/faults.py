@@ -50,8 +50,10 @@ class LoadResult:
                 self.errors[error] = self.errors.get(error, 0) + 1
 
 
-def run_load(url: str, seconds: float, concurrency: int, result: LoadResult) -> list[threading.Thread]:
+def run_load(url: str, seconds: float, concurrency: int, result: LoadResult, model: str = "iris",
+             rows: list[dict] | None = None) -> list[threading.Thread]:
     """Closed-loop clients, one session each, until `seconds` have passed. Returns the threads."""
+    body = rows if rows is not None else [ROW]
     deadline = time.monotonic() + seconds
 
     def client() -> None:
@@ -61,7 +63,7 @@ def run_load(url: str, seconds: float, concurrency: int, result: LoadResult) -> 
                 start = time.monotonic()
                 error = None
                 try:
-                    reply = http.post(f"{url}/models/iris/predict", json=[ROW], timeout=30)
+                    reply = http.post(f"{url}/models/{model}/predict", json=body, timeout=30)
                     if reply.status_code != 200:
                         error = f"HTTP {reply.status_code}"
                 except requests.RequestException as exc:

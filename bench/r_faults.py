@@ -12,13 +12,11 @@ import argparse
 import os
 import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import requests
-
 from bench.closed_loop import running_stack
+from bench.faults import LoadResult, run_load
 from gateway.register import REPO_ROOT, _rscript
 from gateway.runtime import stack
 
@@ -39,30 +37,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(url: str, run_dir: Path, seconds: float, concurrency: int, every: float) -> None:
-    sent, failed, worst = 0, [], 0.0
-    lock = threading.Lock()
+    result = LoadResult()
     deadline = time.monotonic() + seconds
-
-    def client() -> None:
-        nonlocal sent, worst
-        with requests.Session() as http:
-            http.trust_env = False
-            while time.monotonic() < deadline:
-                started = time.monotonic()
-                try:
-                    reply = http.post(f"{url}/models/mtcars/predict", json=ROW, timeout=30)
-                    problem = None if reply.status_code == 200 else f"{reply.status_code} {reply.text[:120]}"
-                except requests.RequestException as exc:
-                    problem = repr(exc)
-                with lock:
-                    sent += 1
-                    worst = max(worst, time.monotonic() - started)
-                    if problem:
-                        failed.append(problem)
-
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
+    threads = run_load(url, seconds, concurrency, result, model="mtcars", rows=ROW)
     kills = 0
     while time.monotonic() + every < deadline:
         time.sleep(every)
@@ -75,10 +52,10 @@ def run(url: str, run_dir: Path, seconds: float, concurrency: int, every: float)
     time.sleep(3)
     live = sum(name.startswith("plumber-") for name in stack.pids(run_dir))
     print(f"R pool of 2 under {concurrency} clients for {seconds:g} s, kill -9 every {every:g} s: "
-          f"{kills} kills, sent {sent}, failed {len(failed)}, worst latency {worst:.3f} s, "
+          f"{kills} kills, sent {result.sent}, failed {result.failed}, worst latency {result.worst_s:.3f} s, "
           f"workers running after: {live}/2")
-    for problem in failed[:5]:
-        print("  failed:", problem)
+    for error, count in result.errors.items():
+        print(f"  failed: {error} x{count}")
 
 
 if __name__ == "__main__":
