@@ -33,7 +33,9 @@ _TEMPLATES = Path(__file__).parent / "templates"
 _REQUEST_ID = "@@request_id@@"  # placeholder, becomes an NGINX variable in error bodies
 _UPSTREAM_KEEPALIVE_S = 30
 _GUNICORN_KEEPALIVE_S = 75
-_GRACEFUL_TIMEOUT_S = 30
+GRACEFUL_TIMEOUT_S = 30
+# Under run_dir: one empty file per Gunicorn worker that has loaded the app and its models.
+WORKERS_READY_DIR = "workers-ready"
 # Several keys may share one address (a team behind one NAT): the address limit is looser.
 _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
@@ -45,7 +47,7 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     `foreground` renders supervisord with nodaemon (containers: it runs as the main process).
     """
     run_dir = Path(plan.run_dir)
-    for sub in ("logs", "tmp", METRICS_DIR):
+    for sub in ("logs", "tmp", METRICS_DIR, WORKERS_READY_DIR):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     context = _context(settings, plan, foreground)
     env = _environment()
@@ -119,8 +121,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "public_read_timeout_s": int(server.timeout_s) + 5,
         "upstream_keepalive_s": _UPSTREAM_KEEPALIVE_S,
         "gunicorn_keepalive_s": _GUNICORN_KEEPALIVE_S,
-        "graceful_timeout_s": _GRACEFUL_TIMEOUT_S,
-        "gunicorn_stop_wait_s": _GRACEFUL_TIMEOUT_S + 5,
+        "graceful_timeout_s": GRACEFUL_TIMEOUT_S,
+        "gunicorn_stop_wait_s": GRACEFUL_TIMEOUT_S + 5,
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
         "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
@@ -137,6 +139,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         ),
         "nginx_command": shlex.join(nginx_command(run_dir)),
         "metrics_dir": f"{run_dir}/{METRICS_DIR}",
+        "workers_ready_dir": f"{run_dir}/{WORKERS_READY_DIR}",
         "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]

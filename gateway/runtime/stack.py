@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 import xmlrpc.client
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from gateway.registry import build_registry
 from gateway.runtime import procs
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan
 from gateway.runtime.render import (
+    GRACEFUL_TIMEOUT_S,
     SETTINGS_COPY,
+    WORKERS_READY_DIR,
     bin_path,
     nginx_command,
     render_all,
@@ -172,7 +175,9 @@ def reload(settings: Settings) -> Plan:
     """Apply changed settings to the running stack, keeping its ports and R pools.
 
     Re-renders every config from the saved plan, updates supervisord's programs, reloads NGINX
-    and gracefully replaces the Gunicorn workers (they re-read the settings and the store).
+    if its config changed, and replaces every Gunicorn worker (the new ones re-read the settings
+    and the store) without a moment when no worker is ready. Returns once every old worker is
+    gone, so each request sent after that is answered with the new settings and versions.
     A change to the R pools needs `gateway down` and `gateway up`: the plan pins them.
     """
     run_dir = settings.run_dir
@@ -180,24 +185,73 @@ def reload(settings: Settings) -> Plan:
         raise StackError(f"no stack is running in {run_dir}; start it with `gateway up`")
     plan = Plan.load(run_dir / PLAN_FILE)
     _check_same_pools(settings, plan)
-    nginx_before = (run_dir / "nginx.conf").read_bytes()
+    before = {name: (run_dir / name).read_bytes() for name in ("nginx.conf", "gunicorn.conf.py")}
     render_all(settings, plan)
-    nginx_changed = (run_dir / "nginx.conf").read_bytes() != nginx_before
+    changed = {name for name, text in before.items() if (run_dir / name).read_bytes() != text}
     checked = subprocess.run([*nginx_command(run_dir), "-t"], capture_output=True, text=True, check=False)
     if checked.returncode != 0:
         raise StackError(f"the re-rendered nginx.conf is invalid; NGINX keeps the old one:\n"
                          f"{checked.stderr.strip()}")
     _supervisorctl(run_dir, "reread", check=True)
     _supervisorctl(run_dir, "update", check=True)
-    # An NGINX reload closes the old workers' idle keep-alive connections, and a client that
-    # reuses one at that instant gets a reset: reload it only when its config really changed.
-    if nginx_changed:
+    # An NGINX reload closes the old workers' idle keep-alive connections; a client that writes
+    # on one at that instant must re-send (gateway.client does). Reload only on a real change.
+    if "nginx.conf" in changed:
         reloaded = subprocess.run([*nginx_command(run_dir), "-s", "reload"], capture_output=True,
                                   text=True, check=False)
         if reloaded.returncode != 0:
             raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
-    _supervisorctl(run_dir, "signal", "HUP", "gunicorn", check=True)
+    if "gunicorn.conf.py" in changed:
+        _hup_gunicorn(run_dir, settings.server.workers)  # only a HUP makes Gunicorn re-read it
+    else:
+        _roll_gunicorn(run_dir)
     return plan
+
+
+def gunicorn_workers(run_dir: str | Path) -> set[procs.Proc]:
+    """The Gunicorn master's live worker processes (not the master itself)."""
+    master = pids(run_dir).get("gunicorn")
+    if master is None:
+        return set()
+    return {p for p in procs.family(master) if p.pid != master}
+
+
+def _roll_gunicorn(run_dir: Path) -> None:
+    """Replace the Gunicorn workers one at a time: add a worker (TTIN), wait until it has loaded
+    the app and its models, then retire the oldest (TTOU, a graceful stop). A HUP would stop the
+    old workers at once and leave nobody to answer while the new ones import and load."""
+    old = gunicorn_workers(run_dir)
+    for retired in range(1, len(old) + 1):
+        present = gunicorn_workers(run_dir)
+        _rpc(run_dir, "signalProcess", "gunicorn", "TTIN")
+        _wait_for(run_dir, lambda present=present: bool(_ready_workers(run_dir) - present),
+                  "a new worker to load the app")
+        _rpc(run_dir, "signalProcess", "gunicorn", "TTOU")  # Gunicorn stops its oldest worker
+        _wait_for(run_dir, lambda retired=retired: len(old - procs.alive(old)) >= retired, "an old worker to stop")
+
+
+def _hup_gunicorn(run_dir: Path, count: int) -> None:
+    """Gunicorn re-reads its config, starts `count` new workers and stops the old ones at once."""
+    old = gunicorn_workers(run_dir)
+    _rpc(run_dir, "signalProcess", "gunicorn", "HUP")
+    _wait_for(run_dir, lambda: not procs.alive(old) and len(_ready_workers(run_dir) - old) >= count,
+              "the new workers to load the app")
+
+
+def _ready_workers(run_dir: Path) -> set[procs.Proc]:
+    """Live workers that have loaded the app (their post_worker_init marker exists)."""
+    return {p for p in gunicorn_workers(run_dir) if (run_dir / WORKERS_READY_DIR / str(p.pid)).exists()}
+
+
+def _wait_for(run_dir: Path, done: Callable[[], bool], what: str) -> None:
+    """Poll `done` until true; old workers may take graceful_timeout to finish their requests."""
+    limit_s = GRACEFUL_TIMEOUT_S + 60
+    deadline = time.monotonic() + limit_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise StackError(f"gave up after {limit_s} s waiting for {what}; "
+                             f"see {run_dir}/logs/gunicorn-error.log")
+        time.sleep(0.05)
 
 
 def wait_while_running(run_dir: str | Path, poll_s: float = 0.5) -> None:

@@ -1,6 +1,7 @@
 """`gateway up` as a user runs it: attached, prints a working example, Ctrl-C stops everything.
 
-And `gateway reload` picks up a newly registered version while requests keep flowing.
+And `gateway reload` picks up a newly registered version and a changed NGINX config while
+requests keep flowing.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
+from gateway import client as gateway_client
 from gateway.demo import build_iris
 from gateway.runtime import procs, stack
 from gateway.runtime.plan import free_ports
+from gateway.runtime.tomlwrite import dump_toml
 from gateway.settings import load_settings
 from tests.integration.conftest import start_stack
 
@@ -72,48 +77,75 @@ def test_up_attached_prints_a_working_example_and_ctrl_c_stops_everything(tmp_pa
         stack.down(tmp_path / "run")
 
 
-def test_reload_serves_a_new_version_without_dropping_a_request(tmp_path: Path) -> None:
+@dataclass
+class Sent:
+    at: float  # monotonic time the request was sent
+    version: str | None = None
+    failure: str | None = None
+
+
+def test_reload_under_load_switches_versions_and_nginx_without_a_failed_request(tmp_path: Path) -> None:
+    """Two reloads, each with a new version and an NGINX config change, under 6 client streams.
+
+    The clients are gateway.client sessions: like curl and browsers, they re-send a request that
+    NGINX's reload left unanswered on a closed idle connection. Once `stack.reload` returns,
+    every request sent is answered by the new version.
+    """
     store = tmp_path / "store"
     build_iris(store)
     row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
     with start_stack(tmp_path, {"iris": {"backend": "python"}}, store=store) as running:
-        failures: list[str] = []
-        versions: list[str] = []
+        sent: list[Sent] = []
         stop = threading.Event()
 
         def client() -> None:
-            with requests.Session() as http:
+            with gateway_client.session() as http:
                 http.trust_env = False
                 while not stop.is_set():
+                    record = Sent(time.monotonic())
                     try:
                         reply = http.post(running.url + "/models/iris/predict", json=[row], timeout=30)
+                        if reply.status_code == 200:
+                            record.version = reply.json()["version"]
+                        else:
+                            record.failure = f"{reply.status_code} {reply.text}"
                     except requests.RequestException as exc:
-                        failures.append(repr(exc))
-                        continue
-                    if reply.status_code != 200:
-                        failures.append(f"{reply.status_code} {reply.text}")
-                    else:
-                        versions.append(reply.json()["version"])
+                        record.failure = repr(exc)
+                    sent.append(record)
 
-        threads = [threading.Thread(target=client) for _ in range(3)]
+        config = running.settings.config_path
+        assert config is not None
+        nginx_master = running.pids()["nginx"]
+        switched_at: dict[str, float] = {}
+        threads = [threading.Thread(target=client) for _ in range(6)]
         for thread in threads:
             thread.start()
         try:
-            time.sleep(0.5)
-            build_iris(store)  # version 2 lands in the store
-            stack.reload(running.settings)
-            deadline = time.monotonic() + 30
-            while not versions or versions[-1] != "2":
-                assert time.monotonic() < deadline, "reload never served version 2"
-                time.sleep(0.1)
+            for version in ("2", "3"):
+                time.sleep(0.5)
+                nginx_workers = {p for p in procs.family(nginx_master) if p.pid != nginx_master}
+                build_iris(store)  # the next version lands in the store
+                raw = tomllib.loads(config.read_text(encoding="utf-8"))
+                limit = raw["server"].get("body_limit_bytes", load_settings(config, env={}).server.body_limit_bytes)
+                raw["server"]["body_limit_bytes"] = limit + 1024  # in nginx.conf: NGINX reloads
+                config.write_text(dump_toml(raw), encoding="utf-8")
+                stack.reload(load_settings(config, env={}))
+                switched_at[version] = time.monotonic()
+                assert {p for p in procs.family(nginx_master) if p.pid != nginx_master} - nginx_workers, \
+                    "NGINX was not reloaded: no new worker processes"
             time.sleep(0.5)
         finally:
             stop.set()
             for thread in threads:
                 thread.join(timeout=30)
-        assert failures == []
-        assert versions[0] == "1" and versions[-1] == "2"
-        assert running.get("/models/iris").json()["versions"] == ["1", "2"]
+        assert [r.failure for r in sent if r.failure] == []
+        assert running.pids()["nginx"] == nginx_master  # reloaded in place, never restarted
+        assert sent[0].version == "1"
+        for version, at in switched_at.items():
+            # Answered by this version, or by a later one once the next reload is done: never an older one.
+            later = {r.version for r in sent if r.at >= at}
+            assert later and later <= {v for v in switched_at if v >= version}, (version, later)
+        assert running.get("/models/iris").json()["versions"] == ["1", "2", "3"]
 
 
 def test_reload_moves_traffic_between_versions(tmp_path: Path) -> None:
