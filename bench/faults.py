@@ -18,13 +18,14 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
+from gateway.client import resends
 from gateway.demo import build_iris
 from gateway.runtime import procs, stack
 from gateway.runtime.plan import free_ports
@@ -37,13 +38,15 @@ ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_widt
 class LoadResult:
     sent: int = 0
     failed: int = 0
+    resent: int = 0  # requests a gateway.client session sent again after an unanswered try
     worst_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, seconds: float, error: str | None) -> None:
+    def record(self, seconds: float, error: str | None, resent: int = 0) -> None:
         with self.lock:
             self.sent += 1
+            self.resent += resent
             self.worst_s = max(self.worst_s, seconds)
             if error is not None:
                 self.failed += 1
@@ -51,24 +54,30 @@ class LoadResult:
 
 
 def run_load(url: str, seconds: float, concurrency: int, result: LoadResult, model: str = "iris",
-             rows: list[dict] | None = None) -> list[threading.Thread]:
-    """Closed-loop clients, one session each, until `seconds` have passed. Returns the threads."""
+             rows: list[dict] | None = None, session: Callable[[], requests.Session] = requests.Session,
+             stop: threading.Event | None = None) -> list[threading.Thread]:
+    """Closed-loop clients, one `session()` each, until `seconds` have passed (or `stop` is set).
+
+    Returns the threads."""
     body = rows if rows is not None else [ROW]
     deadline = time.monotonic() + seconds
+    stopped = stop or threading.Event()
 
     def client() -> None:
-        with requests.Session() as http:
+        with session() as http:
             http.trust_env = False
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not stopped.is_set():
                 start = time.monotonic()
                 error = None
+                resent = 0
                 try:
                     reply = http.post(f"{url}/models/{model}/predict", json=body, timeout=30)
+                    resent = resends(reply)
                     if reply.status_code != 200:
                         error = f"HTTP {reply.status_code}"
                 except requests.RequestException as exc:
                     error = type(exc).__name__
-                result.record(time.monotonic() - start, error)
+                result.record(time.monotonic() - start, error, resent)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
     for thread in threads:
