@@ -17,12 +17,15 @@ R_INTEGER = (-(2**31) + 1, 2**31 - 1)  # -2^31 is NA_integer_ in R
 def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[str, Any]) -> bytes:
     """A validated Table → `{"columns", "types", "params"}` (R builds typed columns from it).
 
-    Raises InvalidInput for an integer R cannot hold: R's integers are 32-bit and -2^31 is
-    NA_integer_, so such a value would silently become a missing value and a null prediction.
+    Raises InvalidInput for a value R cannot hold: R's integers are 32-bit and -2^31 is
+    NA_integer_, so such a value would silently become a missing value and a null prediction;
+    R's strings end at a NUL character, so "a\\u0000b" would reach the model as "a".
     """
     for spec in inputs:
         if spec.type == "integer" and spec.name in table.columns:
             _check_r_integers(spec.name, table.columns[spec.name])
+        if spec.type == "string" and spec.name in table.columns:
+            _check_r_strings(spec.name, table.columns[spec.name])
     document = {
         "columns": table.columns,
         "types": {spec.name: spec.type for spec in inputs},
@@ -37,6 +40,15 @@ def _check_r_integers(name: str, values: list[Any]) -> None:
             raise InvalidInput(
                 f"column '{name}' holds {value} at row {row}, outside R's integer range "
                 f"{R_INTEGER[0]}..{R_INTEGER[1]}; send it as a double-typed column or a smaller number"
+            )
+
+
+def _check_r_strings(name: str, values: list[Any]) -> None:
+    for row, value in enumerate(values, start=1):
+        if value is not None and "\x00" in value:
+            raise InvalidInput(
+                f"column '{name}' holds a NUL character at row {row}, which R strings cannot hold "
+                "(R would cut the text short there); remove it or send the text encoded"
             )
 
 

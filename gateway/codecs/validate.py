@@ -145,10 +145,12 @@ def _datetime(value: Any, spec: InputSpec) -> str:
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
-        except ValueError:
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except (ValueError, OverflowError):  # OverflowError: an offset that leaves years 1..9999
             raise _Bad from None
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S" + (".%f" if moment.microsecond else "") + "Z")
+        # isoformat, not strftime: %Y writes year 999 as "999", which no ISO-8601 reader takes
+        return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds") + "Z"
     raise _Bad
 
 

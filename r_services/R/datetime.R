@@ -27,12 +27,28 @@ offset_seconds <- function(zone) {
   sign * (as.numeric(substr(digits, 1, 2)) * 3600 + as.numeric(substr(digits, 3, 4)) * 60)
 }
 
-# POSIXct → "YYYY-MM-DDTHH:MM:SSZ" in UTC (microseconds only when there is a fraction).
+# Date → "YYYY-MM-DD". Not format(x, "%Y-%m-%d"): %Y writes the year 999 as "999".
+format_date <- function(x) {
+  parts <- as.POSIXlt(x, tz = "UTC")
+  out <- sprintf("%04d-%02d-%02d", parts$year + 1900L, parts$mon + 1L, parts$mday)
+  out[is.na(x)] <- NA_character_
+  out
+}
+
+# POSIXct → "YYYY-MM-DDTHH:MM:SSZ" in UTC, with microseconds only when there is a fraction.
+# The fraction is rounded to the microsecond: format()'s %OS6 truncates, so .002 (held as
+# .00199999...) came back as .001999; and %Y writes years before 1000 without leading zeros.
 format_datetime <- function(x) {
   seconds <- as.numeric(x)
-  fraction <- !is.na(seconds) & seconds != floor(seconds)
-  out <- format(x, "%Y-%m-%dT%H:%M:%SZ", tz = "UTC")
-  if (any(fraction)) out[fraction] <- format(x[fraction], "%Y-%m-%dT%H:%M:%OS6Z", tz = "UTC")
+  whole <- floor(seconds)
+  micros <- round((seconds - whole) * 1e6)
+  carry <- !is.na(micros) & micros >= 1e6
+  whole[carry] <- whole[carry] + 1
+  micros[carry] <- 0
+  parts <- as.POSIXlt(whole, origin = "1970-01-01", tz = "UTC")
+  out <- sprintf("%04d-%02d-%02dT%02d:%02d:%02d%sZ", parts$year + 1900L, parts$mon + 1L, parts$mday,
+                 parts$hour, parts$min, as.integer(parts$sec),
+                 ifelse(!is.na(micros) & micros > 0, sprintf(".%06d", as.integer(micros)), ""))
   out[is.na(seconds)] <- NA_character_
   out
 }

@@ -44,7 +44,7 @@ json_array <- function(x) {
   items <- if (is.factor(x)) {
     json_strings(as.character(x))
   } else if (inherits(x, "Date")) {
-    json_strings(format(x, "%Y-%m-%d"))
+    json_strings(format_date(x))
   } else if (inherits(x, "POSIXt")) {
     json_strings(format_datetime(as.POSIXct(x)))
   } else if (is.logical(x)) {

@@ -86,3 +86,21 @@ def test_datetime_json_values_are_normalised_to_utc() -> None:
     table = Table.from_records([{"t": "2024-01-01T00:00:00.5-02:00"}])
     validated = validate_table(table, (InputSpec("t", "datetime"),), "m")
     assert validated.columns["t"] == ["2024-01-01T02:00:00.500000Z"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("0999-01-01T00:00:00", "0999-01-01T00:00:00Z"),  # strftime's %Y wrote "999-01-01..."
+    ("0001-01-02T03:04:05.000006+01:00", "0001-01-02T02:04:05.000006Z"),
+    ("9999-12-31T23:59:59", "9999-12-31T23:59:59Z"),
+])
+def test_datetimes_keep_a_four_digit_year(text: str, expected: str) -> None:
+    validated = validate_table(Table.from_records([{"t": text}]), (InputSpec("t", "datetime"),), "m")
+    assert validated.columns["t"] == [expected]
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:00:00-05:00"])
+def test_datetimes_whose_utc_time_leaves_years_1_to_9999_are_named(text: str) -> None:
+    """Converting these to UTC overflows Python's datetime: a 422, not a 500."""
+    with pytest.raises(InvalidInput) as caught:
+        validate_table(Table.from_records([{"t": text}]), (InputSpec("t", "datetime"),), "m")
+    assert caught.value.detail == f"column 't' expects datetime, got '{text}' at row 1"

@@ -67,3 +67,10 @@ test_that("validation cases answer the same through handle_predict", {
     }
   }
 })
+
+test_that("times round to the microsecond, carrying into the next second; years keep four digits", {
+  times <- as.POSIXct(c(946684800.002, 0.9999999, -62135596800, NA), origin = "1970-01-01", tz = "UTC")
+  expect_identical(format_datetime(times),
+                   c("2000-01-01T00:00:00.002000Z", "1970-01-01T00:00:01Z", "0001-01-01T00:00:00Z", NA))
+  expect_identical(format_date(as.Date(c("0999-12-31", NA))), c("0999-12-31", NA))
+})
