@@ -108,7 +108,7 @@ class PlumberBackend(Backend):
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         if self.pool.kind == "model":
-            body = encode_wire_request(table, self.meta.inputs, params)
+            body = encode_wire_request(table, self.meta.inputs, params, self.model.name)
             reply = self._post("/predict", body)
             return self._decode(reply, lambda doc: decode_wire_reply(doc, table.n_rows))
         route = self.model.predict_route

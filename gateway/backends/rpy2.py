@@ -167,7 +167,7 @@ class Rpy2Backend(Backend):
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         name, timeout_s = self.model.name, self.model.timeout_s
-        body = encode_wire_request(table, self.meta.inputs, params).decode("utf-8")
+        body = encode_wire_request(table, self.meta.inputs, params, self.model.name).decode("utf-8")
         started = time.monotonic()
         if not self._r.lock.acquire(timeout=timeout_s):
             raise GatewayTimeout(

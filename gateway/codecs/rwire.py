@@ -14,7 +14,8 @@ from gateway.meta import InputSpec
 R_INTEGER = (-(2**31) + 1, 2**31 - 1)  # -2^31 is NA_integer_ in R
 
 
-def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[str, Any]) -> bytes:
+def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[str, Any],
+                        model: str | None = None) -> bytes:
     """A validated Table → `{"columns", "types", "params"}` (R builds typed columns from it).
 
     Raises InvalidInput for a value R cannot hold: R's integers are 32-bit and -2^31 is
@@ -23,9 +24,9 @@ def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[
     """
     for spec in inputs:
         if spec.type == "integer" and spec.name in table.columns:
-            _check_r_integers(spec.name, table.columns[spec.name])
+            _check_r_integers(spec.name, table.columns[spec.name], model)
         if spec.type == "string" and spec.name in table.columns:
-            _check_r_strings(spec.name, table.columns[spec.name])
+            _check_r_strings(spec.name, table.columns[spec.name], model)
     document = {
         "columns": table.columns,
         "types": {spec.name: spec.type for spec in inputs},
@@ -34,21 +35,23 @@ def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[
     return orjson.dumps(document)
 
 
-def _check_r_integers(name: str, values: list[Any]) -> None:
+def _check_r_integers(name: str, values: list[Any], model: str | None) -> None:
     for row, value in enumerate(values, start=1):
         if value is not None and not R_INTEGER[0] <= value <= R_INTEGER[1]:
             raise InvalidInput(
                 f"column '{name}' holds {value} at row {row}, outside R's integer range "
-                f"{R_INTEGER[0]}..{R_INTEGER[1]}; send it as a double-typed column or a smaller number"
+                f"{R_INTEGER[0]}..{R_INTEGER[1]}; send it as a double-typed column or a smaller number",
+                model=model,
             )
 
 
-def _check_r_strings(name: str, values: list[Any]) -> None:
+def _check_r_strings(name: str, values: list[Any], model: str | None) -> None:
     for row, value in enumerate(values, start=1):
         if value is not None and "\x00" in value:
             raise InvalidInput(
                 f"column '{name}' holds a NUL character at row {row}, which R strings cannot hold "
-                "(R would cut the text short there); remove it or send the text encoded"
+                "(R would cut the text short there); remove it or send the text encoded",
+                model=model,
             )
 
 

@@ -246,7 +246,7 @@ def expected_refusal(rows: list[dict[str, Any]], params: dict[str, Any], inputs:
     return None
 
 
-def check_reply(reply: requests.Response, rows: list[dict[str, Any]], params: dict[str, Any],
+def check_reply(reply: requests.Response, model: str, rows: list[dict[str, Any]], params: dict[str, Any],
                 inputs: list[dict[str, Any]], refusal: tuple[int, str] | None) -> None:
     shown = f"{reply.status_code} {reply.text[:400]} for rows={rows!r} params={params!r}"
     assert reply.status_code < 500, shown
@@ -255,6 +255,7 @@ def check_reply(reply: requests.Response, rows: list[dict[str, Any]], params: di
         assert reply.status_code == status, shown
         assert reply.headers["Content-Type"] == "application/problem+json", shown
         assert fragment in reply.json()["detail"], shown
+        assert reply.json().get("model") == model, shown  # the problem names the model too
         return
     assert reply.status_code == 200, shown
     predictions = reply.json()["predictions"]
@@ -282,7 +283,7 @@ def test_hostile_rows_for_r_models(gw: Stack, baseline: dict[str, Any], r_meta: 
     refusal = expected_refusal(rows, params, meta["inputs"], model, meta["allowed"])
     reply = gw.post(f"/models/{model}/predict", json=body)
     event(f"{model}: {reply.status_code}")
-    check_reply(reply, rows, params, meta["inputs"], refusal)
+    check_reply(reply, model, rows, params, meta["inputs"], refusal)
     if model == "mtcars":  # the same lm in-process: the same answer, word for word
         twin = gw.post("/models/mtcars_inproc/predict", json=body)
         assert twin.status_code == reply.status_code, (twin.text[:300], reply.text[:300])
@@ -362,6 +363,7 @@ def test_r_hands_back_what_it_was_sent(gw: Stack, baseline: dict[str, Any], data
             event("NUL refused")
             assert reply.status_code == 422, shown
             assert reply.json()["detail"].startswith(f"column 'note' holds a NUL character at row {nul}"), shown
+            assert reply.json().get("model") == model, shown
             continue
         assert reply.status_code == 200, shown
         assert reply.json()["predictions"] == [echoed(row) for row in rows], shown
