@@ -1,9 +1,10 @@
 """Faults under load: `kill -9` a Gunicorn worker while clients predict, and count what they saw.
 
-`python -m bench.faults [--seconds 20] [--concurrency 16] [--kills 1]` starts a real stack
-(2 Gunicorn workers, the iris model) on free loopback ports, runs a closed-loop load, kills a
-Gunicorn worker with SIGKILL every few seconds, and prints requests sent, failed (5xx or a
-broken connection), worst latency, and whether Gunicorn replaced every killed worker.
+`python -m bench.faults [--seconds 20] [--concurrency 16] [--kills 1] [--gap S] [--keep DIR]`
+starts a real stack (2 Gunicorn workers, the iris model) on free loopback ports, runs a
+closed-loop load, kills a Gunicorn worker with SIGKILL every few seconds (or `--gap` seconds
+apart), and prints requests sent, failed (5xx or a broken connection), worst latency, and whether
+Gunicorn replaced every killed worker. `--keep DIR` keeps the run directory and its logs.
 
 Gunicorn's master re-forks a dead worker at once; NGINX re-sends an idempotent predict whose
 connection broke (proxy_next_upstream error), so the failures a client sees are at most the
@@ -27,7 +28,7 @@ import requests
 
 from gateway.client import resends
 from gateway.demo import build_iris
-from gateway.runtime import procs, stack
+from gateway.runtime import stack
 from gateway.runtime.plan import free_ports
 from gateway.settings import load_settings
 
@@ -85,11 +86,6 @@ def run_load(url: str, seconds: float, concurrency: int, result: LoadResult, mod
     return threads
 
 
-def gunicorn_workers(run_dir: Path) -> set[procs.Proc]:
-    master = stack.pids(run_dir)["gunicorn"]
-    return {p for p in procs.family(master) if p.pid != master}
-
-
 @contextmanager
 def iris_stack(directory: Path, workers: int = 2, threads: int = 4) -> Iterator[tuple[str, Path]]:
     build_iris(directory / "store")
@@ -106,26 +102,43 @@ def iris_stack(directory: Path, workers: int = 2, threads: int = 4) -> Iterator[
 
 
 def kill_gunicorn_under_load(url: str, run_dir: Path, seconds: float, concurrency: int,
-                             kills: int) -> tuple[LoadResult, list[int], bool]:
-    """Load for `seconds`, SIGKILL one Gunicorn worker `kills` times, evenly spread.
+                             kills: int, gap_s: float | None = None) -> tuple[LoadResult, list[int], bool]:
+    """Load for `seconds`, SIGKILL one Gunicorn worker `kills` times: evenly spread, or with
+    `gap_s` seconds between kills (the first after `seconds / (kills + 1)`).
 
     Returns the load result, the killed pids, and whether the worker count was whole again
     (with none of the killed pids among them) when the load ended.
     """
-    before = gunicorn_workers(run_dir)
+    # The master stays; asked once, so that kills meant to land together are not spaced out by
+    # a supervisord round trip each (slow on a busy host).
+    master = stack.pids(run_dir)["gunicorn"]
+    before = stack.gunicorn_workers(run_dir, master)
     result = LoadResult()
     threads = run_load(url, seconds, concurrency, result)
     killed: list[int] = []
-    for _ in range(kills):
-        time.sleep(seconds / (kills + 1))
-        victim = sorted(gunicorn_workers(run_dir), key=lambda p: p.pid)[0]
+    for index in range(kills):
+        time.sleep(seconds / (kills + 1) if gap_s is None or index == 0 else gap_s)
+        # The oldest worker not yet killed (a killed one may not be gone yet): with kills closer than a
+        # boot, a second kill takes the other original, not the replacement of the first.
+        victim = min((p for p in stack.gunicorn_workers(run_dir, master) if p.pid not in killed),
+                     key=lambda p: (p.start, p.pid))
         os.kill(victim.pid, signal.SIGKILL)
         killed.append(victim.pid)
     for thread in threads:
         thread.join()
-    after = gunicorn_workers(run_dir)
+    after = stack.gunicorn_workers(run_dir, master)
     replaced = len(after) == len(before) and not {p.pid for p in after} & set(killed)
     return result, killed, replaced
+
+
+@contextmanager
+def _directory(keep: Path | None) -> Iterator[Path]:
+    if keep is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+    else:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep.resolve()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,11 +146,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--kills", type=int, default=1)
+    parser.add_argument("--gap", type=float, default=None,
+                        help="seconds between kills (default: spread evenly over the run)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="run in this directory and keep it (logs under run/logs)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp, iris_stack(Path(tmp)) as (url, run_dir):
-        result, killed, replaced = kill_gunicorn_under_load(url, run_dir, args.seconds, args.concurrency, args.kills)
+    with _directory(args.keep) as tmp, iris_stack(tmp) as (url, run_dir):
+        result, killed, replaced = kill_gunicorn_under_load(url, run_dir, args.seconds, args.concurrency,
+                                                            args.kills, args.gap)
+    gap = "evenly spread" if args.gap is None else f"{args.gap:g} s apart"
     print(f"kill -9 of a Gunicorn worker (2 workers x 4 threads), {args.seconds:g} s at concurrency "
-          f"{args.concurrency}, {len(killed)} kill(s)")
+          f"{args.concurrency}, {len(killed)} kill(s) {gap}")
     print(f"  sent {result.sent}  failed {result.failed}  worst latency {result.worst_s * 1000:.0f} ms  "
           f"replaced {'yes' if replaced else 'NO'}  errors {result.errors or '-'}")
 

@@ -36,6 +36,10 @@ _GUNICORN_KEEPALIVE_S = 75
 GRACEFUL_TIMEOUT_S = 30
 # Under run_dir: one empty file per Gunicorn worker that has loaded the app and its models.
 WORKERS_READY_DIR = "workers-ready"
+# Libraries the Gunicorn master imports before forking (see gunicorn.conf.py.j2): every worker
+# imports Flask, numpy and pandas (gateway.backends.python); Python models need sklearn and skops.
+_PRELOAD_ALWAYS = ("flask", "numpy", "pandas")
+_PRELOAD_PYTHON_MODELS = ("sklearn", "skops.io")
 # Several keys may share one address (a team behind one NAT): the address limit is looser.
 _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
@@ -99,6 +103,11 @@ def r_command(pool: PoolPlan, worker: Endpoint) -> list[str]:
     return ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.host, str(worker.port)]
 
 
+def _preload_modules(settings: Settings) -> list[str]:
+    python_models = any(model.backend == "python" for model in settings.models.values())
+    return [*_PRELOAD_ALWAYS, *(_PRELOAD_PYTHON_MODELS if python_models else ())]
+
+
 def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]:
     run_dir = str(Path(plan.run_dir).resolve())
     server = settings.server
@@ -122,6 +131,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "upstream_keepalive_s": _UPSTREAM_KEEPALIVE_S,
         "gunicorn_keepalive_s": _GUNICORN_KEEPALIVE_S,
         "graceful_timeout_s": GRACEFUL_TIMEOUT_S,
+        "preload_modules": _preload_modules(settings),
         "gunicorn_stop_wait_s": GRACEFUL_TIMEOUT_S + 5,
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),

@@ -208,9 +208,11 @@ def reload(settings: Settings) -> Plan:
     return plan
 
 
-def gunicorn_workers(run_dir: str | Path) -> set[procs.Proc]:
-    """The Gunicorn master's live worker processes (not the master itself)."""
-    master = pids(run_dir).get("gunicorn")
+def gunicorn_workers(run_dir: str | Path, master: int | None = None) -> set[procs.Proc]:
+    """The Gunicorn master's live worker processes (not the master itself).
+
+    Pass the master's pid when it is known: asking supervisord costs a round trip."""
+    master = master or pids(run_dir).get("gunicorn")
     if master is None:
         return set()
     return {p for p in procs.family(master) if p.pid != master}

@@ -45,6 +45,11 @@ class Stack:
         self.remember()
         return current
 
+    def gunicorn_workers(self) -> set[int]:
+        """Pids of the Gunicorn workers now; every process seen here is checked at teardown."""
+        self.remember()
+        return {p.pid for p in stack.gunicorn_workers(self.run_dir)}
+
     def remember(self) -> None:
         supervisord = stack._supervisord_pid(self.run_dir)
         if supervisord is not None:

@@ -24,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.demo import build_iris
 from gateway.register import REPO_ROOT
-from gateway.runtime import procs
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store
 
@@ -93,11 +92,6 @@ def logged(gw: Stack, pattern: str, request_id: str) -> list[dict[str, Any]]:
             if entry.get("request_id") == request_id]
 
 
-def gunicorn_workers(gw: Stack) -> set[int]:
-    master = gw.pids()["gunicorn"]
-    return {p.pid for p in procs.family(master)} - {master}
-
-
 def test_one_request_id_is_in_the_gateway_nginx_and_r_worker_logs(gw: Stack) -> None:
     request_id = f"trace-{uuid.uuid4().hex[:12]}"
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -161,7 +155,7 @@ def test_an_insane_request_id_is_replaced_and_never_logged(gw: Stack) -> None:
 
 def test_request_counts_add_up_across_gunicorn_workers_dead_or_alive(gw: Stack) -> None:
     before = scrape(gw)
-    first_workers = gunicorn_workers(gw)
+    first_workers = gw.gunicorn_workers()
     assert len(first_workers) == 2
 
     def traffic() -> None:
@@ -175,10 +169,10 @@ def test_request_counts_add_up_across_gunicorn_workers_dead_or_alive(gw: Stack) 
     # Every worker that served the first half dies; their counts must still be in the scrape.
     for pid in first_workers:
         os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: len(gunicorn_workers(gw) - first_workers) == 2
+    wait_for(lambda: len(gw.gunicorn_workers() - first_workers) == 2
              and gw.get("/readyz").status_code == 200, budget_s=30)
     traffic()
-    assert gunicorn_workers(gw).isdisjoint(first_workers)
+    assert gw.gunicorn_workers().isdisjoint(first_workers)
 
     after = scrape(gw)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.runtime import procs, stack
+from gateway.runtime import stack
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store, r_predict
 
@@ -33,11 +33,6 @@ def gw(r_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stac
     with start_stack(tmp_path_factory.mktemp("rpy2stack"), MODELS, {"workers": 2, "threads": 4},
                      store=r_store) as running:
         yield running
-
-
-def gunicorn_workers(gw: Stack) -> set[int]:
-    master = gw.pids()["gunicorn"]
-    return {p.pid for p in procs.family(master)} - {master}
 
 
 def test_concurrent_clients_get_rs_own_predictions(gw: Stack, r_store: Path) -> None:
@@ -69,22 +64,22 @@ def test_concurrent_clients_get_rs_own_predictions(gw: Stack, r_store: Path) -> 
 
 
 def test_r_error_is_422_with_rs_words_and_no_worker_dies(gw: Stack) -> None:
-    before = gunicorn_workers(gw)
+    before = gw.gunicorn_workers()
     reply = gw.post("/models/fragile/predict", json=[{"x": 1}, {"x": -3}])
     assert reply.status_code == 422
     assert reply.json()["detail"] == "x must be non-negative, got -3"
     assert gw.post("/models/fragile/predict", json=[{"x": 1.25}]).json()["predictions"] == [2.5]
-    assert gunicorn_workers(gw) == before
+    assert gw.gunicorn_workers() == before
 
 
 def test_an_r_crash_costs_one_worker_and_gunicorn_brings_it_back(gw: Stack) -> None:
-    before = gunicorn_workers(gw)
+    before = gw.gunicorn_workers()
     reply = gw.post("/models/crashy/predict", json=[{"x": 999}])
     assert reply.status_code in (502, 503)  # the retry may reach the other worker and crash it too
     assert reply.headers["Content-Type"] == "application/problem+json"
     deadline = time.monotonic() + 30
     while True:  # whole again: as many workers as before, new processes each with a fresh R
-        now = gunicorn_workers(gw)
+        now = gw.gunicorn_workers()
         if len(now) == len(before) and now != before and gw.get("/readyz").status_code == 200:
             break
         assert time.monotonic() < deadline, f"Gunicorn did not replace the crashed worker: {before} → {now}"

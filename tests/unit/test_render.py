@@ -142,6 +142,13 @@ def test_gunicorn_config_executes(rendered: dict[str, Path]) -> None:
     assert (config["workers"], config["threads"], config["worker_class"]) == (3, 5, "gthread")
     assert config["timeout"] == 60
     assert config["preload_app"] is False
+    # Imported in the master so a replacement worker boots in well under a second: libraries only.
+    assert config["_PRELOAD"] == ["flask", "numpy", "pandas", "sklearn", "skops.io"]
+
+
+def test_gunicorn_preloads_no_sklearn_without_python_models(settings: Settings, plan: Plan) -> None:
+    r_only = dataclasses.replace(settings, models={k: m for k, m in settings.models.items() if k != "iris"})
+    assert "_PRELOAD = ['flask', 'numpy', 'pandas']\n" in render_all(r_only, plan)["gunicorn"].read_text()
 
 
 def test_the_app_reads_back_the_same_settings(rendered: dict[str, Path], settings: Settings) -> None:
