@@ -1,9 +1,15 @@
-"""Faults under load on an R pool: `kill -9` an R worker every few seconds while clients predict.
+"""Faults under load on an R pool, while clients predict.
 
 `python -m bench.r_faults [--seconds 20] [--concurrency 16] [--every 3]` starts a real stack (the
 demo mtcars lm in a pool of 2 Plumber workers), runs a bounded closed-loop load, kills one R
 worker with SIGKILL every `--every` seconds (alternating), and prints requests sent, failed,
 worst latency, and how many kills supervisord repaired.
+
+`--hang` instead serves a model that sleeps `x` seconds (timeout_s = 1, a pool of 2) and, under
+the same load of quick calls (x = 0.01), sends one call that sleeps 120 s every `--every` seconds:
+it must get a 504, the other worker must keep answering the load, and the watchdog must recycle
+the stuck worker. Keep `--every` above the recycle time (about 15 s) so the stuck workers never
+add up to the whole pool.
 """
 
 from __future__ import annotations
@@ -15,25 +21,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import requests
+
 from bench.closed_loop import running_stack
 from bench.faults import LoadResult, run_load
 from gateway.register import REPO_ROOT, _rscript
 from gateway.runtime import stack
 
 ROW = [{"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}]
+# A model that sleeps x seconds, saved like any R model (the integration tests use the same one).
+SLOW_MODEL = ("gatewayr::save_model(function(newdata, type) { Sys.sleep(newdata$x[1]); newdata$x }, "
+              "commandArgs(TRUE)[1], 'slow', sample = data.frame(x = c(1.5, 2)))")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.r_faults")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--every", type=float, default=3.0)
+    parser.add_argument("--every", type=float, default=None, help="seconds between faults (3; 20 with --hang)")
+    parser.add_argument("--hang", action="store_true", help="a hanging model instead of kill -9")
     args = parser.parse_args(argv)
+    every = args.every or (20.0 if args.hang else 3.0)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        if args.hang:
+            _rscript(["-e", SLOW_MODEL, str(directory / "store")])
+            with running_stack(directory, '[models.slow]\nbackend = "plumber"\nworkers = 2\ntimeout_s = 1\n'
+                               'batch = {max_size = 1}\n') as url:
+                run_hang(url, directory / "run", args.seconds, args.concurrency, every)
+            return
         _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "store")])
         with running_stack(directory, '[models.mtcars]\nbackend = "plumber"\nworkers = 2\n') as url:
-            run(url, directory / "run", args.seconds, args.concurrency, args.every)
+            run(url, directory / "run", args.seconds, args.concurrency, every)
 
 
 def run(url: str, run_dir: Path, seconds: float, concurrency: int, every: float) -> None:
@@ -53,6 +72,33 @@ def run(url: str, run_dir: Path, seconds: float, concurrency: int, every: float)
     live = sum(name.startswith("plumber-") for name in stack.pids(run_dir))
     print(f"R pool of 2 under {concurrency} clients for {seconds:g} s, kill -9 every {every:g} s: "
           f"{kills} kills, sent {result.sent}, failed {result.failed}, worst latency {result.worst_s:.3f} s, "
+          f"workers running after: {live}/2")
+    for error, count in result.errors.items():
+        print(f"  failed: {error} x{count}")
+
+
+def run_hang(url: str, run_dir: Path, seconds: float, concurrency: int, every: float) -> None:
+    result = LoadResult()
+    threads = run_load(url, seconds, concurrency, result, model="slow", rows=[{"x": 0.01}])
+    hangs: list[str] = []
+    deadline = time.monotonic() + seconds
+    with requests.Session() as http:
+        http.trust_env = False
+        while time.monotonic() + every / 2 < deadline:
+            time.sleep(every / 2)
+            start = time.monotonic()
+            reply = http.post(f"{url}/models/slow/predict", json=[{"x": 120}], timeout=60)
+            hangs.append(f"{reply.status_code} after {time.monotonic() - start:.1f} s")
+            time.sleep(every / 2)
+    for thread in threads:
+        thread.join()
+    log = run_dir / "logs" / "watchdog.log"
+    recycled = log.read_text(encoding="utf-8").count("killed plumber-slow") if log.exists() else 0
+    live = sum(name.startswith("plumber-slow") for name in stack.pids(run_dir))
+    print(f"R pool of 2 (timeout_s 1) under {concurrency} clients of quick calls for {seconds:g} s, "
+          f"a 120 s call every {every:g} s:")
+    print(f"  quick calls: sent {result.sent}, failed {result.failed}, worst latency {result.worst_s:.3f} s")
+    print(f"  hanging calls: {', '.join(hangs) or 'none'}; stuck workers recycled by the watchdog: {recycled}; "
           f"workers running after: {live}/2")
     for error, count in result.errors.items():
         print(f"  failed: {error} x{count}")
