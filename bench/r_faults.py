@@ -5,11 +5,13 @@ demo mtcars lm in a pool of 2 Plumber workers), runs a bounded closed-loop load,
 worker with SIGKILL every `--every` seconds (alternating), and prints requests sent, failed,
 worst latency, and how many kills supervisord repaired.
 
-`--hang` instead serves a model that sleeps `x` seconds (timeout_s = 1, a pool of 2) and, under
-the same load of quick calls (x = 0.01), sends one call that sleeps 120 s every `--every` seconds:
-it must get a 504, the other worker must keep answering the load, and the watchdog must recycle
-the stuck worker. Keep `--every` above the recycle time (about 15 s) so the stuck workers never
-add up to the whole pool.
+`--hang r|native` instead serves a model that sleeps `x` seconds (timeout_s = 1, a pool of 2)
+and, under the same load of quick calls (x = 0.01), sends one call that sleeps 120 s every
+`--every` seconds: it must get a 504 and the other worker must keep answering the load. `r`
+sleeps where R can interrupt it, so R's own time limit frees the worker at the timeout; `native`
+sleeps inside suspendInterrupts(), as a hung native call would, so the watchdog must recycle the
+worker. Keep `--every` above the recycle time (about 15 s) so stuck workers never add up to the
+whole pool.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from gateway.register import REPO_ROOT, _rscript
 from gateway.runtime import stack
 
 ROW = [{"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}]
-# A model that sleeps x seconds, saved like any R model (the integration tests use the same one).
-SLOW_MODEL = ("gatewayr::save_model(function(newdata, type) { Sys.sleep(newdata$x[1]); newdata$x }, "
+# A model that sleeps x seconds, saved like any R model; the native kind cannot be interrupted.
+SLEEPS = {"r": "Sys.sleep(newdata$x[1])", "native": "suspendInterrupts(Sys.sleep(newdata$x[1]))"}
+SLOW_MODEL = ("gatewayr::save_model(function(newdata, type) {{ {sleep}; newdata$x }}, "
               "commandArgs(TRUE)[1], 'slow', sample = data.frame(x = c(1.5, 2)))")
 
 
@@ -39,16 +42,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--every", type=float, default=None, help="seconds between faults (3; 20 with --hang)")
-    parser.add_argument("--hang", action="store_true", help="a hanging model instead of kill -9")
+    parser.add_argument("--hang", choices=sorted(SLEEPS), help="a hanging model instead of kill -9")
     args = parser.parse_args(argv)
     every = args.every or (20.0 if args.hang else 3.0)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         if args.hang:
-            _rscript(["-e", SLOW_MODEL, str(directory / "store")])
+            _rscript(["-e", SLOW_MODEL.format(sleep=SLEEPS[args.hang]), str(directory / "store")])
             with running_stack(directory, '[models.slow]\nbackend = "plumber"\nworkers = 2\ntimeout_s = 1\n'
                                'batch = {max_size = 1}\n') as url:
-                run_hang(url, directory / "run", args.seconds, args.concurrency, every)
+                run_hang(url, directory / "run", args.seconds, args.concurrency, every, args.hang)
             return
         _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "store")])
         with running_stack(directory, '[models.mtcars]\nbackend = "plumber"\nworkers = 2\n') as url:
@@ -77,7 +80,7 @@ def run(url: str, run_dir: Path, seconds: float, concurrency: int, every: float)
         print(f"  failed: {error} x{count}")
 
 
-def run_hang(url: str, run_dir: Path, seconds: float, concurrency: int, every: float) -> None:
+def run_hang(url: str, run_dir: Path, seconds: float, concurrency: int, every: float, kind: str) -> None:
     result = LoadResult()
     threads = run_load(url, seconds, concurrency, result, model="slow", rows=[{"x": 0.01}])
     hangs: list[str] = []
@@ -96,7 +99,7 @@ def run_hang(url: str, run_dir: Path, seconds: float, concurrency: int, every: f
     recycled = log.read_text(encoding="utf-8").count("killed plumber-slow") if log.exists() else 0
     live = sum(name.startswith("plumber-slow") for name in stack.pids(run_dir))
     print(f"R pool of 2 (timeout_s 1) under {concurrency} clients of quick calls for {seconds:g} s, "
-          f"a 120 s call every {every:g} s:")
+          f"a 120 s call ({kind} sleep) every {every:g} s:")
     print(f"  quick calls: sent {result.sent}, failed {result.failed}, worst latency {result.worst_s:.3f} s")
     print(f"  hanging calls: {', '.join(hangs) or 'none'}; stuck workers recycled by the watchdog: {recycled}; "
           f"workers running after: {live}/2")

@@ -1,7 +1,8 @@
 # The generic R model worker: serves one stored model version over the R wire format.
-# Usage: Rscript plumber/worker.R <model_dir> <host> <port>   (supervisord runs one per port)
+# Usage: Rscript plumber/worker.R <model_dir> <host> <port> [timeout_s]   (supervisord runs one per port)
 args <- commandArgs(trailingOnly = TRUE)
-if (length(args) != 3) {
-  stop("usage: Rscript plumber/worker.R <model_dir> <host> <port>", call. = FALSE)
+if (!length(args) %in% c(3, 4)) {
+  stop("usage: Rscript plumber/worker.R <model_dir> <host> <port> [timeout_s]", call. = FALSE)
 }
-gatewayr::serve_model(args[[1]], host = args[[2]], port = as.integer(args[[3]]))
+timeout_s <- if (length(args) == 4) as.numeric(args[[4]]) else Inf
+gatewayr::serve_model(args[[1]], host = args[[2]], port = as.integer(args[[3]]), timeout_s = timeout_s)

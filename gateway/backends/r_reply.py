@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import BadGateway, GatewayError, InvalidInput, ModelError
+from gateway.errors import BadGateway, GatewayError, GatewayTimeout, InvalidInput, ModelError
 
 
 def predictions_from_reply(
@@ -58,6 +58,8 @@ def error_from_reply(status: int, document: Any, *, model: str, source: str, scr
             message = str(raw[0] if isinstance(raw, list) and raw else raw)
     if code == "invalid_input":
         return InvalidInput(message, model=model)
+    if code == "timeout":  # R stopped a model that ran past its timeout_s
+        return GatewayTimeout(message, model=model)
     if status == 422 or (script and status < 500) or code == "model_error":
         return ModelError(message or f"the model answered {status}", model=model)
     return BadGateway(f"{source} for model '{model}' failed ({status}): {message}", model=model)

@@ -128,7 +128,8 @@ def _r_pool(model: ModelSettings, store: ModelStore, k8s: KubernetesSettings) ->
     container = {
         "name": "plumber",
         "image": k8s.worker_image,
-        "command": ["Rscript", f"{APP_DIR}/plumber/{entry}", target, "0.0.0.0", str(k8s.worker_port)],
+        "command": ["Rscript", f"{APP_DIR}/plumber/{entry}", target, "0.0.0.0", str(k8s.worker_port),
+                    *([f"{model.timeout_s:g}"] if entry == "worker.R" else [])],
         "ports": [{"name": "plumber", "containerPort": k8s.worker_port}],
         # One R process answers one request at a time: a busy worker is still alive, so the
         # liveness probe is lenient and readiness alone takes a stuck pod out of the Service.

@@ -100,7 +100,9 @@ def bin_path(name: str) -> Path:
 
 def r_command(pool: PoolPlan, worker: Endpoint) -> list[str]:
     entry = "worker.R" if pool.kind == "model" else "script.R"
-    return ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.host, str(worker.port)]
+    command = ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.host, str(worker.port)]
+    # The generic worker stops a model that runs past its timeout_s itself (gatewayr::handle_predict).
+    return [*command, f"{pool.timeout_s:g}"] if pool.kind == "model" else command
 
 
 def _preload_modules(settings: Settings) -> list[str]:

@@ -55,7 +55,14 @@ shape_problem <- function(request, inputs) {
 }
 
 # Run the model; warnings are logged, not raised; errors come back as the condition.
-safely_predict <- function(loaded, frame, params) {
+# A finite timeout_s stops the model once it has run that long (R checks the limit while it
+# evaluates R code: a loop stops, a long native call or Sys.sleep does not), so the worker is free
+# for the next request at once instead of waiting for the watchdog to recycle it.
+safely_predict <- function(loaded, frame, params, timeout_s = Inf) {
+  if (is.finite(timeout_s)) {
+    setTimeLimit(elapsed = timeout_s, transient = TRUE)
+    on.exit(setTimeLimit(elapsed = Inf), add = TRUE)
+  }
   tryCatch(
     withCallingHandlers(
       predict_rows(loaded, frame, params),
@@ -72,11 +79,13 @@ safely_predict <- function(loaded, frame, params) {
 #'
 #' @param loaded the result of load_model().
 #' @param body_text the request body.
+#' @param timeout_s seconds the model may run (the model's `timeout_s`); Inf for no limit.
 #' @return list(status, body, rows, message): 200 with the predictions; 400 bad_request (malformed JSON,
 #'   wrong shape, unknown param); 422 invalid_input (the data don't fit the schema);
-#'   422 model_error (R raised; its message unchanged); 500 internal (the model broke the
-#'   one-prediction-per-row contract, or the reply could not be encoded).
-handle_predict <- function(loaded, body_text) {
+#'   422 model_error (R raised; its message unchanged); 504 timeout (the model ran past
+#'   timeout_s and R stopped it); 500 internal (the model broke the one-prediction-per-row
+#'   contract, or the reply could not be encoded).
+handle_predict <- function(loaded, body_text, timeout_s = Inf) {
   meta <- loaded$meta
   request <- tryCatch(jsonlite::fromJSON(body_text, simplifyVector = FALSE), error = function(e) e)
   if (inherits(request, "error")) {
@@ -89,7 +98,12 @@ handle_predict <- function(loaded, body_text) {
   if (check$status != 200L) return(fail(422, "invalid_input", check$detail, rows))
   frame <- columns_to_frame(request[["columns"]], request[["types"]] %||% list(), loaded$inputs)
   params <- request[["params"]] %||% list()
-  result <- safely_predict(loaded, frame, params)
+  started <- proc.time()[["elapsed"]]
+  result <- safely_predict(loaded, frame, params, timeout_s)
+  if (inherits(result, "error") && proc.time()[["elapsed"]] - started >= timeout_s) {
+    return(fail(504, "timeout", sprintf("model '%s' did not answer within its timeout of %s s",
+                                        meta$name, format(timeout_s, digits = 6)), rows))
+  }
   if (inherits(result, "error")) return(fail(422, "model_error", conditionMessage(result), rows))
   if (prediction_count(result) != nrow(frame)) {
     return(fail(500, "internal", sprintf("model '%s' returned %d predictions for %d rows",

@@ -27,10 +27,10 @@ body_text <- function(req) {
   text
 }
 
-add_predict <- function(pr, loaded) {
+add_predict <- function(pr, loaded, timeout_s = Inf) {
   plumber::pr_post(pr, "/predict", function(req, res) {
     started <- as.numeric(Sys.time())
-    out <- handle_predict(loaded, body_text(req))
+    out <- handle_predict(loaded, body_text(req), timeout_s)
     log_request(req$HTTP_X_REQUEST_ID, loaded$meta$name, out$rows,
                 (as.numeric(Sys.time()) - started) * 1000, out$status, out$message)
     send_json(res, out$status, out$body)
@@ -73,10 +73,11 @@ add_json_errors <- function(pr, error_code = "internal") {
 #' Routes: POST /predict (the wire format), GET /healthz, GET /metadata. No docs.
 #' @param dir a version directory.
 #' @param loaded the loaded model (defaults to load_model(dir)).
+#' @param timeout_s seconds a predict may run before R stops it (Inf: no limit).
 #' @return a Plumber router, not yet running.
-model_router <- function(dir, loaded = load_model(dir)) {
+model_router <- function(dir, loaded = load_model(dir), timeout_s = Inf) {
   plumber::pr() |>
-    add_predict(loaded) |>
+    add_predict(loaded, timeout_s) |>
     add_healthz(loaded) |>
     add_metadata(loaded) |>
     add_json_errors() |>

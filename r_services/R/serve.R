@@ -4,10 +4,11 @@
 #'
 #' @param dir a version directory, `<store>/<name>/<version>`.
 #' @param host,port where to listen (loopback only: the gateway's NGINX is in front).
-serve_model <- function(dir, host = "127.0.0.1", port = 8000L) {
+#' @param timeout_s seconds a predict may run before R stops it (the model's `timeout_s`).
+serve_model <- function(dir, host = "127.0.0.1", port = 8000L, timeout_s = Inf) {
   started <- Sys.time()
   loaded <- load_model(dir)
-  pr <- model_router(dir, loaded)
+  pr <- model_router(dir, loaded, timeout_s)
   log_line(sprintf("serving model '%s' version %s from %s on http://%s:%d (loaded in %.2f s)",
                    loaded$meta$name, loaded$meta$version, loaded$dir, host, as.integer(port),
                    as.numeric(difftime(Sys.time(), started, units = "secs"))))

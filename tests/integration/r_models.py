@@ -18,8 +18,11 @@ FUNCTION_MODELS = {
     # R's stop() message must reach the client unchanged, and the worker must live on.
     "fragile": 'function(newdata, type) { if (any(newdata$x < 0, na.rm = TRUE)) '
                'stop("x must be non-negative, got ", min(newdata$x)); newdata$x * 2 }',
-    # sleeps x seconds: a model slower than its timeout
-    "slow": "function(newdata, type) { Sys.sleep(newdata$x[1]); newdata$x }",
+    # sleeps x seconds where R cannot interrupt it, as a hung native call: only the watchdog frees it
+    "slow": "function(newdata, type) { suspendInterrupts(Sys.sleep(newdata$x[1])); newdata$x }",
+    # spins in an R loop for x seconds: R's own time limit can stop it (Sys.sleep it cannot)
+    "spinning": "function(newdata, type) { until <- Sys.time() + newdata$x[1]; while (Sys.time() < until) NULL; "
+                "newdata$x }",
     # x = 999 kills the R process mid-request, as a segfaulting native library would
     "crashy": "function(newdata, type) { if (any(newdata$x == 999)) tools::pskill(Sys.getpid(), 9L); newdata$x }",
 }

@@ -35,6 +35,7 @@ MODELS = {
     "transmission": {"backend": "plumber", "workers": 2, "timeout_s": 20},
     "fragile": {"backend": "plumber", "workers": 1, "timeout_s": 20},
     "slow": {"backend": "plumber", "workers": 2, "timeout_s": 1},
+    "spinning": {"backend": "plumber", "workers": 1, "timeout_s": 1, "batch": {"max_size": 1}},
     "crashy": {"backend": "plumber", "workers": 2, "timeout_s": 20},
     "cars": {"backend": "plumber", "workers": 1, "predict_route": "/predict", "input_format": "records"},
 }
@@ -166,6 +167,21 @@ def test_slow_model_is_504_and_the_pool_keeps_serving(gw: Stack) -> None:
     assert quick.status_code == 200
     assert quick.json()["predictions"] == [0.01]
     wait_pool_whole(gw, "slow")
+
+
+def test_an_r_loop_past_its_timeout_is_stopped_by_r_and_the_worker_serves_on(gw: Stack) -> None:
+    """R's time limit frees the only worker at the timeout; without it, the next request would
+    queue behind the loop until the watchdog killed the worker (timeout + 10 s and more)."""
+    before = worker_pids(gw, "spinning")
+    started = time.monotonic()
+    reply = gw.post("/models/spinning/predict", json=[{"x": 60}])
+    assert reply.status_code == 504
+    assert reply.json()["detail"] == "model 'spinning' did not answer within its timeout of 1 s"
+    assert time.monotonic() - started < 5
+    quick = gw.post("/models/spinning/predict", json=[{"x": 0.01}])
+    assert quick.status_code == 200, quick.text
+    assert quick.json()["predictions"] == [0.01]
+    assert worker_pids(gw, "spinning") == before  # the same R process: stopped by R, not recycled
 
 
 def test_kill_9_one_worker_while_requests_flow_loses_nothing(gw: Stack) -> None:

@@ -36,7 +36,7 @@ def server(script: Script, delay_s: float = 0.0) -> Iterator[tuple[str, list[byt
             except TimeoutError:
                 continue
             with conn:
-                data = conn.recv(65536)
+                data = read_request(conn)
                 if not data:
                     continue
                 seen.append(data)
@@ -53,6 +53,25 @@ def server(script: Script, delay_s: float = 0.0) -> Iterator[tuple[str, list[byt
         stop.set()
         thread.join(timeout=5)
         listener.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """One whole request: headers, then Content-Length bytes of body (they may come apart)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def post(http: requests.Session, url: str, timeout: float = 5) -> requests.Response:

@@ -101,7 +101,7 @@ def test_r_pools_scale_from_the_config_and_survive_drains(documents: list[dict[s
     assert by_kind(documents, "PodDisruptionBudget")["r-mtcars"]["spec"]["minAvailable"] == 2
     assert by_kind(documents, "PodDisruptionBudget")["r-cars-api"]["spec"]["maxUnavailable"] == 1
     mtcars = deployments["r-mtcars"]["spec"]["template"]["spec"]["containers"][0]
-    assert mtcars["command"][1:] == ["/opt/gateway/plumber/worker.R", "/store/mtcars/1", "0.0.0.0", "8000"]
+    assert mtcars["command"][1:] == ["/opt/gateway/plumber/worker.R", "/store/mtcars/1", "0.0.0.0", "8000", "20"]
     assert mtcars["readinessProbe"]["httpGet"]["path"] == "/healthz"
     script = deployments["r-cars-api"]["spec"]["template"]["spec"]["containers"][0]
     assert script["command"][1:3] == ["/opt/gateway/plumber/script.R", "/store/cars_api/1/plumber.R"]

@@ -108,8 +108,9 @@ def test_supervisord_runs_each_pool_as_a_group(rendered: dict[str, Path], plan: 
     assert programs == ["plumber-mtcars-1", "plumber-mtcars-2", "plumber-mtcars-3"]
     for name, port in zip(programs, MTCARS_PORTS, strict=True):
         command = conf.get(f"program:{name}", "command").split()
+        # the model's timeout_s last: R stops a predict that runs longer
         assert command == ["Rscript", str(REPO_ROOT / "plumber" / "worker.R"), "/store/mtcars/2",
-                           "127.0.0.1", str(port)]
+                           "127.0.0.1", str(port), "20"]
         assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}",GATEWAY_MODEL="mtcars"'
         assert conf.get(f"program:{name}", "autorestart") == "true"
     cars = conf.get("program:plumber-cars-1", "command").split()

@@ -96,3 +96,27 @@ test_that("a model that breaks one-prediction-per-row is a 500 internal", {
   expect_error_reply(handle_predict(loaded, wire_request(data.frame(x = c(1, 2)))), 500, "internal",
                      "model 'toy' returned 1 predictions for 2 rows")
 })
+
+test_that("a model that runs past timeout_s is stopped by R: 504, and the next predict is fine", {
+  spin <- function(newdata, type) {
+    until <- Sys.time() + newdata$x[1]
+    while (Sys.time() < until) NULL
+    newdata$x
+  }
+  loaded <- load_model(save_model(spin, tempfile("store-"), "spinning", data.frame(x = c(1.5, 2))))
+  started <- proc.time()[["elapsed"]]
+  stuck <- handle_predict(loaded, wire_request(data.frame(x = 60)), timeout_s = 0.5)
+  expect_lt(proc.time()[["elapsed"]] - started, 5)
+  expect_error_reply(stuck, 504, "timeout", "model 'spinning' did not answer within its timeout of 0.5 s")
+  quick <- handle_predict(loaded, wire_request(data.frame(x = 0.01)), timeout_s = 0.5)
+  expect_identical(quick$status, 200L)
+  Sys.sleep(0.6)  # no time limit is left behind once handle_predict has returned
+  expect_identical(handle_predict(loaded, wire_request(data.frame(x = 0.01)))$status, 200L)
+})
+
+test_that("an error within timeout_s stays R's own 422", {
+  failing <- function(newdata, type) stop("no good")
+  loaded <- load_model(save_model(failing, tempfile("store-"), "failing", data.frame(x = c(1.5, 2))))
+  out <- handle_predict(loaded, wire_request(data.frame(x = 1)), timeout_s = 30)
+  expect_error_reply(out, 422, "model_error", "no good")
+})
