@@ -4,8 +4,10 @@
 # The gateway's rule for a request id; anything else is not logged raw.
 REQUEST_ID_PATTERN <- "^[A-Za-z0-9._-]{1,128}$"
 
+# perl = TRUE: R's default regex engine (TRE) builds a 128-fold automaton for `{1,128}` on every
+# call, 7 ms per request on this project's 2-core box; PCRE takes microseconds.
 sane_request_id <- function(id) {
-  if (is.character(id) && length(id) == 1 && grepl(REQUEST_ID_PATTERN, id)) id else NA_character_
+  if (is.character(id) && length(id) == 1 && grepl(REQUEST_ID_PATTERN, id, perl = TRUE)) id else NA_character_
 }
 
 #' One request's log line as JSON.
