@@ -222,11 +222,12 @@ def _roll_gunicorn(run_dir: Path) -> None:
     """Replace the Gunicorn workers one at a time: add a worker (TTIN), wait until it has loaded
     the app and its models, then retire the oldest (TTOU, a graceful stop). A HUP would stop the
     old workers at once and leave nobody to answer while the new ones import and load."""
-    old = gunicorn_workers(run_dir)
+    master = pids(run_dir)["gunicorn"]  # the master stays: asked once, not on every poll
+    old = gunicorn_workers(run_dir, master)
     for retired in range(1, len(old) + 1):
-        present = gunicorn_workers(run_dir)
+        present = gunicorn_workers(run_dir, master)
         _rpc(run_dir, "signalProcess", "gunicorn", "TTIN")
-        _wait_for(run_dir, lambda present=present: bool(_ready_workers(run_dir) - present),
+        _wait_for(run_dir, lambda present=present: bool(_ready_workers(run_dir, master) - present),
                   "a new worker to load the app")
         _rpc(run_dir, "signalProcess", "gunicorn", "TTOU")  # Gunicorn stops its oldest worker
         _wait_for(run_dir, lambda retired=retired: len(old - procs.alive(old)) >= retired, "an old worker to stop")
@@ -234,15 +235,16 @@ def _roll_gunicorn(run_dir: Path) -> None:
 
 def _hup_gunicorn(run_dir: Path, count: int) -> None:
     """Gunicorn re-reads its config, starts `count` new workers and stops the old ones at once."""
-    old = gunicorn_workers(run_dir)
+    master = pids(run_dir)["gunicorn"]
+    old = gunicorn_workers(run_dir, master)
     _rpc(run_dir, "signalProcess", "gunicorn", "HUP")
-    _wait_for(run_dir, lambda: not procs.alive(old) and len(_ready_workers(run_dir) - old) >= count,
+    _wait_for(run_dir, lambda: not procs.alive(old) and len(_ready_workers(run_dir, master) - old) >= count,
               "the new workers to load the app")
 
 
-def _ready_workers(run_dir: Path) -> set[procs.Proc]:
+def _ready_workers(run_dir: Path, master: int) -> set[procs.Proc]:
     """Live workers that have loaded the app (their post_worker_init marker exists)."""
-    return {p for p in gunicorn_workers(run_dir) if (run_dir / WORKERS_READY_DIR / str(p.pid)).exists()}
+    return {p for p in gunicorn_workers(run_dir, master) if (run_dir / WORKERS_READY_DIR / str(p.pid)).exists()}
 
 
 def _wait_for(run_dir: Path, done: Callable[[], bool], what: str) -> None:

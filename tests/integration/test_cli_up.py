@@ -166,3 +166,22 @@ def test_reload_moves_traffic_between_versions(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the new weights never took effect"
             time.sleep(0.1)
         assert running.get("/models/iris").json()["traffic"] == {"2": 100}
+
+
+def test_reload_with_a_changed_gunicorn_setting_replaces_every_worker(tmp_path: Path) -> None:
+    """threads is in gunicorn.conf.py, which only a HUP makes Gunicorn re-read."""
+    store = tmp_path / "store"
+    build_iris(store)
+    row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    with start_stack(tmp_path, {"iris": {"backend": "python"}}, {"workers": 2}, store=store) as running:
+        before = running.gunicorn_workers()
+        config = running.settings.config_path
+        assert config is not None
+        raw = tomllib.loads(config.read_text(encoding="utf-8"))
+        raw["server"]["threads"] = 6
+        config.write_text(dump_toml(raw), encoding="utf-8")
+        stack.reload(load_settings(config, env={}))
+        after = running.gunicorn_workers()
+        assert len(after) == 2 and not after & before
+        assert "threads = 6" in (running.run_dir / "gunicorn.conf.py").read_text(encoding="utf-8")
+        assert running.post("/models/iris/predict", json=[row]).status_code == 200
