@@ -1,7 +1,8 @@
 """Side-by-side serving benchmark: our gateway against what Python and R users run today.
 
 One run, one machine, the same model and payloads (1-row and 100-row requests, concurrency 1,
-8 and 32, a fixed duration per cell, wrk as the load generator) through:
+8 and 32, a fixed duration per cell, wrk as the load generator). Every target is up at once and
+each cell measures all of them back to back, so the ratios compare like with like on a noisy box:
 
   gw-py-on / gw-py-off  the gateway, Python model (iris, in-process), batching on / off
   gw-r-on / gw-r-off    the gateway, R model (mtcars) on a Plumber pool of 2, batching on / off
@@ -68,7 +69,7 @@ def main() -> None:
     machine = describe_machine()
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()))
     cells: list[Cell] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         directory = Path(tmp)
         store = directory / "store"
         build_iris(store)
@@ -77,46 +78,57 @@ def main() -> None:
         meta = ModelStore(store)
         iris_dir = meta.version_dir("iris", meta.resolve("iris", "latest"))
         mtcars_dir = meta.version_dir("mtcars", meta.resolve("mtcars", "latest"))
-
-        def measure(name: str, url: str, body_of: Callable[[int], bytes], **kw: dict[str, str]) -> None:
-            """Every (rows, concurrency) cell for one target, after a short warm-up per payload."""
-            for rows in ROWS:
-                body = body_of(rows)
-                loadgen.run_wrk(url, body, concurrency=8, seconds=1, **kw)  # warm connections and caches
-                for concurrency in CONCURRENCY:
-                    result = loadgen.run_wrk(url, body, concurrency=concurrency, seconds=seconds, **kw)
-                    cells.append(Cell(name, rows, concurrency, result))
-                    print(f"  {name:<20} rows={rows:<4} conc={concurrency:<3} {result.rate:9.1f} req/s "
-                          f"p50 {result.p50_ms:7.2f} ms p99 {result.p99_ms:7.2f} ms errors {result.errors}",
-                          flush=True)
-
-        with targets.static_nginx(directory / "static") as url:
-            measure("nginx-static", url, bodies["iris"])
-        with targets.direct_plumber(mtcars_dir) as url:
-            measure(BASE_R, url + "/predict", bodies["wire"])
-            measure(BASE_R_CLOSE, url + "/predict", bodies["wire"], headers={"Connection": "close"})
-        with targets.mlflow_serve(directory, iris_dir / "model.skops") as url:
-            if url is None:
-                print(f"  {BASE_PY}: not measured ({targets.MLFLOW_VENV} missing: mlflow did not install)")
-            else:
-                measure(BASE_PY, url, bodies["mlflow"])
-        counters: dict[int, list[dict[str, object]]] = {}
+        # Every target runs at once, idle but for the one being measured, and each cell measures
+        # every target back to back: a machine that slows down mid-run moves all of them alike.
+        endpoints: list[Endpoint] = []
+        url = running.enter_context(targets.static_nginx(directory / "static"))
+        endpoints.append(Endpoint("nginx-static", url, bodies["iris"]))
+        url = running.enter_context(targets.direct_plumber(mtcars_dir))
+        endpoints.append(Endpoint(BASE_R, url + "/predict", bodies["wire"]))
+        endpoints.append(Endpoint(BASE_R_CLOSE, url + "/predict", bodies["wire"], {"Connection": "close"}))
+        mlflow = running.enter_context(targets.mlflow_serve(directory, iris_dir / "model.skops"))
+        if mlflow is None:
+            print(f"  {BASE_PY}: not measured ({targets.MLFLOW_VENV} missing: mlflow did not install)")
+        else:
+            endpoints.append(Endpoint(BASE_PY, mlflow, bodies["mlflow"]))
+        gunicorn_on = ""
         for batching in (False, True):
             state = "on" if batching else "off"
-            with ExitStack() as stack:
-                public, internal, gunicorn = stack.enter_context(
-                    targets.gateway_stack(directory / f"gw-{state}", store, batching=batching))
-                measure(f"gw-py-{state}", public + "/models/iris/predict", bodies["iris"])
-                measure(f"gw-r-{state}", public + "/models/mtcars/predict", bodies["mtcars"])
-                if not batching:
-                    measure("plumber-pool", internal + "/r/mtcars/predict", bodies["wire"])
-                else:
-                    counters = targets.batching_counters(gunicorn)
+            public, internal, gunicorn = running.enter_context(
+                targets.gateway_stack(directory / f"gw-{state}", store, batching=batching))
+            endpoints.append(Endpoint(f"gw-py-{state}", public + "/models/iris/predict", bodies["iris"]))
+            endpoints.append(Endpoint(f"gw-r-{state}", public + "/models/mtcars/predict", bodies["mtcars"]))
+            if batching:
+                gunicorn_on = gunicorn
+            else:
+                endpoints.append(Endpoint("plumber-pool", internal + "/r/mtcars/predict", bodies["wire"]))
+        for rows in ROWS:
+            for endpoint in endpoints:  # warm connections and caches
+                loadgen.run_wrk(endpoint.url, endpoint.body(rows), concurrency=8, seconds=1, headers=endpoint.headers)
+            for concurrency in CONCURRENCY:
+                for endpoint in endpoints:
+                    result = loadgen.run_wrk(endpoint.url, endpoint.body(rows), concurrency=concurrency,
+                                             seconds=seconds, headers=endpoint.headers)
+                    cells.append(Cell(endpoint.name, rows, concurrency, result))
+                    print(f"  {endpoint.name:<20} rows={rows:<4} conc={concurrency:<3} {result.rate:9.1f} req/s "
+                          f"p50 {result.p50_ms:7.2f} ms p99 {result.p99_ms:7.2f} ms errors {result.errors}",
+                          flush=True)
+        counters = targets.batching_counters(gunicorn_on)
     print()
     print_table(cells, seconds, machine)
     print_counters(counters)
     print_targets(cells)
     write_results(cells, machine, counters)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One target's URL and request body for n rows (and any extra headers)."""
+
+    name: str
+    url: str
+    body: Callable[[int], bytes]
+    headers: dict[str, str] | None = None
 
 
 def payloads(store: ModelStore) -> dict[str, Callable[[int], bytes]]:
