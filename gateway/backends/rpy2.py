@@ -33,8 +33,8 @@ from gateway.settings import ModelSettings
 RPY2_REQUIREMENT = "rpy2>=3.5.17,<3.6"
 SOURCE = "the embedded R"
 # Two R closures, defined once per process. Each catches R's errors itself, so Python gets R's
-# condition message rather than a console transcript. The time limit makes a slow model stop
-# itself (R checks it while computing) instead of holding the lock for every other request.
+# condition message rather than a console transcript. handle_predict's time limit (the one the
+# Plumber workers use) makes a slow model stop itself instead of holding the lock for everyone.
 _R_HELPERS = """
 list(
   load = function(dir) {
@@ -42,9 +42,7 @@ list(
              error = function(e) list(ok = FALSE, message = conditionMessage(e)))
   },
   predict = function(loaded, body, timeout_s) {
-    setTimeLimit(elapsed = timeout_s, transient = TRUE)
-    on.exit(setTimeLimit(elapsed = Inf), add = TRUE)
-    out <- tryCatch(gatewayr::handle_predict(loaded, body), error = function(e) {
+    out <- tryCatch(gatewayr::handle_predict(loaded, body, timeout_s), error = function(e) {
       error <- list(error = list(code = "internal", message = conditionMessage(e)))
       list(status = 500L, body = jsonlite::toJSON(error, auto_unbox = TRUE))
     })
@@ -179,7 +177,8 @@ class Rpy2Backend(Backend):
             status, content = self._r.predict(self._loaded, body, remaining)
         finally:
             self._r.lock.release()
-        if status != 200 and time.monotonic() - started >= timeout_s:
+        # R answers 504 with what was left of the budget; the caller hears the configured timeout.
+        if status == 504 or (status != 200 and time.monotonic() - started >= timeout_s):
             raise GatewayTimeout(f"model '{name}' did not answer within its timeout of {timeout_s:g} s",
                                  model=name)
         return predictions_from_reply(

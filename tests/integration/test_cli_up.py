@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from bench.reload_faults import reload_with_new_version
 from gateway import client as gateway_client
 from gateway.demo import build_iris
 from gateway.runtime import procs, stack
@@ -124,12 +125,7 @@ def test_reload_under_load_switches_versions_and_nginx_without_a_failed_request(
             for version in ("2", "3"):
                 time.sleep(0.5)
                 nginx_workers = {p for p in procs.family(nginx_master) if p.pid != nginx_master}
-                build_iris(store)  # the next version lands in the store
-                raw = tomllib.loads(config.read_text(encoding="utf-8"))
-                limit = raw["server"].get("body_limit_bytes", load_settings(config, env={}).server.body_limit_bytes)
-                raw["server"]["body_limit_bytes"] = limit + 1024  # in nginx.conf: NGINX reloads
-                config.write_text(dump_toml(raw), encoding="utf-8")
-                stack.reload(load_settings(config, env={}))
+                reload_with_new_version(config, store)  # a new version, and nginx.conf changes too
                 switched_at[version] = time.monotonic()
                 assert {p for p in procs.family(nginx_master) if p.pid != nginx_master} - nginx_workers, \
                     "NGINX was not reloaded: no new worker processes"
