@@ -45,7 +45,7 @@ CONCURRENCY = (1, 8, 32)
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 MTCARS_ROW = {"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}
 BASE_R, BASE_PY = "plumber-direct", "mlflow-serve"
-# httpuv stalls ~40 ms per reply on a kept-alive connection (delayed ACK; see README), so the
+# httpuv stalls ~40 ms per reply on a kept-alive connection (delayed ACK; see docs/benchmarks.md), so the
 # direct process is measured both ways and the ratio is taken against its better cell: the
 # baseline is what a well-tuned R user gets, never a strawman.
 BASE_R_CLOSE = "plumber-direct-close"
