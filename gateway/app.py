@@ -28,6 +28,7 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
+    app.config["GATEWAY_STREAM_LIMIT"] = settings.server.stream_limit_bytes
     registry = build_registry(settings, plan)
     app.extensions["gateway"] = PredictionService(registry, settings)
     instrument.install(app)  # first: assigns the request id every later step uses

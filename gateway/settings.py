@@ -28,6 +28,9 @@ class ServerSettings:
     threads: int = 4  # threads per gunicorn worker (gthread)
     timeout_s: float = 120.0  # gunicorn worker timeout; must exceed every model timeout
     body_limit_bytes: int = 16 * 1024 * 1024
+    # Streamed predict bodies (NDJSON, or CSV asking for NDJSON or CSV back) are read chunk by
+    # chunk, so their limit is separate and large.
+    stream_limit_bytes: int = 16 * 1024 * 1024 * 1024
     extra_columns: Literal["reject", "ignore"] = "reject"
     run_dir: str = ".run"  # rendered configs, logs, sockets, pid files
     gunicorn_port: int = 0  # 0: pick a free loopback port at start

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
 from gateway.app import json_response, service
-from gateway.codecs import dumps, encode_predict_response
+from gateway.codecs import dumps, encode_predict_response, media_type
+from gateway.codecs.stream import CSV, NDJSON, STREAM_TYPES
+from gateway.streaming import stream_predict
 
 blueprint = Blueprint("native", __name__)
 
@@ -25,8 +27,25 @@ def model_metadata(name: str) -> Response:
 @blueprint.post("/models/<name>/predict")
 @blueprint.post("/models/<name>/versions/<version>/predict")
 def predict(name: str, version: str | None = None) -> Response:
+    kind, _ = media_type(request.content_type)
+    if kind == NDJSON or (kind == CSV and media_type(request.headers.get("Accept"))[0] in STREAM_TYPES):
+        return _stream(name, version, kind)
     result = service().predict(name, version, request.get_data(cache=False), request.content_type,
                                routing_key=request.headers.get("X-Routing-Key"))
     return json_response(
         encode_predict_response(result.model, result.version, result.predictions, g.request_id)
     )
+
+
+def _stream(name: str, version: str | None, kind: str) -> Response:
+    """NDJSON (or CSV asking for NDJSON or CSV back): scored chunk by chunk as the body arrives."""
+    request.max_content_length = current_app.config["GATEWAY_STREAM_LIMIT"]
+    args = request.args.to_dict()
+    on_error = args.pop("on_error", "line")
+    request_id = g.request_id
+    reply = stream_predict(
+        service(), name, version, request.stream, kind, media_type(request.headers.get("Accept"))[0], args,
+        on_error, request.headers.get("X-Routing-Key"), lambda error: error.to_problem(request_id),
+    )
+    headers = {"X-Model": reply.model, "X-Model-Version": reply.version}
+    return Response(stream_with_context(reply.body), content_type=reply.media_type, headers=headers)
