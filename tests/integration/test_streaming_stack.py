@@ -120,8 +120,8 @@ def test_csv_streams_through_an_r_pool_and_a_bad_row_is_named_by_its_row_number(
     assert len(predictions) == R_ROWS
     sample = [0, 1, 2, 12_345, R_ROWS - 1]
     store = Path(gw.settings.store_path)
-    assert [predictions[i] for i in sample] == pytest.approx(r_predict(store, "mtcars", [mtcars_row(i) for i in sample]),
-                                                             rel=1e-12)
+    expected = r_predict(store, "mtcars", [mtcars_row(i) for i in sample])
+    assert [predictions[i] for i in sample] == pytest.approx(expected, rel=1e-12)
 
     reply = gw.post("/models/mtcars/predict", data=body(bad_row=17_001), stream=True, timeout=600,
                     headers={"Content-Type": "text/csv", "Accept": "application/x-ndjson"})
