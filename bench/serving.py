@@ -35,7 +35,8 @@ import orjson
 from bench import loadgen, targets
 from gateway.codecs import Table, encode_wire_request, validate_table
 from gateway.demo import build_iris
-from gateway.register import REPO_ROOT, _rscript
+from gateway.paths import REPO_ROOT
+from gateway.register import _rscript
 from gateway.service import check_params
 from gateway.store import ModelStore
 

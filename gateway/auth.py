@@ -29,6 +29,7 @@ from typing import Literal
 from flask import Flask, Response, current_app, request
 
 from gateway.errors import ConfigError, Forbidden, GatewayError, Unauthorized, Unavailable
+from gateway.responses import problem
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -201,8 +202,6 @@ def install(app: Flask, keys_file: Path | None, open_paths: tuple[str, ...]) -> 
 
 
 def _check_access() -> Response | None:
-    from gateway.app import problem
-
     if request.path in current_app.extensions["gateway.open_paths"]:
         return None
     ring: KeyRing = current_app.extensions["gateway.keys"]

@@ -13,9 +13,9 @@ from gateway.backends.rpy2 import Rpy2Backend, missing_requirements
 from gateway.errors import ConfigError, NotFound, Unavailable
 from gateway.meta import ModelMeta
 from gateway.routing import Shadow, pick_version
-from gateway.runtime.plan import Plan
 from gateway.settings import ModelSettings, Settings, cluster_secret
 from gateway.store import ModelStore
+from gateway.topology import Plan
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from gateway.app import json_response, service
 from gateway.codecs import dumps, encode_predict_response
+from gateway.responses import json_response, service
 
 blueprint = Blueprint("native", __name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.runtime.events import serve
-from gateway.runtime.plan import Endpoint, Plan
+from gateway.topology import Endpoint, Plan
 
 GRACE_S = 10.0  # beyond the model's timeout, before a silent worker counts as stuck
 PROBE_TIMEOUT_S = 1.0
