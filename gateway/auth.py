@@ -81,7 +81,7 @@ def new_entry(name: str, scope: str, models: tuple[str, ...] = ()) -> tuple[str,
     key_id = secrets.token_hex(4)
     key = f"gw.{key_id}.{secrets.token_urlsafe(32)}"
     salt = secrets.token_bytes(16)
-    entry = KeyEntry(key_id, name, scope, tuple(models), salt.hex(), _derive(key, salt, ITERATIONS).hex())  # type: ignore[arg-type]
+    entry = KeyEntry(key_id, name, scope, tuple(models), salt.hex(), _derive(key, salt, ITERATIONS).hex())
     return key, entry
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from gateway.backends.base import Backend, Health
@@ -82,7 +83,7 @@ class Registry:
             known = ", ".join(sorted(self._models)) or "none"
             raise NotFound(f"model '{name}' does not exist; served models: {known}", model=name) from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ServedModel]:
         return iter(self._models.values())
 
     def unload(self) -> None:

@@ -219,7 +219,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     elif type(None) in args:  # Optional[str], Optional[int]
         inner = next(a for a in args if a is not type(None))
         return None if value in (None, "") else _coerce(value, inner, where)
-    elif dataclasses.is_dataclass(hint) and isinstance(value, hint):
+    elif isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, hint):
         return value
     raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
