@@ -12,6 +12,7 @@ A new module fails here until it is placed in a layer: put it where what it impo
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -26,21 +27,22 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # through gateway.wsgi): neither imports the other.
     ("processes", frozenset({"app", "runtime"})),
     ("http", frozenset({"api", "auth", "instrument", "responses", "openapi", "openapi_v2"})),
-    ("service", frozenset({"service", "registry", "batching"})),
+    ("service", frozenset({"service", "registry", "batching", "bulkhead"})),
     ("backends", frozenset({"backends"})),
-    ("storage and codecs", frozenset({"store", "register", "schema_infer", "names", "codecs"})),
+    ("storage and codecs", frozenset({"store", "register", "schema_infer", "names", "codecs", "integrity"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
-                               "topology", "client", "settings"})),
+                               "topology", "client", "settings", "private_files"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
     "cli": frozenset({"keys_cli", "demo"}),
     "api": frozenset({"responses", "openapi", "openapi_v2"}),
     "auth": frozenset({"responses"}),
-    "service": frozenset({"registry", "batching"}),
+    "service": frozenset({"registry", "batching", "bulkhead"}),
     "store": frozenset({"names"}),
-    "register": frozenset({"store", "names", "schema_infer"}),
+    "register": frozenset({"store", "names", "schema_infer", "integrity"}),
+    "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
 }
 
@@ -221,3 +223,12 @@ def test_supervisord_event_listeners_import_nothing_heavy() -> None:
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == ""
+
+
+def test_docs_architecture_lists_the_same_layers() -> None:
+    page = (GATEWAY.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in page.splitlines() if line.startswith("| ")}
+    for name, groups in LAYERS:
+        assert name in rows, f"docs/architecture.md has no row for the layer '{name}'"
+        cells = set(re.findall(r"`([a-z0-9_]+)/?`", rows[name].split("|")[2]))
+        assert cells == groups, f"layer '{name}': the page lists {sorted(cells)}, the rules {sorted(groups)}"
