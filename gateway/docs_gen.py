@@ -3,9 +3,10 @@
     python -m gateway.docs_gen            rewrite the blocks between the markers
     python -m gateway.docs_gen --check    exit 1, naming the stale blocks, if the page is out of date
 
-Three blocks: the routes (the Flask app's URL map), the config keys (the settings dataclasses;
-a field's comments in gateway/settings.py are its documentation) and the errors (the
-GatewayError classes in gateway/errors.py; a class's docstring says when it is raised).
+Four blocks: the routes (the Flask app's URL map), the config keys (the settings dataclasses;
+a field's comments in gateway/settings.py are its documentation), the errors (the GatewayError
+classes in gateway/errors.py; a class's docstring says when it is raised) and the R worker's
+error replies (tests/data/wire_errors.json, the golden file pytest and testthat both check).
 Everything outside the markers is written by hand and left alone.
 """
 
@@ -28,6 +29,7 @@ from gateway import errors, settings
 from gateway.paths import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "architecture.md"
+WIRE_ERRORS = REPO_ROOT / "tests" / "data" / "wire_errors.json"
 # TOML table of each settings dataclass, in the order the page lists them.
 SECTIONS: tuple[tuple[str, type], ...] = (
     ("server", settings.ServerSettings),
@@ -77,6 +79,13 @@ def error_rows() -> list[tuple[str, str, str, str, str, str]]:
     return sorted(rows, key=lambda row: (row[1], row[0]))
 
 
+def wire_error_rows() -> list[tuple[str, str, str, str]]:
+    """(R status, R code, when, the gateway's answer) for every golden R error reply."""
+    cases = json.loads(WIRE_ERRORS.read_text(encoding="utf-8"))["cases"]
+    return [(str(c["r"]["status"]), c["r"]["code"], c["when"], f'{c["gateway"]["status"]} `{c["gateway"]["code"]}`')
+            for c in cases]
+
+
 def field_comments(source: str) -> dict[tuple[str, str], str]:
     """(class, field) → the comment lines just above a dataclass field plus its trailing comment."""
     by_line: dict[int, str] = {}
@@ -111,6 +120,8 @@ def generated_blocks(app: Any) -> dict[str, str]:
                           for k, t, d, w in config_rows()]),
         "errors": _table(("class", "status", "code", "title", "MLflow `error_code`", "when"),
                          [(f"`{c}`", s, f"`{code}`", t, f"`{m}`", w) for c, s, code, t, m, w in error_rows()]),
+        "wire-errors": _table(("R status", "R code", "when", "the gateway answers"),
+                              [(s, f"`{code}`", w, g) for s, code, w, g in wire_error_rows()]),
     }
 
 
