@@ -25,6 +25,7 @@ run: deps
 
 test: deps
 	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/mypy
 	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'testthat::test_dir("r_services/tests/testthat", package = "gatewayr", load_package = "installed", reporter = "summary", stop_on_failure = TRUE)'
 	$(VENV)/bin/pytest -q
 
@@ -55,6 +56,7 @@ $(STAMPS)/bench: pyproject.toml
 
 lint: deps
 	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/mypy
 
 deps: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/rlib $(PROMTOOL)
 

@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 
 from bench.closed_loop import measure, running_stack
-from gateway.register import REPO_ROOT, _rscript
+from gateway.paths import REPO_ROOT
+from gateway.register import _rscript
 
 BACKENDS = ("plumber", "rpy2")
 ROW = {"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}

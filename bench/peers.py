@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import targets
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.runtime import procs
 from gateway.runtime.plan import free_ports
 

@@ -27,7 +27,8 @@ import requests
 
 from bench.closed_loop import running_stack
 from bench.faults import LoadResult, run_load
-from gateway.register import REPO_ROOT, _rscript
+from gateway.paths import REPO_ROOT
+from gateway.register import _rscript
 from gateway.runtime import stack
 
 ROW = [{"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}]

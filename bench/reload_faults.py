@@ -28,7 +28,7 @@ from pathlib import Path
 from bench.faults import LoadResult, iris_stack, run_load
 from gateway import client
 from gateway.demo import build_iris
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.runtime import stack
 from gateway.runtime.render import nginx_command
 from gateway.runtime.tomlwrite import dump_toml

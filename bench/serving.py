@@ -40,7 +40,7 @@ import orjson
 
 from bench import loadgen, peers, targets
 from gateway.demo import build_demo_store
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.runtime import stack
 from gateway.runtime.plan import free_ports
 from gateway.runtime.tomlwrite import dump_toml

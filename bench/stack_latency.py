@@ -14,7 +14,8 @@ from pathlib import Path
 
 from bench.closed_loop import measure, running_stack
 from gateway.demo import build_iris
-from gateway.register import REPO_ROOT, _rscript
+from gateway.paths import REPO_ROOT
+from gateway.register import _rscript
 
 ROWS = {
     "iris": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},

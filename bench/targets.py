@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.runtime import stack
 from gateway.runtime.plan import free_ports
 from gateway.runtime.tomlwrite import dump_toml

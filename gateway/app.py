@@ -11,15 +11,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway import auth, instrument, names
 from gateway.auth import keys_path
-from gateway.codecs import dumps
 from gateway.errors import GatewayError, NotFound, PayloadTooLarge
 from gateway.registry import build_registry
-from gateway.runtime.plan import Plan
+from gateway.responses import problem
 from gateway.service import PredictionService
 from gateway.settings import Settings
+from gateway.topology import Plan
 
 log = logging.getLogger(__name__)
-PROBLEM_JSON = "application/problem+json"
 
 
 def create_app(settings: Settings, plan: Plan) -> Flask:
@@ -61,18 +60,6 @@ def create_app_from_env() -> Flask:
     settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
     instrument.log_requests_to_stdout()
     return create_app(settings, Plan.load(Path(os.environ["GATEWAY_PLAN"])))
-
-
-def service() -> PredictionService:
-    return current_app.extensions["gateway"]
-
-
-def json_response(body: bytes, status: int = 200, content_type: str = "application/json") -> Response:
-    return Response(body, status=status, content_type=content_type)
-
-
-def problem(error: GatewayError) -> Response:
-    return json_response(dumps(error.to_problem(g.get("request_id"))), error.status, PROBLEM_JSON)
 
 
 def _echo_request_id(response: Response) -> Response:

@@ -29,6 +29,7 @@ from typing import Literal
 from flask import Flask, Response, current_app, request
 
 from gateway.errors import ConfigError, Forbidden, GatewayError, Unauthorized, Unavailable
+from gateway.responses import problem
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def new_entry(name: str, scope: str, models: tuple[str, ...] = ()) -> tuple[str,
     key_id = secrets.token_hex(4)
     key = f"gw.{key_id}.{secrets.token_urlsafe(32)}"
     salt = secrets.token_bytes(16)
-    entry = KeyEntry(key_id, name, scope, tuple(models), salt.hex(), _derive(key, salt, ITERATIONS).hex())  # type: ignore[arg-type]
+    entry = KeyEntry(key_id, name, scope, tuple(models), salt.hex(), _derive(key, salt, ITERATIONS).hex())
     return key, entry
 
 
@@ -201,8 +202,6 @@ def install(app: Flask, keys_file: Path | None, open_paths: tuple[str, ...]) -> 
 
 
 def _check_access() -> Response | None:
-    from gateway.app import problem
-
     if request.path in current_app.extensions["gateway.open_paths"]:
         return None
     ring: KeyRing = current_app.extensions["gateway.keys"]

@@ -10,12 +10,17 @@ unless told to, which is what this module does.
 
 from __future__ import annotations
 
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util import Retry
+
+if TYPE_CHECKING:
+    from urllib3.connectionpool import ConnectionPool
+    from urllib3.response import BaseHTTPResponse
 
 
 class ResendUnanswered(Retry):
@@ -37,11 +42,12 @@ class ResendUnanswered(Retry):
         kwargs.setdefault("respect_retry_after_header", False)
         super().__init__(**kwargs)
 
-    def increment(self, method: str | None = None, url: str | None = None, *args: Any,
-                  error: Exception | None = None, **kwargs: Any) -> Retry:
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                  _pool: ConnectionPool | None = None, _stacktrace: TracebackType | None = None) -> Self:
         if isinstance(error, ReadTimeoutError):
             raise error
-        return super().increment(method, url, *args, error=error, **kwargs)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 def session(resends: int = 1) -> requests.Session:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.register import REPO_ROOT, _rscript, register_artefact, register_model
+from gateway.paths import REPO_ROOT
+from gateway.register import _rscript, register_artefact, register_model
 from gateway.settings import Settings
 from gateway.store import ModelStore
 

@@ -31,54 +31,80 @@ class GatewayError(Exception):
 
 
 class BadRequest(GatewayError):
+    """Malformed JSON or CSV, an unknown body form, a bad model or version name in the URL."""
+
     status, code, title = 400, "bad_request", "Malformed request"
 
 
 class UnknownParam(GatewayError):
+    """A `params` key the model does not take, or a value it does not accept."""
+
     status, code, title = 400, "unknown_param", "Unknown or invalid parameter"
 
 
 class Unauthorized(GatewayError):
+    """No API key, or one that is not in the keys file (when `server.api_keys_file` is set)."""
+
     status, code, title = 401, "unauthorized", "API key missing or not valid"
 
 
 class Forbidden(GatewayError):
+    """A valid key whose scope or model list does not cover this route or model."""
+
     status, code, title = 403, "forbidden", "API key not allowed here"
 
 
 class NotFound(GatewayError):
+    """An unknown model, version or route."""
+
     status, code, title = 404, "not_found", "Not found"
 
 
 class PayloadTooLarge(GatewayError):
+    """A body over `server.body_limit_bytes` (Flask, or NGINX's own 413 page)."""
+
     status, code, title = 413, "payload_too_large", "Request body too large"
 
 
 class UnsupportedMediaType(GatewayError):
+    """A content type or charset the protocol does not read."""
+
     status, code, title = 415, "unsupported_media_type", "Unsupported content type"
 
 
 class TooManyRequests(GatewayError):
+    """Over `server.rate_limit_rps` (NGINX's own 429 page)."""
+
     status, code, title = 429, "rate_limited", "Too many requests"
 
 
 class InvalidInput(GatewayError):
+    """Data that do not fit the model: a missing or extra column, a wrong type, an unknown level."""
+
     status, code, title = 422, "invalid_input", "Input does not fit the model"
 
 
 class ModelError(GatewayError):
+    """The model raised on these data; the detail carries its message (R's condition message too)."""
+
     status, code, title = 422, "model_error", "The model raised on these data"
 
 
 class BadGateway(GatewayError):
+    """An R worker answered something that is not a reply, or died mid-request."""
+
     status, code, title = 502, "bad_gateway", "Model worker failed"
 
 
 class Unavailable(GatewayError):
+    """The model failed to load or is not ready, its R pool has no live worker, or Gunicorn restarts."""
+
     status, code, title = 503, "unavailable", "Model unavailable"
 
 
 class GatewayTimeout(GatewayError):
+    """The model did not answer within its `timeout_s`."""
+
     status, code, title = 504, "timeout", "Model timed out"
 
 

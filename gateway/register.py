@@ -17,10 +17,9 @@ import pandas as pd
 from gateway.errors import ConfigError
 from gateway.meta import ModelMeta
 from gateway.names import name_problem
+from gateway.paths import REPO_ROOT
 from gateway.schema_infer import infer_inputs, infer_outputs
 from gateway.store import ModelStore, sha256_of
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def register_model(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from gateway.backends.base import Backend, Health
@@ -13,9 +14,9 @@ from gateway.backends.rpy2 import Rpy2Backend, missing_requirements
 from gateway.errors import ConfigError, NotFound, Unavailable
 from gateway.meta import ModelMeta
 from gateway.routing import Shadow, pick_version
-from gateway.runtime.plan import Plan
 from gateway.settings import ModelSettings, Settings, cluster_secret
 from gateway.store import ModelStore
+from gateway.topology import Plan
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class Registry:
             known = ", ".join(sorted(self._models)) or "none"
             raise NotFound(f"model '{name}' does not exist; served models: {known}", model=name) from None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ServedModel]:
         return iter(self._models.values())
 
     def unload(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -132,7 +133,7 @@ class PredictionService:
                         max_wait_ms=default.max_wait_ms if config.max_wait_ms is None else config.max_wait_ms,
                         slots=default.slots,
                         name=f"{served.name}/{backend.meta.version}",
-                        on_batch=lambda rows, wait_s, model=served.name: metrics.observe_batch(model, rows, wait_s),
+                        on_batch=functools.partial(metrics.observe_batch, served.name),
                     )
                     self._batchers[key] = batcher
         return batcher

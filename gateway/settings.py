@@ -27,11 +27,11 @@ class ServerSettings:
     workers: int = 2  # gunicorn worker processes
     threads: int = 4  # threads per gunicorn worker (gthread)
     timeout_s: float = 120.0  # gunicorn worker timeout; must exceed every model timeout
-    body_limit_bytes: int = 16 * 1024 * 1024
+    body_limit_bytes: int = 16 * 1024 * 1024  # largest request body (NGINX and Flask); larger: 413
     # Streamed predict bodies (NDJSON, or CSV asking for NDJSON or CSV back) are read chunk by
     # chunk, so their limit is separate and large.
     stream_limit_bytes: int = 16 * 1024 * 1024 * 1024
-    extra_columns: Literal["reject", "ignore"] = "reject"
+    extra_columns: Literal["reject", "ignore"] = "reject"  # input columns the model lacks: 422, or dropped
     run_dir: str = ".run"  # rendered configs, logs, sockets, pid files
     gunicorn_port: int = 0  # 0: pick a free loopback port at start
     internal_port: int = 0  # internal NGINX (R upstreams), loopback only; 0: pick free
@@ -51,7 +51,7 @@ class ServerSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    path: str = "store"
+    path: str = "store"  # the model store: <path>/<model>/<version>/ (gateway register writes it)
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,9 @@ class BatchSettings:
 @dataclass(frozen=True)
 class ModelSettings:
     name: str
-    backend: BackendName = "python"
-    version: str = "latest"
-    description: str = ""
+    backend: BackendName = "python"  # python: in-process; plumber: an R worker pool; rpy2: R in-process
+    version: str = "latest"  # the stored version served; latest: the newest at start
+    description: str = ""  # shown in the model's metadata
     trusted: bool = False  # allow pickle/joblib artefacts (they run code when loaded)
     workers: int = 2  # R pool size on this host (plumber backend)
     hosts: tuple[str, ...] = ()  # "host:port" of remote pool entrypoints (other hosts, k8s Services)
@@ -86,17 +86,17 @@ class ModelSettings:
 class KubernetesSettings:
     """What `gateway render --target kubernetes` needs beyond the stack's own settings."""
 
-    namespace: str = "default"
+    namespace: str = "default"  # of every rendered object
     gateway_image: str = "gateway:latest"  # deploy/docker/gateway.Dockerfile
     worker_image: str = "gateway-r-worker:latest"  # deploy/docker/r-worker.Dockerfile
-    gateway_replicas: int = 2
+    gateway_replicas: int = 2  # gateway pods (the HPA's minimum; max_scale times it at most)
     worker_port: int = 8000  # every R worker pod listens here; its Service too
     store_claim: str = "model-store"  # PersistentVolumeClaim holding the model store
-    store_size: str = "5Gi"
-    gateway_cpu: str = "1"
-    gateway_memory: str = "1Gi"
+    store_size: str = "5Gi"  # storage the store claim requests
+    gateway_cpu: str = "1"  # CPU request of each gateway pod (no CPU limit)
+    gateway_memory: str = "1Gi"  # memory request and limit of each gateway pod
     worker_cpu: str = "500m"  # one R process per pod: about one core at most
-    worker_memory: str = "512Mi"
+    worker_memory: str = "512Mi"  # memory request and limit of each R worker pod
     max_scale: int = 4  # HPA: at most workers x max_scale pods per R model
 
 
@@ -222,7 +222,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     elif type(None) in args:  # Optional[str], Optional[int]
         inner = next(a for a in args if a is not type(None))
         return None if value in (None, "") else _coerce(value, inner, where)
-    elif dataclasses.is_dataclass(hint) and isinstance(value, hint):
+    elif isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, hint):
         return value
     raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 

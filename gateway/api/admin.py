@@ -6,8 +6,8 @@ import os
 
 from flask import Blueprint, Response
 
-from gateway.app import json_response, service
 from gateway.codecs import dumps
+from gateway.responses import json_response, service
 
 blueprint = Blueprint("admin", __name__)
 

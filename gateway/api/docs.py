@@ -6,9 +6,9 @@ from importlib import resources
 
 from flask import Blueprint, Response, current_app
 
-from gateway.app import json_response
 from gateway.codecs import dumps
 from gateway.openapi import build_document
+from gateway.responses import json_response
 
 blueprint = Blueprint("docs", __name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from gateway.app import json_response, service
 from gateway.codecs import dumps
+from gateway.responses import json_response, service
 
 blueprint = Blueprint("health", __name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from gateway.app import json_response, service
 from gateway.codecs.mlflow import decode_mlflow_request, encode_mlflow_error, encode_mlflow_predictions
 from gateway.errors import GatewayError, Unavailable
+from gateway.responses import json_response, service
 
 blueprint = Blueprint("mlflow", __name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
-from gateway.app import json_response, service
 from gateway.codecs import dumps, encode_predict_response, media_type
 from gateway.codecs.stream import CSV, NDJSON, STREAM_TYPES
+from gateway.responses import json_response, service
 from gateway.streaming import stream_predict
 
 blueprint = Blueprint("native", __name__)

@@ -13,9 +13,9 @@ from flask import Blueprint, Response, current_app
 from flask.blueprints import BlueprintSetupState
 
 from gateway import metrics, status
-from gateway.app import json_response, service
 from gateway.codecs import dumps
 from gateway.errors import GatewayError, NotFound
+from gateway.responses import json_response, service
 
 blueprint = Blueprint("observe", __name__)
 

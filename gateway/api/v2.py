@@ -14,7 +14,6 @@ from importlib.metadata import version as package_version
 import orjson
 from flask import Blueprint, Response, g, request
 
-from gateway.app import PROBLEM_JSON, json_response, service
 from gateway.codecs import dumps, media_type
 from gateway.codecs.request import parse_json, reject_duplicate_keys
 from gateway.codecs.v2 import (
@@ -25,6 +24,7 @@ from gateway.codecs.v2 import (
 )
 from gateway.codecs.v2_binary import split_binary
 from gateway.errors import NotFound, UnsupportedMediaType
+from gateway.responses import PROBLEM_JSON, json_response, service
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 V2_ROUTES = "/v2, /v2/health/{live,ready}, /v2/models/<name>[/versions/<v>][/ready|/infer]"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from gateway.app import json_response, service
 from gateway.codecs import dumps
 from gateway.codecs.vetiver import decode_vetiver_request, encode_vetiver_predictions, metadata, prototype
+from gateway.responses import json_response, service
 
 blueprint = Blueprint("vetiver", __name__, url_prefix="/vetiver/<name>")
 

@@ -29,8 +29,8 @@ from gateway.codecs import (
 )
 from gateway.errors import BadGateway, GatewayError, GatewayTimeout, NotFound, Unavailable
 from gateway.meta import ModelMeta
-from gateway.runtime.plan import Endpoint, PoolPlan
 from gateway.settings import ModelSettings
+from gateway.topology import Endpoint, PoolPlan
 
 CONNECT_TIMEOUT_S = 2.0
 UPSTREAM_FAILED_HEADER = "X-Gateway-Upstream"  # set by the internal NGINX's own error pages

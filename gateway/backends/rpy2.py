@@ -27,7 +27,7 @@ from gateway.backends.r_reply import predictions_from_reply
 from gateway.codecs import Table, decode_wire_reply, encode_wire_request
 from gateway.errors import ConfigError, GatewayTimeout
 from gateway.meta import ModelMeta
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.settings import ModelSettings
 
 RPY2_REQUIREMENT = "rpy2>=3.5.17,<3.6"

@@ -53,7 +53,7 @@ def ndjson_tables(body: IO[bytes], chunk_rows: int) -> Iterator[tuple[int, Table
 
 def csv_tables(body: IO[bytes], chunk_rows: int) -> Iterator[tuple[int, Table]]:
     """As `ndjson_tables` for CSV with a header row; empty cells and NA are missing values."""
-    text = codecs.getreader("utf-8-sig")(body, errors="strict")
+    text = codecs.getreader("utf-8-sig")(body, "strict")
     reader = csv.reader(text, strict=True)
     try:
         header = next((row for row in reader if row), None)

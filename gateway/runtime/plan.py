@@ -7,102 +7,17 @@ renderers and the running app both read it, so the configs and the app never dis
 from __future__ import annotations
 
 import dataclasses
-import json
 import socket
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Literal
 
 from gateway.errors import ConfigError
 from gateway.settings import ModelSettings, Settings
 from gateway.store import ModelStore
+from gateway.topology import PLAN_FILE, Endpoint, Plan, PoolPlan
 
-PLAN_FILE = "plan.json"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str
-    port: int
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True)
-class PoolPlan:
-    model: str
-    kind: Literal["model", "script"]  # generic worker over model.rds, or a user's plumber.R
-    target: str  # version directory (model) or script path (script)
-    version: str
-    workers: tuple[Endpoint, ...]  # Plumber processes supervisord runs on this host
-    timeout_s: float
-    hosts: tuple[Endpoint, ...] = ()  # remote entrypoints of the same pool (not supervised here)
-    primary: bool = True  # the model's current version; others serve rollout versions
-
-    @property
-    def key(self) -> str:
-        """Names the pool in configs (upstream, location, programs); '-' never occurs in a model name."""
-        return self.model if self.primary else f"{self.model}--v{self.version}"
-
-    @property
-    def upstreams(self) -> tuple[Endpoint, ...]:
-        """Every address the pool's NGINX upstream balances over."""
-        return self.workers + self.hosts
-
-    @property
-    def health_path(self) -> str:
-        return "/healthz" if self.kind == "model" else "/__gateway/healthz"
-
-
-@dataclass(frozen=True)
-class Plan:
-    run_dir: str
-    public: Endpoint
-    gunicorn: Endpoint
-    internal: Endpoint  # the internal NGINX that load-balances the R pools
-    pools: dict[str, PoolPlan]
-    # "gateway": the whole stack. "worker": only R pools, each behind an NGINX listening on this
-    # host's private address (`listens`), for a gateway on another host (`gateway worker`).
-    role: str = "gateway"
-    listens: dict[str, Endpoint] = field(default_factory=dict)
-    # Pools of the other versions a model's aliases, traffic or shadow name, by pool key.
-    extra_pools: dict[str, PoolPlan] = field(default_factory=dict)
-
-    @property
-    def all_pools(self) -> list[PoolPlan]:
-        return [*self.pools.values(), *self.extra_pools.values()]
-
-    @property
-    def internal_url(self) -> str:
-        return f"http://{self.internal.address}"
-
-    def save(self) -> Path:
-        path = Path(self.run_dir) / PLAN_FILE
-        path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> Plan:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        def pool_of(pool: dict) -> PoolPlan:
-            return PoolPlan(**{**pool, "workers": tuple(Endpoint(**w) for w in pool["workers"]),
-                               "hosts": tuple(Endpoint(**h) for h in pool.get("hosts", ()))})
-
-        pools = {name: pool_of(pool) for name, pool in raw["pools"].items()}
-        extra_pools = {key: pool_of(pool) for key, pool in raw.get("extra_pools", {}).items()}
-        return cls(
-            run_dir=raw["run_dir"],
-            public=Endpoint(**raw["public"]),
-            gunicorn=Endpoint(**raw["gunicorn"]),
-            internal=Endpoint(**raw["internal"]),
-            pools=pools,
-            role=raw.get("role", "gateway"),
-            listens={name: Endpoint(**e) for name, e in raw.get("listens", {}).items()},
-            extra_pools=extra_pools,
-        )
+# The plan's types live in gateway.topology (the backends and the registry read plans too); the
+# renderers and the stack, which build and run plans, keep importing them from here.
+__all__ = ["PLAN_FILE", "Endpoint", "Plan", "PoolPlan", "make_plan", "make_worker_plan"]
 
 
 def make_plan(settings: Settings, *, port: int | None = None) -> Plan:

@@ -22,7 +22,7 @@ import jinja2
 
 from gateway.errors import PayloadTooLarge, TooManyRequests, Unavailable
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.tomlwrite import settings_to_toml
 from gateway.settings import Settings, cluster_secret

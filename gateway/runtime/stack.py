@@ -227,10 +227,16 @@ def _roll_gunicorn(run_dir: Path) -> None:
     for retired in range(1, len(old) + 1):
         present = gunicorn_workers(run_dir, master)
         _rpc(run_dir, "signalProcess", "gunicorn", "TTIN")
-        _wait_for(run_dir, lambda present=present: bool(_ready_workers(run_dir, master) - present),
-                  "a new worker to load the app")
+
+        def grown(present: set[procs.Proc] = present) -> bool:
+            return bool(_ready_workers(run_dir, master) - present)
+
+        def shrunk(retired: int = retired) -> bool:
+            return len(old - procs.alive(old)) >= retired
+
+        _wait_for(run_dir, grown, "a new worker to load the app")
         _rpc(run_dir, "signalProcess", "gunicorn", "TTOU")  # Gunicorn stops its oldest worker
-        _wait_for(run_dir, lambda retired=retired: len(old - procs.alive(old)) >= retired, "an old worker to stop")
+        _wait_for(run_dir, shrunk, "an old worker to stop")
 
 
 def _hup_gunicorn(run_dir: Path, count: int) -> None:

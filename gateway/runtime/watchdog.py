@@ -5,7 +5,10 @@ hung native call) keeps its slot forever after the gateway has answered its call
 5 s (TICK_5) this listener asks each running worker for its health route; a worker that has not
 answered for longer than its model's `timeout_s` plus a grace period is killed, and supervisord
 starts a fresh one. A worker busy with a legitimately long predict (within its timeout) is left
-alone: it cannot answer the probe either, but not for that long.
+alone: it cannot answer the probe either, but not for that long. A worker that has not answered
+since supervisord (re)started it is loading R and its model, which takes seconds on a busy
+host: it gets START_LIMIT_S before it counts as stuck (supervisord's PROCESS_STATE_STARTING
+events say when a worker starts).
 
 Run by supervisord as `python -m gateway.runtime.watchdog <plan.json>`; it speaks the event
 listener protocol on stdin/stdout and logs to stderr.
@@ -22,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from gateway.runtime.events import serve
-from gateway.runtime.plan import Endpoint, Plan
+from gateway.runtime.events import serve, tokens
+from gateway.topology import Endpoint, Plan
 
 GRACE_S = 10.0  # beyond the model's timeout, before a silent worker counts as stuck
 PROBE_TIMEOUT_S = 1.0
+START_LIMIT_S = 60.0  # silence allowed before a (re)started worker's first answer
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,12 @@ class Watchdog:
     probe: Callable[[Watched], bool]
     kill: Callable[[str], None]
     silent_since: dict[str, float] = field(default_factory=dict)
+    starting: set[str] = field(default_factory=set)  # (re)started, not answered since: loading
+
+    def started(self, program: str) -> None:
+        """supervisord (re)started `program`: until it first answers, it is loading, not stuck."""
+        self.starting.add(program)
+        self.silent_since.pop(program, None)
 
     def tick(self, now: float) -> list[str]:
         """Probe every worker; kill and return those silent for longer than their limit."""
@@ -50,11 +60,13 @@ class Watchdog:
         for worker in self.workers:
             if self.probe(worker):
                 self.silent_since.pop(worker.program, None)
+                self.starting.discard(worker.program)
                 continue
             since = self.silent_since.setdefault(worker.program, now)
-            if now - since > worker.limit_s:
+            limit = max(worker.limit_s, START_LIMIT_S) if worker.program in self.starting else worker.limit_s
+            if now - since > limit:
                 self.kill(worker.program)
-                self.silent_since.pop(worker.program, None)
+                self.started(worker.program)  # supervisord starts a fresh process
                 killed.append(worker.program)
         return killed
 
@@ -79,7 +91,10 @@ def http_probe(worker: Watched) -> bool:
 
 def listen(watchdog: Watchdog, stdin: TextIO, stdout: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
     def handle(headers: dict[str, str], payload: str) -> None:
-        if headers.get("eventname", "").startswith("TICK"):
+        if headers.get("eventname") == "PROCESS_STATE_STARTING":
+            fields = tokens(payload)
+            watchdog.started(f"{fields.get('groupname')}:{fields.get('processname')}")
+        elif headers.get("eventname", "").startswith("TICK"):
             for program in watchdog.tick(clock()):
                 print(f"watchdog: killed {program}: no answer for longer than its timeout", file=sys.stderr,
                       flush=True)
@@ -99,4 +114,7 @@ def _supervisor_kill(program: str) -> None:
 
 if __name__ == "__main__":
     plan = Plan.load(Path(sys.argv[1]))
-    listen(Watchdog(watched_workers(plan), http_probe, _supervisor_kill), sys.stdin, sys.stdout)
+    workers = watched_workers(plan)
+    # Started with the stack (or restarted): every worker may still be loading.
+    listen(Watchdog(workers, http_probe, _supervisor_kill, starting={w.program for w in workers}),
+           sys.stdin, sys.stdout)

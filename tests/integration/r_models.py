@@ -11,7 +11,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from gateway.register import REPO_ROOT, register_artefact
+from gateway.paths import REPO_ROOT
+from gateway.register import register_artefact
 
 # Each is `function(newdata, type)`, saved as model.rds with a one-column prototype `x`.
 FUNCTION_MODELS = {

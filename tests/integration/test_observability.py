@@ -23,7 +23,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.demo import build_iris
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store
 

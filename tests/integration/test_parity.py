@@ -25,7 +25,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from gateway.codecs import decode_request
-from gateway.register import REPO_ROOT, register_model
+from gateway.paths import REPO_ROOT
+from gateway.register import register_model
 from tests.conftest import DATA_DIR
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import r_env, rscript

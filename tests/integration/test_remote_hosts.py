@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.runtime.plan import free_ports
 from tests.integration.conftest import start_stack
 from tests.integration.r_models import build_r_store, r_env

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 
 DOCKER = REPO_ROOT / "deploy" / "docker"
 TEST_ONLY_R_PACKAGES = {"r-cran-testthat", "r-cran-httr"}

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 
 PROMTOOL = REPO_ROOT / ".tools" / "promtool"  # `make deps` extracts it from Debian's prometheus
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"

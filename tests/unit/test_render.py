@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.render import NGINX, nginx_command, render_all, render_to, supervisor_socket
 from gateway.runtime.tomlwrite import dump_toml

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 
 LOCK = json.loads((REPO_ROOT / "renv.lock").read_text(encoding="utf-8"))
 

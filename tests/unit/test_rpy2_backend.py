@@ -20,7 +20,7 @@ import pytest
 from gateway.backends.rpy2 import Rpy2Backend, missing_requirements
 from gateway.codecs import Table, validate_table
 from gateway.errors import ConfigError, GatewayTimeout, InvalidInput, ModelError
-from gateway.register import REPO_ROOT
+from gateway.paths import REPO_ROOT
 from gateway.registry import build_registry
 from gateway.runtime.plan import Endpoint, Plan
 from gateway.settings import ModelSettings, settings_from_dict

@@ -25,7 +25,8 @@ from sklearn.preprocessing import OneHotEncoder
 from gateway.cli import main
 from gateway.codecs import Table, validate_table
 from gateway.errors import ConfigError
-from gateway.register import REPO_ROOT, register_model
+from gateway.paths import REPO_ROOT
+from gateway.register import register_model
 from gateway.store import ModelStore, sha256_of
 
 # ---------------------------------------------------------------- helpers
