@@ -18,7 +18,7 @@ from gateway import private_files
 from gateway.auth import new_entry, write_keys
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.render import nginx_command, render_all, render_to
-from gateway.settings import settings_from_dict
+from gateway.settings import Settings, settings_from_dict
 from gateway.store import ModelStore
 
 SECRET = "s" * 43
@@ -79,7 +79,7 @@ def test_keys_file_and_its_new_directory_are_private(tmp_path: Path) -> None:
     assert shared.stat().st_mode & 0o777 == 0o755  # an existing directory is the user's business
 
 
-def secret_settings(tmp_path: Path) -> tuple[object, Plan]:
+def secret_settings(tmp_path: Path) -> tuple[Settings, Plan]:
     secret = tmp_path / "cluster.secret"
     secret.write_text(SECRET)
     settings = settings_from_dict({"server": {"run_dir": "run", "cluster_secret_file": str(secret)}, "models": {}},
@@ -93,18 +93,18 @@ def secret_settings(tmp_path: Path) -> tuple[object, Plan]:
 
 def test_rendered_configs_and_the_run_dir_are_private(tmp_path: Path) -> None:
     settings, plan = secret_settings(tmp_path)
-    files = render_all(settings, plan)  # type: ignore[arg-type]
+    files = render_all(settings, plan)
     plan.save()
     assert SECRET in files["nginx"].read_text()
     assert modes(Path(plan.run_dir)) == {}
-    out = render_to(settings, plan, tmp_path / "out")  # type: ignore[arg-type]
+    out = render_to(settings, plan, tmp_path / "out")
     assert SECRET in out["nginx"].read_text()
     assert modes(tmp_path / "out") == {}
 
 
 def test_the_secret_is_set_on_relays_to_other_hosts_only(tmp_path: Path) -> None:
     settings, plan = secret_settings(tmp_path)
-    text = render_all(settings, plan)["nginx"].read_text()  # type: ignore[arg-type]
+    text = render_all(settings, plan)["nginx"].read_text()
     result = subprocess.run([*nginx_command(plan.run_dir), "-t"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     servers = re.split(r"\n    server \{", text)
@@ -127,7 +127,7 @@ def test_a_worker_host_clears_the_secret_before_its_plumber_workers(tmp_path: Pa
     worker = Plan(plan.run_dir, plan.public, plan.gunicorn, plan.internal,
                   {"echo": PoolPlan(pool.model, pool.kind, pool.target, pool.version, pool.workers, 10.0)},
                   role="worker", listens={"echo": Endpoint("127.0.0.1", 9100)})
-    text = render_all(settings, worker)["nginx"].read_text()  # type: ignore[arg-type]
+    text = render_all(settings, worker)["nginx"].read_text()
     checked, passed = text.split("if ($http_x_gateway_secret")[1].split("proxy_pass", 1)
     assert SECRET in checked
     assert 'proxy_set_header X-Gateway-Secret "";' in passed
