@@ -88,6 +88,12 @@ def supervisor_socket(run_dir: str | Path) -> Path:
     return Path("/tmp") / f"gateway-supervisor-{digest}.sock"
 
 
+def relayed(pool: PoolPlan, has_secret: bool) -> bool:
+    """Whether the pool's hosts are reached through relays that add the cluster secret: only
+    when it also has local workers (NGINX sets headers per location, not per server)."""
+    return has_secret and bool(pool.workers) and bool(pool.hosts)
+
+
 def relay_socket(run_dir: str | Path, pool: PoolPlan, host: Endpoint) -> str:
     """The relay to one host of one pool: a Unix socket in the (0700) run directory, so no other
     local user can reach a hop that adds the cluster secret."""
@@ -129,10 +135,11 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
     limit = server.body_limit_bytes
     too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
     app_down = Unavailable("the gateway application is not running; it is being restarted, retry shortly")
+    secret = cluster_secret(settings)
     return {
         "source": settings.config_path or "settings built in code",
         "plan": plan,
-        "cluster_secret": cluster_secret(settings),
+        "cluster_secret": secret,
         "server": server,
         "run_dir": run_dir,
         "logs": f"{run_dir}/logs",
@@ -156,6 +163,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             "retry after a second").to_problem(_REQUEST_ID)),
         "pool_failed_body": _pool_failed_body,
         "relay_socket": lambda pool, host: relay_socket(run_dir, pool, host),
+        "relayed": lambda pool: relayed(pool, bool(secret)),
         "socket": str(supervisor_socket(run_dir)),
         "rlib": str(REPO_ROOT / ".rlib"),
         "config_copy": f"{run_dir}/{SETTINGS_COPY}",

@@ -6,9 +6,7 @@ Checked under umask 0, so the modes come from the code, not from a lucky environ
 from __future__ import annotations
 
 import os
-import re
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 from gateway import private_files
 from gateway.auth import new_entry, write_keys
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
-from gateway.runtime.render import nginx_command, render_all, render_to
+from gateway.runtime.render import render_all, render_to
 from gateway.settings import Settings, settings_from_dict
 from gateway.store import ModelStore
 
@@ -100,37 +98,6 @@ def test_rendered_configs_and_the_run_dir_are_private(tmp_path: Path) -> None:
     out = render_to(settings, plan, tmp_path / "out")
     assert SECRET in out["nginx"].read_text()
     assert modes(tmp_path / "out") == {}
-
-
-def test_the_secret_is_set_on_relays_to_other_hosts_only(tmp_path: Path) -> None:
-    settings, plan = secret_settings(tmp_path)
-    text = render_all(settings, plan)["nginx"].read_text()
-    result = subprocess.run([*nginx_command(plan.run_dir), "-t"], capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    servers = re.split(r"\n    server \{", text)
-    with_secret = [s for s in servers if SECRET in s]
-    assert len(with_secret) == 2  # one relay per host
-    for relay in with_secret:
-        assert re.search(r"listen \"unix:[^\"]+/relay/[0-9a-f]{12}\.sock\";", relay)
-        assert re.search(r"proxy_pass http://10\.0\.0\.[23]:9100;", relay)
-    upstream = re.search(r"upstream r_echo \{(.*?)\n    \}", text, re.S)
-    assert upstream is not None
-    assert "server 127.0.0.1:40190 max_fails=0;" in upstream.group(1)
-    assert upstream.group(1).count('/relay/') == 2 and "10.0.0.2" not in upstream.group(1)
-    internal = next(s for s in servers if "location /r/echo/" in s)
-    assert 'proxy_set_header X-Gateway-Secret "";' in internal
-
-
-def test_a_worker_host_clears_the_secret_before_its_plumber_workers(tmp_path: Path) -> None:
-    settings, plan = secret_settings(tmp_path)
-    pool = plan.pools["echo"]
-    worker = Plan(plan.run_dir, plan.public, plan.gunicorn, plan.internal,
-                  {"echo": PoolPlan(pool.model, pool.kind, pool.target, pool.version, pool.workers, 10.0)},
-                  role="worker", listens={"echo": Endpoint("127.0.0.1", 9100)})
-    text = render_all(settings, worker)["nginx"].read_text()
-    checked, passed = text.split("if ($http_x_gateway_secret")[1].split("proxy_pass", 1)
-    assert SECRET in checked
-    assert 'proxy_set_header X-Gateway-Secret "";' in passed
 
 
 def test_a_new_store_version_is_private(tmp_path: Path) -> None:
