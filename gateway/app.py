@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, plan: Plan) -> Flask:
     """An app serving the configured models; the models are loaded here, in this process."""
-    from gateway.api import admin, docs, health, mlflow, native, observe, plumber_proxy, v2, vetiver
+    from gateway.api import admin, docs, health, mlflow, native, observe, plumber_path, plumber_proxy, v2, vetiver
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
@@ -31,6 +31,8 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     registry = build_registry(settings, plan)
     app.extensions["gateway"] = PredictionService(registry, settings)
     instrument.install(app)  # first: assigns the request id every later step uses
+    # Before auth: a key limited to one script is checked against a path that stays in it.
+    app.before_request(plumber_path.check_passthrough_path)
     auth.install(app, keys_path(settings), settings.server.open_paths)  # after the request id
     app.before_request(names.check_url_values)  # after auth: no probing without a key
     app.after_request(_echo_request_id)

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Literal
 from flask import Flask, Response, current_app, request
 
 from gateway.errors import ConfigError, Forbidden, GatewayError, Unauthorized, Unavailable
+from gateway.private_files import private_dir, write_private
 from gateway.responses import problem
 from gateway.settings import Settings
 
@@ -106,20 +106,12 @@ def read_keys(path: Path) -> list[KeyEntry]:
 
 
 def write_keys(path: Path, entries: list[KeyEntry]) -> None:
-    """Atomically replace the keys file (mode 0600): a reader sees the old or the new file whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Atomically replace the keys file, 0600 from creation: a reader sees the old or the new
+    file whole. A missing directory is created 0700 (an existing one is left as it is)."""
+    if not path.parent.exists():
+        private_dir(path.parent)
     document = {"version": 1, "keys": [{**asdict(e), "models": list(e.models)} for e in entries]}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, json.dumps(document, indent=2))
 
 
 class KeyRing:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
+import urllib3
 
 from gateway import context, metrics
 from gateway.backends.base import Backend
@@ -102,8 +102,8 @@ class PredictionService:
             )
         return Prediction(served.name, meta.version, predictions)
 
-    def forward(self, name: str, method: str, path: str, query: bytes, headers: dict[str, str],
-                body: bytes) -> requests.Response:
+    def forward(self, name: str, method: str, path: str, query: bytes, headers: list[tuple[str, str]],
+                body: bytes) -> urllib3.BaseHTTPResponse:
         """`/plumber/<name>/<path>`: a Plumber script's own route, passed through and timed."""
         backend = self.registry.get(name).backend()
         if not isinstance(backend, PlumberBackend) or backend.pool.kind != "script":

@@ -16,6 +16,7 @@ from pathlib import Path
 from gateway.errors import ConfigError
 from gateway.meta import ModelMeta
 from gateway.names import name_problem, version_problem
+from gateway.private_files import private_dir
 
 
 def _checked(name: str, version: str | None = None) -> None:
@@ -91,7 +92,8 @@ class ModelStore:
         _checked(name)
         model_dir = self.root / name
         try:
-            model_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.root)  # the store is private to its owner, like the run directory
+            private_dir(model_dir)
         except OSError as exc:
             raise ConfigError(f"cannot create {model_dir} ({exc.strerror}); is the store writable?") from None
         for _ in range(100):
@@ -104,6 +106,7 @@ class ModelStore:
             try:
                 try:
                     write(tmp, version)
+                    _make_private(tmp)
                     _fsync_tree(tmp)
                 except OSError as exc:
                     raise ConfigError(
@@ -122,6 +125,13 @@ class ModelStore:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"could not allocate a new version for {name!r}")
+
+
+def _make_private(directory: Path) -> None:
+    """No group or other bits on anything in a new version (files copied in keep their mode)."""
+    for path in directory.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, path.stat().st_mode & 0o700)
 
 
 def _fsync_tree(directory: Path) -> None:

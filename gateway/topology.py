@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from gateway.private_files import write_private
+
 PLAN_FILE = "plan.json"
 
 
@@ -74,9 +76,7 @@ class Plan:
         return f"http://{self.internal.address}"
 
     def save(self) -> Path:
-        path = Path(self.run_dir) / PLAN_FILE
-        path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        return path
+        return write_private(Path(self.run_dir) / PLAN_FILE, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.util import SKIP_HEADER
 
 from gateway import context
 from gateway.backends.base import Backend, BatchDefaults, Health
@@ -47,7 +48,8 @@ class _Sessions:
 
     Predict goes through a bare urllib3 pool: requests' per-call layer (settings merge, hooks,
     cookies, URL parsing) cost ~0.7 ms of a 1-row R predict's gateway overhead on 2 cores, and
-    buys nothing on a fixed loopback hop. The pass-through keeps requests for its generality.
+    buys nothing on a fixed loopback hop. The pass-through uses the same pool: a requests
+    Session would keep a cookie jar per process and replay one client's cookies to the next.
     """
 
     def __init__(self, pool_size: int, internal_url: str) -> None:
@@ -122,19 +124,31 @@ class PlumberBackend(Backend):
         return self._decode(reply, lambda doc: normalise_script_reply(doc, table.n_rows))
 
     def forward(
-        self, method: str, path: str, query: bytes, headers: dict[str, str], body: bytes
-    ) -> requests.Response:
-        """Pass a request to the script's own route unchanged (for /plumber/<name>/<path>)."""
-        url = f"{self.base_url}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
+        self, method: str, path: str, query: bytes, headers: list[tuple[str, str]], body: bytes
+    ) -> urllib3.BaseHTTPResponse:
+        """Pass a request to the script's own route unchanged (for /plumber/<name>/<path>).
+
+        `path` is already confined and escaped (gateway.api.plumber_path); it goes under this
+        pool's prefix, whatever it says. No session, no cookie jar: the connection pool is
+        shared, nothing else is, so a request carries its own client's headers only, and the
+        reply's headers stay as they came (Set-Cookie not folded, body not decoded).
+        """
+        target = f"{self._base_path}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
         # The id the gateway settled on replaces the client's (which may have been refused).
         trace = context.trace_headers()
-        headers = {k: v for k, v in headers.items() if k.lower() not in {h.lower() for h in trace}} | trace
+        sent = urllib3.HTTPHeaderDict()
+        for name, value in headers:
+            if name.lower() not in {h.lower() for h in trace}:
+                sent.add(name, value)
+        sent.update(trace)
+        for name in ("User-Agent", "Accept-Encoding"):  # only what the client itself sent
+            sent.setdefault(name, SKIP_HEADER)
         try:
-            reply = self._sessions.get().request(
-                method, url, data=body, headers=headers, allow_redirects=False,
-                timeout=(CONNECT_TIMEOUT_S, self.model.timeout_s),
+            reply = self._sessions.pool().urlopen(
+                method, target, body=body or None, headers=sent, timeout=self._timeout, retries=False,
+                redirect=False, preload_content=True, decode_content=False,
             )
-        except requests.RequestException as exc:
+        except urllib3.exceptions.HTTPError as exc:
             raise self._transport_error(exc) from exc
         if reply.headers.get(UPSTREAM_FAILED_HEADER):
             raise self._pool_failure()

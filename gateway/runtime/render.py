@@ -20,9 +20,10 @@ from typing import Any
 
 import jinja2
 
-from gateway.errors import PayloadTooLarge, TooManyRequests, Unavailable
+from gateway.errors import ConfigError, PayloadTooLarge, TooManyRequests, Unavailable
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.paths import REPO_ROOT
+from gateway.private_files import private_dir, write_private
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.tomlwrite import settings_to_toml
 from gateway.settings import Settings, cluster_secret
@@ -43,6 +44,8 @@ _PRELOAD_PYTHON_MODELS = ("sklearn", "skops.io")
 # Several keys may share one address (a team behind one NAT): the address limit is looser.
 _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
+# Under run_dir: the Unix sockets of the relays that add the cluster secret on hops to other hosts.
+RELAY_DIR = "relay"
 
 
 def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> dict[str, Path]:
@@ -50,9 +53,9 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
 
     `foreground` renders supervisord with nodaemon (containers: it runs as the main process).
     """
-    run_dir = Path(plan.run_dir)
-    for sub in ("logs", "tmp", METRICS_DIR, WORKERS_READY_DIR):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    run_dir = private_dir(plan.run_dir)
+    for sub in ("logs", "tmp", METRICS_DIR, WORKERS_READY_DIR, RELAY_DIR):
+        private_dir(run_dir / sub)
     context = _context(settings, plan, foreground)
     env = _environment()
     files = {
@@ -63,16 +66,14 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     }
     written = {}
     for key, (name, text) in files.items():
-        path = run_dir / name
-        path.write_text(text, encoding="utf-8")
-        written[key] = path
+        # nginx.conf may hold the cluster secret: every config is 0600 from its creation.
+        written[key] = write_private(run_dir / name, text)
     return written
 
 
 def render_to(settings: Settings, plan: Plan, out_dir: str | Path) -> dict[str, Path]:
     """`gateway render --out DIR`: a complete, runnable set of configs rooted at out_dir."""
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(Path(out_dir).resolve())
     moved = dataclasses.replace(plan, run_dir=str(out))
     moved.save()
     return render_all(settings, moved)
@@ -85,6 +86,24 @@ def supervisor_socket(run_dir: str | Path) -> Path:
         return path
     digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
     return Path("/tmp") / f"gateway-supervisor-{digest}.sock"
+
+
+def relayed(pool: PoolPlan, has_secret: bool) -> bool:
+    """Whether the pool's hosts are reached through relays that add the cluster secret: only
+    when it also has local workers (NGINX sets headers per location, not per server)."""
+    return has_secret and bool(pool.workers) and bool(pool.hosts)
+
+
+def relay_socket(run_dir: str | Path, pool: PoolPlan, host: Endpoint) -> str:
+    """The relay to one host of one pool: a Unix socket in the (0700) run directory, so no other
+    local user can reach a hop that adds the cluster secret."""
+    digest = hashlib.sha256(f"{pool.key}|{host.address}".encode()).hexdigest()[:12]
+    path = Path(run_dir).resolve() / RELAY_DIR / f"{digest}.sock"
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise ConfigError(f"server.run_dir {Path(run_dir).resolve()} is too long for the relay sockets to "
+                          f"worker hosts (Unix socket paths are limited to {_MAX_SOCKET_PATH} bytes); use a shorter"
+                          " one")
+    return str(path)
 
 
 def nginx_command(run_dir: str | Path) -> list[str]:
@@ -116,10 +135,11 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
     limit = server.body_limit_bytes
     too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
     app_down = Unavailable("the gateway application is not running; it is being restarted, retry shortly")
+    secret = cluster_secret(settings)
     return {
         "source": settings.config_path or "settings built in code",
         "plan": plan,
-        "cluster_secret": cluster_secret(settings),
+        "cluster_secret": secret,
         "server": server,
         "run_dir": run_dir,
         "logs": f"{run_dir}/logs",
@@ -142,6 +162,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             f"more than {server.rate_limit_rps:g} requests per second from this key or address; "
             "retry after a second").to_problem(_REQUEST_ID)),
         "pool_failed_body": _pool_failed_body,
+        "relay_socket": lambda pool, host: relay_socket(run_dir, pool, host),
+        "relayed": lambda pool: relayed(pool, bool(secret)),
         "socket": str(supervisor_socket(run_dir)),
         "rlib": str(REPO_ROOT / ".rlib"),
         "config_copy": f"{run_dir}/{SETTINGS_COPY}",

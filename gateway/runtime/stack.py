@@ -25,11 +25,13 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
+from gateway.private_files import UMASK, open_private, private_dir
 from gateway.registry import build_registry
 from gateway.runtime import procs
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan
 from gateway.runtime.render import (
     GRACEFUL_TIMEOUT_S,
+    RELAY_DIR,
     SETTINGS_COPY,
     WORKERS_READY_DIR,
     bin_path,
@@ -56,12 +58,12 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
     With `listen` (a worker host's private address) only the R pools that the config assigns to
     that address start, each behind an NGINX on it; ready when each answers its health route.
     """
-    run_dir = settings.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = private_dir(settings.run_dir)
     running = _supervisord_pid(run_dir)
     if running is not None:
         raise StackError(f"a stack is already running in {run_dir} (supervisord pid {running}); "
                          "stop it with `gateway down` or use another server.run_dir")
+    shutil.rmtree(run_dir / RELAY_DIR, ignore_errors=True)  # sockets of a stack that was killed
     if listen is None:
         plan = make_plan(settings, port=port)
         # Fail here, in seconds and with the config's words, rather than in a Gunicorn worker
@@ -75,11 +77,12 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
     files = render_all(settings, plan, foreground=foreground)
     command = [str(bin_path("supervisord")), "-c", str(files["supervisord"])]
     if foreground:
+        os.umask(UMASK)
         os.execve(command[0], command, _child_env())
     start_log = run_dir / "logs" / "supervisord-start.log"
-    with start_log.open("wb") as out:
+    with os.fdopen(open_private(start_log), "wb") as out:
         started = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                 env=_child_env(), check=False)
+                                 env=_child_env(), check=False, umask=UMASK)
     if started.returncode != 0:
         raise StackError(f"supervisord did not start: {start_log.read_text(errors='replace').strip()}")
     try:
@@ -330,7 +333,7 @@ def _wait_worker_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
 def _fresh_metrics(run_dir: Path) -> None:
     """A new stack counts from zero: no per-process metric files or restart counts of the last one."""
     shutil.rmtree(run_dir / METRICS_DIR, ignore_errors=True)
-    (run_dir / METRICS_DIR).mkdir()
+    (run_dir / METRICS_DIR).mkdir(mode=0o700)
     (run_dir / RESTARTS_FILE).unlink(missing_ok=True)
 
 

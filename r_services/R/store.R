@@ -37,7 +37,11 @@ save_model <- function(model, store, name, sample, description = "", outputs = N
   outputs <- infer_outputs(model, outputs)
   framework <- framework_info(model)
   model_dir <- file.path(store, name)
+  # The store is private to its owner: 0700 directories, 0600 files, from creation on.
+  old_umask <- Sys.umask("077")
+  on.exit(Sys.umask(old_umask), add = TRUE)
   dir.create(model_dir, recursive = TRUE, showWarnings = FALSE)
+  Sys.chmod(c(store, model_dir), "0700", use_umask = FALSE)
   # Hidden scratch directory beside the versions: readers skip it, the rename publishes it whole.
   tmp <- tempfile(pattern = ".tmp-", tmpdir = model_dir)
   dir.create(tmp)

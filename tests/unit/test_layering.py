@@ -45,6 +45,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "register": frozenset({"store", "names", "schema_infer", "integrity"}),
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
+    "topology": frozenset({"private_files"}),
 }
 
 

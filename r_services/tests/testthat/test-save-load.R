@@ -19,6 +19,18 @@ test_that("each save is a new version, numbered from 1, with no scratch left beh
   expect_setequal(list.files(first), c("model.rds", "model.json"))
 })
 
+test_that("the store is private to its owner: 0700 directories, 0600 files", {
+  store <- new_store()
+  Sys.chmod(store, "0755", use_umask = FALSE)
+  old <- Sys.umask("000")
+  on.exit(Sys.umask(old), add = TRUE)
+  dir <- save_model(lm(mpg ~ wt, data = cars_frame()), store, "mtcars", predictors()["wt"])
+  modes <- function(paths) format(file.info(paths)$mode)
+  expect_identical(modes(c(store, dirname(dir), dir)), rep("700", 3))
+  expect_identical(modes(list.files(dir, full.names = TRUE)), c("600", "600"))
+  expect_identical(format(Sys.umask(NA)), "0")  # the caller's umask is back
+})
+
 test_that("model.json holds the contract's fields, with the schema from the sample", {
   store <- new_store()
   sample <- predictors()
