@@ -207,7 +207,7 @@ def hostile_params(draw: st.DrawFn) -> dict[str, Any]:
 def _fits(value: Any, spec: dict[str, Any]) -> bool:
     """The gateway's validator (gateway.codecs.validate), restated from the contract."""
     if value is None:
-        return True
+        return spec.get("nullable", True)  # a non-nullable column refuses null (and a missing key)
     if spec["type"] == "double":
         return type(value) in (int, float) and math.isfinite(float(value))
     if spec["type"] == "integer":
