@@ -33,21 +33,26 @@ GUNICORN_WORKERS = 2  # the same number of worker processes for the gateway and 
 
 @contextmanager
 def gateway_stack(directory: Path, store: Path, *, batching: bool,
-                  batch: dict[str, float] | None = None, threads: int = 32) -> Iterator[tuple[str, str, str]]:
-    """The full stack serving iris (Python) and mtcars (R pool of 2).
+                  batch: dict[str, float] | None = None, threads: int = 32,
+                  rpy2: bool = False) -> Iterator[tuple[str, str, str]]:
+    """The full stack serving iris (Python) and mtcars (R pool of 2), and with `rpy2` the same R
+    model as `mtcars_rpy2` in-process (the store must hold that name too).
 
-    Yields the public, internal-NGINX and Gunicorn URLs. `batch` overrides both models' batch
+    Yields the public, internal-NGINX and Gunicorn URLs. `batch` overrides the models' batch
     settings when batching is on (the defaults otherwise).
     """
     (port,) = free_ports(1)
     off = {"batch": {"max_size": 1}} if not batching else ({"batch": batch} if batch else {})
+    models: dict[str, dict[str, object]] = {
+        "iris": {"backend": "python", **off},
+        "mtcars": {"backend": "plumber", "workers": 2, **off},
+    }
+    if rpy2:
+        models["mtcars_rpy2"] = {"backend": "rpy2", **off}
     raw = {
         "server": {"port": port, "workers": GUNICORN_WORKERS, "threads": threads, "run_dir": str(directory / "run")},
         "store": {"path": str(store)},
-        "models": {
-            "iris": {"backend": "python", **off},
-            "mtcars": {"backend": "plumber", "workers": 2, **off},
-        },
+        "models": models,
     }
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "gateway.toml"

@@ -58,7 +58,7 @@ class StoreSettings:
 class BatchSettings:
     """Micro-batching of concurrent predicts (gateway/batching.py); max_size = 1 turns it off."""
 
-    max_size: int | None = None  # rows per backend call; None: the backend's default (see README)
+    max_size: int | None = None  # rows per backend call; None: the backend's default (see docs/models.md)
     max_wait_ms: float | None = None  # longest a queued request waits for a call slot; None: default
 
 

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from gateway.backends.base import Backend, Health
+from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.backends.r_reply import predictions_from_reply
 from gateway.codecs import Table, decode_wire_reply, encode_wire_request
 from gateway.errors import ConfigError, GatewayTimeout
@@ -147,6 +147,12 @@ def _error_json(code: str, message: str) -> bytes:
 EMBEDDED_R = EmbeddedR()  # no R yet: it starts on the first load, in the process that serves
 
 
+# As for an R pool: one R call for 256 rows costs about what one row does, and a queued request
+# waits about one R call anyway, so the wait cap only guards against a call that hangs.
+DEFAULT_BATCH_ROWS = 256
+DEFAULT_BATCH_WAIT_MS = 50.0
+
+
 class Rpy2Backend(Backend):
     kind = "rpy2"
 
@@ -184,6 +190,11 @@ class Rpy2Backend(Backend):
         return predictions_from_reply(
             status, content, lambda doc: decode_wire_reply(doc, table.n_rows), model=name, source=SOURCE,
         )
+
+    def batching(self) -> BatchDefaults:
+        """On: R's predict is vectorised and this worker's one R runs one call at a time, so
+        requests waiting for the R lock are better off sharing the next call (one slot)."""
+        return BatchDefaults(DEFAULT_BATCH_ROWS, DEFAULT_BATCH_WAIT_MS, slots=1)
 
     def health(self) -> Health:
         if self._loaded is None:

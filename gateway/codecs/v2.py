@@ -4,7 +4,7 @@ A tabular model speaks v2 with one tensor per column: each input tensor is a col
 [rows] (or [rows, 1]) and each output a column of predictions. Its metadata comes from the
 model's InputSpec types (FP64, INT64, BOOL, BYTES for strings, factors and dates).
 
-Our extensions, all documented in the README: a `null` element is a missing value; the request
+Our extensions, all documented in docs/api.md: a `null` element is a missing value; the request
 `parameters` may carry the native params (`{"type": "prob"}`), and a response without a
 request `id` carries the gateway's request id. Inputs may use the binary tensor data extension
 (what tritonclient sends by default: a JSON header, then each tensor's raw little-endian bytes);

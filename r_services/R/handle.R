@@ -94,9 +94,12 @@ handle_predict <- function(loaded, body_text, timeout_s = Inf) {
   problem <- shape_problem(request, loaded$inputs) %||% params_problem(request[["params"]] %||% list(), meta)
   if (!is.null(problem)) return(fail(400, "bad_request", problem))
   rows <- if (length(request[["columns"]]) > 0) length(request[["columns"]][[1]]) else 0L
-  check <- validate_frame(request[["columns"]], loaded$inputs, meta$name)
-  if (check$status != 200L) return(fail(422, "invalid_input", check$detail, rows))
-  frame <- columns_to_frame(request[["columns"]], request[["types"]] %||% list(), loaded$inputs)
+  frame <- fast_frame(request[["columns"]], loaded$inputs)
+  if (is.null(frame)) {  # something unusual: check value by value, and name the first problem
+    check <- validate_frame(request[["columns"]], loaded$inputs, meta$name)
+    if (check$status != 200L) return(fail(422, "invalid_input", check$detail, rows))
+    frame <- columns_to_frame(request[["columns"]], request[["types"]] %||% list(), loaded$inputs)
+  }
   params <- request[["params"]] %||% list()
   started <- proc.time()[["elapsed"]]
   result <- safely_predict(loaded, frame, params, timeout_s)
