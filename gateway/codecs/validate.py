@@ -65,7 +65,7 @@ def _blank_is_missing(values: list[Any], spec: InputSpec) -> list[Any]:
 
 
 def _cast_column(values: list[Any], cast: Callable[[Any, InputSpec], Any], spec: InputSpec) -> list[Any]:
-    if not spec.nullable and any(v is None for v in values):
+    if not spec.nullable and None in values:  # a C-speed scan; no JSON value equals None
         raise _Bad
     # The common case first: a column that already holds the right Python type needs no cast.
     if spec.type == "double" and all(type(v) is float or v is None for v in values):
