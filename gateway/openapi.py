@@ -83,7 +83,8 @@ _COMMON_SCHEMAS: dict[str, Any] = {
         "detail": {"type": "string"}, "model": {"type": "string"}, "request_id": {"type": "string"}}},
     "MlflowError": {"type": "object", "required": ["error_code", "message"], "properties": {
         "error_code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}},
-    "Prediction": {"nullable": True, "description": "a scalar, or an object keyed by class for probabilities"},
+    "Prediction": {"nullable": True, "description": "a scalar, or an object keyed by class (prob, log_prob, "
+                                                    "decision) or by target (multi-output models)"},
     "PredictResponse": {"type": "object", "required": ["model", "version", "predictions", "request_id"],
                         "properties": {"model": {"type": "string"}, "version": {"type": "string"},
                                        "request_id": {"type": "string"},
