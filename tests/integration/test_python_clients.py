@@ -121,6 +121,14 @@ def test_histgb_takes_missing_values_as_nan_in_every_body_form(gw: Stack, built:
     assert reply.json()["predictions"] == pytest.approx(expected, rel=1e-12)
 
 
+def test_mlflow_client_passes_params_type(gw: Stack, built: dict[str, Any]) -> None:
+    estimator, sample = built["outliers"]
+    rows = sample.iloc[:5]
+    response = mlflow_client(gw.url, "outliers").invoke(rows, params={"type": "score"})
+    got = response.get_predictions(predictions_format="ndarray").tolist()
+    np.testing.assert_allclose(got, estimator.score_samples(rows), rtol=1e-12)
+
+
 def test_methods_are_listed_in_metadata_and_openapi(gw: Stack) -> None:
     assert gw.get("/models/outliers").json()["params"] == {"type": ["response", "decision", "score"]}
     assert gw.get("/models/gboost").json()["params"] == {"type": ["response", "prob", "log_prob", "decision"]}
@@ -247,6 +255,9 @@ parsed <- tryCatch(httr::content(bad, as = "parsed"), error = function(e) paste(
 cat("parsed:", if (is.character(parsed)) parsed else "a list", "\n")
 caught <- tryCatch(gatewayr::gateway_content(bad), gateway_error = function(e) e)
 cat("condition:", class(caught)[1], caught$status, conditionMessage(caught), "\n")
+# vetiver for R's health check reads `status` from /ping
+pong <- httr::content(httr::GET(paste0(base, "/vetiver/histgb/ping"), httr::config(proxy = "")), as = "parsed")
+cat("ping:", pong$status, pong$ping, "\n")
 """
 
 
@@ -257,13 +268,14 @@ def test_r_httr_unboxed_scalars_and_gatewayr_problem_conditions(gw: Stack, built
                             env={**r_env(), "no_proxy": "*"}, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    native, invocations, vetiver_line, split, parsed, condition = lines
+    native, invocations, vetiver_line, split, parsed, condition, ping = lines
     assert json.loads(native.split(" ", 2)[2])["predictions"] == [pytest.approx(one, rel=1e-12)]
     assert json.loads(invocations.split(" ", 2)[2])["predictions"] == [pytest.approx(one, rel=1e-12)]
     assert json.loads(vetiver_line.split(" ", 2)[2])["predict"] == [pytest.approx(one, rel=1e-12)]
     assert json.loads(split.split(" ", 2)[2])["predictions"] == [pytest.approx(one, rel=1e-12)]
     assert parsed.startswith("parsed: httr:")  # httr cannot parse application/problem+json
     assert condition == "condition: gateway_error 422 column 'c' is missing (HTTP 422) "
+    assert ping == "ping: online pong "
 
 
 def test_registering_records_methods_and_targets(built: dict[str, Any], store: Path) -> None:
