@@ -47,7 +47,10 @@ def infer_outputs(model: Any, sample: pd.DataFrame, targets: Sequence[str] | Non
     training frame's y columns); without it they are "0", "1", ...
     """
     head = sample.head(2)
-    predicted = np.asarray(model.predict(head) if hasattr(model, "predict") else model(head))
+    raw = model.predict(head) if hasattr(model, "predict") else model(head)
+    predicted = np.asarray(raw)
+    if targets is None and predicted.ndim == 2 and hasattr(raw, "columns"):  # a DataFrame names its outputs
+        targets = [str(c) for c in raw.columns]
     kind = "double" if predicted.dtype.kind == "f" else "integer" if predicted.dtype.kind in "iu" else "string"
     width = predicted.shape[1] if predicted.ndim == 2 else 1
     if targets is not None and len(targets) != width:

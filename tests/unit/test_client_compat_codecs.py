@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -135,3 +136,13 @@ def test_methods_recorded_are_those_the_estimator_answers() -> None:
     assert (outputs["targets"], outputs["methods"]) == (["sepal", "petal"], ["response"])
     with pytest.raises(ValueError, match="targets names 1 outputs, but predict returns 2 per row"):
         infer_outputs(two, frame, ["only"])
+
+
+def test_a_callable_answering_a_dataframe_names_its_targets() -> None:
+    frame, _ = iris_frame()
+
+    def both(data: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"area": data["sepal_length"] * data["sepal_width"], "ratio": data["petal_width"]})
+
+    assert infer_outputs(both, frame)["targets"] == ["area", "ratio"]
+    assert predictions_from_array(both(frame.head(1))) == [{"area": 5.1 * 3.5, "ratio": 0.2}]
