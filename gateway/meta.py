@@ -7,6 +7,14 @@ from typing import Any, Literal
 
 ColumnType = Literal["double", "integer", "logical", "string", "factor", "date", "datetime"]
 COLUMN_TYPES: tuple[str, ...] = ("double", "integer", "logical", "string", "factor", "date", "datetime")
+# params.type → the Python estimator method that answers it, in the order the API lists them.
+METHODS: dict[str, str] = {
+    "response": "predict",
+    "prob": "predict_proba",
+    "log_prob": "predict_log_proba",
+    "decision": "decision_function",
+    "score": "score_samples",
+}
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,18 @@ class ModelMeta:
 
     @property
     def allowed_types(self) -> tuple[str, ...]:
-        """Values of the `type` param: probabilities only make sense for classifiers."""
+        """Values of the `type` param: the methods recorded at registration (Python models),
+        else probabilities for classifiers only (R models, and model.json written before)."""
+        methods = self.outputs.get("methods")
+        if methods:
+            return tuple(str(m) for m in methods)
         return ("response", "prob") if self.outputs.get("kind") == "classification" else ("response",)
+
+    @property
+    def targets(self) -> list[str] | None:
+        """The output names of a multi-output model, in predict's column order."""
+        targets = self.outputs.get("targets")
+        return [str(t) for t in targets] if targets else None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelMeta:

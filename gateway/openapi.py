@@ -17,6 +17,7 @@ from gateway.codecs.vetiver import column_schema
 from gateway.errors import ConfigError
 from gateway.registry import ServedModel
 from gateway.service import PredictionService
+from gateway.settings import default_model
 
 PathProvider = Callable[[PredictionService], dict[str, dict[str, Any]]]
 _EXTENSION = "gateway.openapi"
@@ -36,7 +37,8 @@ def build_document(app: Flask) -> dict[str, Any]:
             if path in paths:
                 raise ConfigError(f"OpenAPI path {path} is described twice (by {provider.__name__})")
             paths[path] = item
-    schemas = {**_COMMON_SCHEMAS, **{_row_name(m.name): _row_schema(m) for m in svc.registry}}
+    schemas = {**_COMMON_SCHEMAS, **{_row_name(m.name): _row_schema(m) for m in svc.registry},
+               **{_params_name(m.name): _params_schema(m) for m in svc.registry}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Model gateway", "version": "1",
@@ -81,21 +83,31 @@ _COMMON_SCHEMAS: dict[str, Any] = {
         "detail": {"type": "string"}, "model": {"type": "string"}, "request_id": {"type": "string"}}},
     "MlflowError": {"type": "object", "required": ["error_code", "message"], "properties": {
         "error_code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}},
-    "Prediction": {"nullable": True, "description": "a scalar, or an object keyed by class for probabilities"},
+    "Prediction": {"nullable": True, "description": "a scalar, or an object keyed by class (prob, log_prob, "
+                                                    "decision) or by target (multi-output models)"},
     "PredictResponse": {"type": "object", "required": ["model", "version", "predictions", "request_id"],
                         "properties": {"model": {"type": "string"}, "version": {"type": "string"},
                                        "request_id": {"type": "string"},
                                        "predictions": {"type": "array", "items": _ref("Prediction")}}},
-    "Params": {"type": "object", "properties": {"type": {"type": "string", "enum": ["response", "prob"]}},
-               "additionalProperties": False},
 }
+
+
+def _params_name(model: str) -> str:
+    return f"{model}_params"
+
+
+def _params_schema(served: ServedModel) -> dict[str, Any]:
+    """The `params` this model takes: `type`, one of the methods recorded at registration."""
+    types = list(served.meta.allowed_types) if served.meta.inputs else []
+    properties = {"type": {"type": "string", "enum": types}} if types else {}
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
 def _body_forms(model: str) -> dict[str, Any]:
     """The JSON forms of a predict body, with this model's row schema."""
     row = _ref(_row_name(model))
     rows = {"type": "array", "items": row}
-    params = {"params": _ref("Params")}
+    params = {"params": _ref(_params_name(model))}
     return {"oneOf": [
         rows,
         {"type": "object", "required": ["dataframe_records"], "properties": {"dataframe_records": rows, **params}},
@@ -154,8 +166,31 @@ def _model_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
                                           {**_ok("pong", any_json), **_PROBLEM})},
         f"/vetiver/{m}/metadata": {"get": _op(m, f"vetiver_metadata_{m}", f"{m}: vetiver metadata", m,
                                               {**_ok("metadata", any_json), **_PROBLEM})},
-        f"/vetiver/{m}/prototype": {"get": _op(m, f"vetiver_prototype_{m}", f"{m}: vetiver prototype", m,
-                                               {**_ok("the input prototype", any_json), **_PROBLEM})},
+        f"/vetiver/{m}/prototype": {"get": _op(
+            m, f"vetiver_prototype_{m}", f"{m}: vetiver prototype (?format=r: vetiver for R's)", m,
+            {**_ok("the input prototype", any_json), **_PROBLEM},
+            parameters=[{"name": "format", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": ["python", "r"]}}])},
+        f"/vetiver/{m}/pin-url": {"get": _op(m, f"vetiver_pin_url_{m}", f"{m}: vetiver pin URL", m,
+                                             {**_ok("the pin's URL, or null", {"type": "string", "nullable": True}),
+                                              **_PROBLEM})},
+    }
+
+
+def _unprefixed_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
+    """MLflow's unprefixed routes, which serve the default model (server.default_model)."""
+    m = served.name
+    mlflow_ok = _ok("MLflow's reply", {"type": "object", "required": ["predictions"],
+                                      "properties": {"predictions": {"type": "array", "items": _ref("Prediction")}}})
+    return {
+        "/invocations": {"post": _op(m, "mlflow_invocations", f"{m} (the default model): predict, MLflow", m,
+                                     {**mlflow_ok, **_MLFLOW_ERROR}, requestBody=_predict_body(m))},
+        "/ping": {"get": _op(m, "mlflow_ping", f"{m} (the default model): MLflow ping", m,
+                             {"200": {"description": "ready"}, **_MLFLOW_ERROR})},
+        "/health": {"get": _op(m, "mlflow_health", f"{m} (the default model): MLflow health", m,
+                               {"200": {"description": "ready"}, **_MLFLOW_ERROR})},
+        "/version": {"get": _op(m, "mlflow_version", f"{m} (the default model): MLflow version", m,
+                                {"200": {"description": "the MLflow version emulated"}, **_MLFLOW_ERROR})},
     }
 
 
@@ -174,4 +209,7 @@ def _core_paths(svc: PredictionService) -> dict[str, dict[str, Any]]:
     }
     for served in svc.registry:
         paths.update(_model_paths(served))
+    default = default_model(svc.settings)
+    if default is not None:
+        paths.update(_unprefixed_paths(svc.registry.get(default)))
     return paths

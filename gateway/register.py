@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -30,17 +31,19 @@ def register_model(
     store: str | Path | None = None,
     description: str = "",
     fmt: str = "skops",
+    targets: Sequence[str] | None = None,
 ) -> str:
     """Save a fitted estimator (or callable) as a new immutable version; returns the version.
 
     `sample` is a slice of the training data: it fixes the input schema (names, dtypes,
     categorical levels) and is predicted once here, so a broken model fails now, not in serving.
     skops (the default) loads without running code; "joblib" is for objects skops cannot save
-    and must be served with `trusted = true`.
+    and must be served with `trusted = true`. `targets` names the outputs of a multi-output
+    model (the training frame's y columns), which it answers keyed by them ("0", "1", ... without).
     """
     if fmt not in ("skops", "joblib"):
         raise ValueError(f"fmt must be 'skops' or 'joblib', not {fmt!r}")
-    outputs = infer_outputs(estimator, sample)
+    outputs = infer_outputs(estimator, sample, targets)
 
     def write(directory: Path, version: str) -> None:
         artefact = directory / f"model.{fmt}"

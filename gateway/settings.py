@@ -47,6 +47,9 @@ class ServerSettings:
     open_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")  # reachable without a key
     rate_limit_rps: float = 0  # NGINX limit per API key, else per client address; 0: off
     rate_limit_burst: int = 20  # requests over the rate that are still accepted at once
+    # The model behind MLflow's unprefixed /invocations, /ping, /health, /version (what
+    # `mlflow models serve` and SageMaker-style clients call); empty: the only model, if one.
+    default_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,13 @@ def _apply_env(raw: dict[str, Any], env: dict[str, str]) -> None:
         target[parts[-1]] = value
 
 
+def default_model(settings: Settings) -> str | None:
+    """The model MLflow's unprefixed routes serve: server.default_model, else the only model."""
+    if settings.server.default_model:
+        return settings.server.default_model
+    return next(iter(settings.models)) if len(settings.models) == 1 else None
+
+
 def _validate(settings: Settings) -> None:
     server = settings.server
     if not 1 <= server.port <= 65535:
@@ -253,6 +263,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
     if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:
         raise ConfigError("server.rate_limit_rps and server.rate_limit_burst must be >= 0 (0 turns limiting off)")
+    if server.default_model and server.default_model not in settings.models:
+        raise ConfigError(f"server.default_model: {server.default_model!r} is not a configured model; "
+                          f"models: {', '.join(sorted(settings.models)) or 'none'}")
     if server.cluster_secret_file:
         cluster_secret(settings)  # readable and well-formed, or a ConfigError now
     for model in settings.models.values():

@@ -1,19 +1,49 @@
-"""MLflow scoring-server protocol under `/models/<name>/`: invocations, ping, health, version."""
+"""MLflow scoring-server protocol under `/models/<name>/`: invocations, ping, health, version.
+
+A deployment with one model (or `server.default_model`) also answers MLflow's unprefixed
+`/invocations`, `/ping`, `/health` and `/version`, as `mlflow models serve` and SageMaker-style
+clients call them. Every error on these routes, wherever raised (API keys, views), is MLflow's
+`{"error_code", "message"}`.
+"""
 
 from __future__ import annotations
 
+import orjson
 from flask import Blueprint, Response, g, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from gateway.codecs.mlflow import decode_mlflow_request, encode_mlflow_error, encode_mlflow_predictions
-from gateway.errors import GatewayError, Unavailable
-from gateway.responses import json_response, service
+from gateway.errors import GatewayError, NotFound, Unavailable
+from gateway.responses import PROBLEM_JSON, json_response, service
+from gateway.settings import default_model
 
 blueprint = Blueprint("mlflow", __name__)
 
 # /version answers with the MLflow release whose scoring server this surface was checked against
 # (tests/api/test_mlflow.py runs that release's client), as MLflow answers with its own version.
 MLFLOW_COMPAT_VERSION = "3.17.2"
+UNPREFIXED = ("/invocations", "/ping", "/health", "/version")
+
+
+@blueprint.record_once
+def _unprefixed(state: BlueprintSetupState) -> None:
+    # The model name goes into the URL defaults, so API-key model limits apply as on /models/<name>/.
+    name = default_model(state.app.extensions["gateway"].settings)
+    views = {"/invocations": (invocations, ["POST"]), "/ping": (ping, ["GET"]), "/health": (ping, ["GET"]),
+             "/version": (version, ["GET"])}
+    for rule, (view, methods) in views.items():
+        endpoint = "root_" + rule.lstrip("/")
+        if name is None:
+            state.add_url_rule(rule, endpoint, _no_default_model, methods=methods)
+        else:
+            state.add_url_rule(rule, endpoint, view, methods=methods, defaults={"name": name})
+
+
+def _no_default_model() -> Response:
+    models = ", ".join(served.name for served in service().registry)
+    raise NotFound(f"{request.path} needs one model: several are served ({models}); set server.default_model, "
+                   f"or call /models/<name>{request.path}")
 
 
 @blueprint.post("/models/<name>/invocations")
@@ -50,3 +80,16 @@ def _http_error(error: HTTPException) -> Response:
     mapped = GatewayError(error.description or error.name)
     mapped.status = error.code or 500
     return _error(mapped)
+
+
+@blueprint.after_request
+def _as_mlflow_error(response: Response) -> Response:
+    """A problem+json answered before the view ran (API keys: 401, 403) in MLflow's shape."""
+    if response.mimetype != PROBLEM_JSON:
+        return response
+    problem = orjson.loads(response.get_data())
+    error = GatewayError(str(problem.get("detail") or problem.get("title")))
+    error.status = response.status_code
+    response.set_data(encode_mlflow_error(error, problem.get("request_id")))
+    response.content_type = "application/json"
+    return response

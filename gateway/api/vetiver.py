@@ -1,11 +1,22 @@
-"""vetiver protocol under `/vetiver/<name>/`: predict, ping, metadata, prototype."""
+"""vetiver protocol under `/vetiver/<name>/`: predict, ping, metadata, prototype, pin-url."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 
 from gateway.codecs import dumps
-from gateway.codecs.vetiver import decode_vetiver_request, encode_vetiver_predictions, metadata, prototype
+from gateway.codecs.vetiver import (
+    decode_vetiver_request,
+    encode_vetiver_predictions,
+    metadata,
+    pin_url,
+    ping_body,
+    prototype,
+    prototype_r,
+)
+from gateway.errors import BadRequest
 from gateway.responses import json_response, service
 
 blueprint = Blueprint("vetiver", __name__, url_prefix="/vetiver/<name>")
@@ -22,7 +33,7 @@ def predict(name: str) -> Response:
 @blueprint.get("/ping")
 def ping(name: str) -> Response:
     service().registry.get(name)  # 404 for an unknown model
-    return json_response(b'{"ping":"pong"}')
+    return json_response(dumps(ping_body(datetime.now(UTC))))
 
 
 @blueprint.get("/metadata")
@@ -32,4 +43,15 @@ def model_metadata(name: str) -> Response:
 
 @blueprint.get("/prototype")
 def model_prototype(name: str) -> Response:
-    return json_response(dumps(prototype(service().registry.get(name).meta)))
+    """vetiver-python's shape; `?format=r` gives the one vetiver for R writes."""
+    meta = service().registry.get(name).meta
+    shape = request.args.get("format", "python")
+    if shape not in ("python", "r"):
+        raise BadRequest(f"format must be 'python' or 'r', not {shape!r}", model=name)
+    return json_response(dumps(prototype_r(meta) if shape == "r" else prototype(meta)))
+
+
+@blueprint.get("/pin-url")
+def model_pin_url(name: str) -> Response:
+    """The pin's URL when model.json records one, else null (vetiver answers the URL as JSON)."""
+    return json_response(dumps(pin_url(service().registry.get(name).meta)))

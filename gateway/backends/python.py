@@ -11,7 +11,7 @@ import pandas as pd
 from gateway.backends.base import Backend, BatchDefaults
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
 from gateway.errors import ConfigError, ModelError
-from gateway.meta import InputSpec, ModelMeta
+from gateway.meta import METHODS, InputSpec, ModelMeta
 from gateway.store import sha256_of
 
 DEFAULT_BATCH_ROWS = 64  # see bench/serving.py: batching on vs off for iris
@@ -40,11 +40,15 @@ class PythonBackend(Backend):
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         frame = to_frame(table, self.meta.inputs)
+        kind = params.get("type", "response")
         try:
-            if params.get("type") == "prob":
-                return probabilities_to_rows(self.model.predict_proba(frame), self.model.classes_)
-            predict = getattr(self.model, "predict", self.model)
-            return predictions_from_array(predict(frame))
+            if kind == "response":
+                predict = getattr(self.model, "predict", self.model)
+                return predictions_from_array(predict(frame), self.meta.targets)
+            values = getattr(self.model, METHODS[kind])(frame)
+            if kind in ("prob", "log_prob") or np.ndim(values) == 2:  # one column per class
+                return probabilities_to_rows(values, self.model.classes_)
+            return predictions_from_array(values)
         except Exception as exc:  # the model's own failure on these data is the client's 422
             raise ModelError(f"{type(exc).__name__}: {exc}", model=self.meta.name) from exc
 

@@ -4,6 +4,7 @@ Requests: `application/json` holding an object with exactly one of `dataframe_sp
 `dataframe_records`, `instances`, `inputs` (and optionally `params`), or `text/csv` with a header
 row. Any other media type, a charset other than UTF-8, or a content-type parameter other than
 `charset` (MLflow 1.x's `format=pandas-split`) is a 415, as MLflow's server answers.
+A bare `NaN` (what MLflow's own client writes for a missing value) is read as null here.
 Replies: `{"predictions": [...]}`; errors: MLflow's `{"error_code": ..., "message": ...}`
 (MlflowException.serialize_as_json) with our statuses. MLflow's own server writes its 415s as
 text/plain; ours carry the same JSON shape as every other error, so a client parses one form.
@@ -11,6 +12,7 @@ text/plain; ours carry the same JSON shape as every other error, so a client par
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -74,7 +76,7 @@ def decode_mlflow_request(body: bytes, content_type: str | None) -> DecodedReque
         raise UnsupportedMediaType(
             f"this predictor only supports the content types {list(CONTENT_TYPES)}; got {content_type or 'none'!r}"
         )
-    document = parse_json(body)
+    document = _parse_json_with_nan(body)
     if isinstance(document, list):
         raise BadRequest(f"{REQUIRED_INPUT_FORMAT}. Received a list. {SCORING_PROTOCOL_CHANGE_INFO}")
     if not isinstance(document, dict):
@@ -87,6 +89,26 @@ def decode_mlflow_request(body: bytes, content_type: str | None) -> DecodedReque
         )
     # MLflow ignores other keys (e.g. pandas' split "index"); ours are checked by the shared decoder.
     return decode_json_form({key: document[key] for key in (forms[0], "params") if key in document})
+
+
+def _parse_json_with_nan(body: bytes) -> Any:
+    """MLflow's ScoringServerClient writes a missing value as bare `NaN` (Python's json), and
+    MLflow's server reads it: here, and only here, NaN is a missing value. orjson first; the
+    standard library only for a body orjson refuses. Infinity stays refused: no model wants it."""
+    try:
+        return parse_json(body)
+    except BadRequest as refused:
+        if b"NaN" not in body:
+            raise
+        try:
+            return json.loads(body, parse_constant=_nan_only)
+        except ValueError:  # still not JSON, or ±Infinity: orjson's message says where
+            raise refused from None
+
+
+def _nan_only(constant: str) -> None:
+    if constant != "NaN":
+        raise ValueError(constant)
 
 
 def encode_mlflow_predictions(predictions: list[Any]) -> bytes:

@@ -151,36 +151,73 @@ def _table_of(form: str, payload: Any) -> Table:
     if form == "inputs" and isinstance(payload, dict):
         return Table.from_columns(payload, where="inputs")
     if form == "dataframe_split":
-        if not isinstance(payload, dict) or not isinstance(payload.get("columns"), list) or not isinstance(
-            payload.get("data"), list
+        if not isinstance(payload, dict) or not isinstance(payload.get("columns"), list | str) or not (
+            "data" in payload and isinstance(payload["data"], list | str | int | float | bool)
         ):
             raise BadRequest("dataframe_split needs {\"columns\": [...], \"data\": [[...], ...]}")
         return Table.from_split(payload["columns"], payload["data"], where="dataframe_split")
+    if isinstance(payload, dict) and form in ("instances", "dataframe_records"):
+        payload = [payload]  # one record, unboxed by R's jsonlite
     if not isinstance(payload, list):
         raise BadRequest(f"{form!r} must be a list of records")
     return Table.from_records(payload, where=form)
 
 
 def decode_csv(body: bytes) -> Table:
-    """CSV with a header row; empty cells and NA are missing values. Values stay text."""
+    """CSV with a header row. An empty unquoted field or NA is a missing value; a quoted `""` is
+    the empty string (a text column keeps it; validate_table makes it missing elsewhere).
+    Values stay text."""
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BadRequest(f"the CSV body is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    try:
-        rows = list(csv.reader(io.StringIO(text), strict=True))
-    except csv.Error as exc:
-        raise BadRequest(f"malformed CSV: {exc}") from None
-    rows = [row for row in rows if row]
+    rows = _csv_rows(text) if '""' in text else _csv_rows_fast(text)
+    rows = [row for row in rows if row and row != [None]]
     if not rows:
         raise BadRequest("the CSV body is empty; send a header row and data rows")
-    header, data = rows[0], rows[1:]
+    header, data = [name or "" for name in rows[0]], rows[1:]  # unquoted blank → None
     if len(set(header)) != len(header):
         raise BadRequest(f"the CSV header repeats a column name: {header}")
     for line, row in enumerate(data, start=2):
         if len(row) != len(header):
             raise BadRequest(f"malformed CSV: line {line} has {len(row)} fields, the header has {len(header)}")
-    columns = {
-        name: [None if row[i] in ("", "NA") else row[i] for row in data] for i, name in enumerate(header)
-    }
+    columns = {name: [None if row[i] == "NA" else row[i] for row in data] for i, name in enumerate(header)}
     return Table(columns, len(data), from_text=True)
+
+
+def _csv_rows_fast(text: str) -> list[list[str | None]]:
+    """No `""` in the body, so no quoted empty field: the csv module's rows, blanks as None."""
+    try:
+        rows = list(csv.reader(io.StringIO(text), strict=True))
+    except csv.Error as exc:
+        raise BadRequest(f"malformed CSV: {exc}") from None
+    return [[cell or None for cell in row] for row in rows]
+
+
+# One field and what ends it. Python 3.11's csv module cannot tell `""` from an empty field
+# (3.12's QUOTE_NOTNULL reader can), so bodies holding `""` are read by this RFC 4180 scanner.
+_FIELD = re.compile(r'(?:"((?:[^"]|"")*)"|([^,"\r\n]*))(,|\r\n|\n|\r|$)')
+
+
+def _csv_rows(text: str) -> list[list[str | None]]:
+    rows: list[list[str | None]] = []
+    row: list[str | None] = []
+    position, end = 0, len(text)
+    while position < end:
+        match = _FIELD.match(text, position)
+        if match is None:
+            line = text.count("\n", 0, position) + 1
+            raise BadRequest(f"malformed CSV: a stray '\"' in line {line}; quote the whole field, double inner quotes")
+        quoted, bare, separator = match.groups()
+        if quoted is not None:
+            row.append(quoted.replace('""', '"'))
+        else:
+            row.append(bare or None)
+        position = match.end()
+        if separator != ",":
+            rows.append(row)
+            row = []
+        elif position == end:  # "a,b," ends with an empty field
+            row.append(None)
+            rows.append(row)
+    return rows

@@ -12,16 +12,28 @@ import orjson
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def predictions_from_array(values: Any) -> list[Any]:
-    """One JSON-ready element per row from whatever a model's predict returned."""
+def predictions_from_array(values: Any, targets: Sequence[str] | None = None) -> list[Any]:
+    """One JSON-ready element per row from whatever a model's predict returned.
+
+    A 2-D result with several columns (a multi-output model) gives one object per row keyed by
+    `targets` (the names recorded at registration), else by "0", "1", ...
+    """
     if isinstance(values, np.ndarray):
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
+        if values.ndim == 2:
+            names = list(targets) if targets is not None else [str(i) for i in range(values.shape[1])]
+            if len(names) != values.shape[1]:
+                raise ValueError(f"expected {len(names)} outputs per row ({', '.join(names)}), "
+                                 f"got an array of shape {values.shape}")
+            return [dict(zip(names, _clean(row), strict=True)) for row in values.tolist()]
         if values.ndim != 1:
             raise ValueError(f"expected one prediction per row, got an array of shape {values.shape}")
         return _clean(values.tolist())  # tolist() gives Python scalars, which orjson writes fast
-    if hasattr(values, "to_numpy"):  # pandas Series
-        return predictions_from_array(values.to_numpy())
+    if hasattr(values, "to_numpy"):  # pandas Series or DataFrame
+        if targets is None and hasattr(values, "columns") and len(values.columns) > 1:
+            targets = [str(c) for c in values.columns]
+        return predictions_from_array(values.to_numpy(), targets)
     return _clean(list(values))
 
 

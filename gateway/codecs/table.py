@@ -26,6 +26,10 @@ class Table:
 
     @classmethod
     def from_columns(cls, columns: dict[str, Any], *, where: str = "inputs") -> Table:
+        """Columns as lists. All scalars is one row: R's httr (encode = "json") and jsonlite's
+        auto_unbox write a length-one vector as a bare value."""
+        if columns and not any(isinstance(values, list | dict) for values in columns.values()):
+            return cls({name: [value] for name, value in columns.items()}, 1)
         lengths = set()
         for name, values in columns.items():
             if not isinstance(values, list):
@@ -36,8 +40,16 @@ class Table:
         return cls(dict(columns), lengths.pop() if lengths else 0)
 
     @classmethod
-    def from_split(cls, names: list[Any], rows: list[Any], *, where: str) -> Table:
-        if not all(isinstance(n, str) for n in names):
+    def from_split(cls, names: Any, rows: Any, *, where: str) -> Table:
+        """pandas' split orient; unboxed by R (a lone column name as a string, one row as a bare
+        list of values or a bare value) it is read as R meant it."""
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(rows, list):
+            rows = [[rows]]
+        elif rows and not any(isinstance(row, list) for row in rows):
+            rows = [[value] for value in rows] if len(names) == 1 else [rows]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise TypeError(f"{where}.columns must be a list of column names")
         for index, row in enumerate(rows):
             if not isinstance(row, list) or len(row) != len(names):

@@ -55,12 +55,14 @@ def tensor_metadata(inputs: tuple[InputSpec, ...]) -> list[dict[str, Any]]:
 
 
 def output_metadata(meta: ModelMeta) -> list[dict[str, Any]]:
-    """`predictions`, plus one FP64 tensor per class (returned with `{"type": "prob"}`)."""
+    """`predictions` (or one tensor per target of a multi-output model), plus one FP64 tensor
+    per class (returned with `{"type": "prob"}`)."""
     declared = meta.outputs.get("type")  # Python models record it; R ones only the kind
     if declared is None:
         declared = "string" if meta.outputs.get("kind") == "classification" else "double"
     kind = DATATYPES.get(str(declared), "BYTES")
-    outputs = [{"name": PREDICTIONS, "datatype": kind, "shape": [-1]}]
+    names = meta.targets or [PREDICTIONS]
+    outputs = [{"name": name, "datatype": kind, "shape": [-1]} for name in names]
     outputs += [{"name": label, "datatype": "FP64", "shape": [-1]} for label in meta.classes or []]
     return outputs
 

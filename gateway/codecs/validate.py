@@ -29,7 +29,8 @@ def validate_table(
     """Return a Table with exactly the model's columns, in its order, values cast.
 
     Raises InvalidInput (422) naming the first problem: no rows, a missing column, an
-    unexpected column (unless extra_columns == "ignore"), or a value of the wrong type.
+    unexpected column (unless extra_columns == "ignore"), a value of the wrong type, or a
+    missing value in a column the model declared non-nullable (so the model never sees it).
     """
     if table.n_rows == 0:
         raise InvalidInput("the request has no rows", model=model)
@@ -45,6 +46,8 @@ def validate_table(
     for spec in inputs:
         cast = _TEXT_CASTS.get(spec.type, _CASTS[spec.type]) if table.from_text else _CASTS[spec.type]
         values = table.columns[spec.name]
+        if table.from_text and spec.type != "string":
+            values = _blank_is_missing(values, spec)
         try:
             columns[spec.name] = _cast_column(values, cast, spec)
         except _Bad:
@@ -52,7 +55,18 @@ def validate_table(
     return Table(columns, table.n_rows)
 
 
+def _blank_is_missing(values: list[Any], spec: InputSpec) -> list[Any]:
+    """A quoted "" in CSV is the empty string only where a string can be empty: in a text
+    column (or a factor that has "" as a level). Elsewhere, e.g. pandas' QUOTE_NONNUMERIC
+    output, it is how the writer spelled a missing value."""
+    if "" not in values or (spec.type == "factor" and spec.levels is not None and "" in spec.levels):
+        return values
+    return [None if v == "" else v for v in values]
+
+
 def _cast_column(values: list[Any], cast: Callable[[Any, InputSpec], Any], spec: InputSpec) -> list[Any]:
+    if not spec.nullable and None in values:  # a C-speed scan; no JSON value equals None
+        raise _Bad
     # The common case first: a column that already holds the right Python type needs no cast.
     if spec.type == "double" and all(type(v) is float or v is None for v in values):
         return values
@@ -62,6 +76,8 @@ def _cast_column(values: list[Any], cast: Callable[[Any, InputSpec], Any], spec:
 def _first_problem(values: list[Any], cast: Callable[[Any, InputSpec], Any], spec: InputSpec) -> str:
     for row, value in enumerate(values, start=1):
         if value is None:
+            if not spec.nullable:
+                return f"column '{spec.name}' does not allow missing values, got null at row {row}"
             continue
         try:
             cast(value, spec)

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from gateway.errors import ConfigError, PayloadTooLarge, TooManyRequests, Unavailable
+from gateway.errors import ConfigError, GatewayError, PayloadTooLarge, TooManyRequests, Unavailable
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.paths import REPO_ROOT
 from gateway.private_files import private_dir, write_private
@@ -136,6 +136,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
     too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
     app_down = Unavailable("the gateway application is not running; it is being restarted, retry shortly")
     secret = cluster_secret(settings)
+    rate_limited = TooManyRequests(f"more than {server.rate_limit_rps:g} requests per second from this key or "
+                                   "address; retry after a second")
     return {
         "source": settings.config_path or "settings built in code",
         "plan": plan,
@@ -158,9 +160,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
         "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
-        "rate_limited_body": _problem_body(TooManyRequests(
-            f"more than {server.rate_limit_rps:g} requests per second from this key or address; "
-            "retry after a second").to_problem(_REQUEST_ID)),
+        "rate_limited_body": _problem_body(rate_limited.to_problem(_REQUEST_ID)),
+        "mlflow_rate_limited_body": _mlflow_body(rate_limited),
         "pool_failed_body": _pool_failed_body,
         "relay_socket": lambda pool, host: relay_socket(run_dir, pool, host),
         "relayed": lambda pool: relayed(pool, bool(secret)),
@@ -197,6 +198,14 @@ def _nginx_rate(rps: float) -> str:
 
 def _problem_body(problem: dict[str, object]) -> str:
     return json.dumps(problem, separators=(",", ":"))
+
+
+def _mlflow_body(error: GatewayError) -> str:
+    """The same error in MLflow's shape, for the MLflow routes (encode_mlflow_error's fields)."""
+    from gateway.codecs.mlflow import ERROR_CODES
+
+    return json.dumps({"error_code": ERROR_CODES[error.status], "message": error.detail, "request_id": _REQUEST_ID},
+                      separators=(",", ":"))
 
 
 def _pool_failed_body(model: str) -> str:

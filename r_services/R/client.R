@@ -32,15 +32,45 @@ gateway_predict <- function(url, model, data, type = NULL, version = NULL, api_k
   if (!is.null(api_key)) headers[["Authorization"]] <- paste("Bearer", api_key)
   reply <- httr::POST(paste0(sub("/+$", "", url), path), body = body, encode = "raw",
                       httr::add_headers(.headers = headers), httr::timeout(timeout))
+  parsed <- gateway_content(reply)
+  structure(predictions_from_json(parsed$predictions), version = parsed$version)
+}
+
+#' Parse a gateway reply made with httr, or stop with the gateway's own words.
+#'
+#' `httr::content(reply, as = "parsed")` cannot parse `application/problem+json` (the native
+#' routes' errors): it stops with "No automatic parser available". This parses any gateway
+#' reply instead: a success comes back as a list (`simplifyVector = FALSE`); an error of any
+#' protocol (problem+json's `detail`, MLflow's `message`, Open Inference v2's `error`) stops
+#' with a condition of class `gateway_error`.
+#'
+#' @param reply an httr response, e.g. from
+#'   `httr::POST(url, body = list(inputs = list(wt = 2.62)), encode = "json")`.
+#' @return the parsed JSON body of a 2xx reply.
+#' @section Errors: the condition's message is the gateway's detail and the status, e.g.
+#'   "column 'wt' is missing (HTTP 422)"; its fields `status`, `detail` and `body` (the parsed
+#'   error body, or NULL when it was not JSON) let a handler tell errors apart:
+#'   `tryCatch(gateway_content(reply), gateway_error = function(e) e$status)`.
+gateway_content <- function(reply) {
   text <- httr::content(reply, as = "text", encoding = "UTF-8")
   parsed <- tryCatch(jsonlite::fromJSON(text, simplifyVector = FALSE), error = function(e) NULL)
   status <- httr::status_code(reply)
-  if (status != 200L) {
-    detail <- if (is.list(parsed) && !is.null(parsed$detail)) parsed$detail else text
+  if (status >= 300L) {
+    detail <- error_detail(parsed) %||% text
     stop(structure(class = c("gateway_error", "error", "condition"),
-                   list(message = sprintf("%s (HTTP %d)", detail, status), call = NULL, status = status)))
+                   list(message = sprintf("%s (HTTP %d)", detail, status), call = NULL, status = status,
+                        detail = detail, body = parsed)))
   }
-  structure(predictions_from_json(parsed$predictions), version = parsed$version)
+  parsed
+}
+
+# The human words of an error body, whichever protocol wrote it; NULL when there are none.
+error_detail <- function(parsed) {
+  if (!is.list(parsed)) return(NULL)
+  for (field in c("detail", "message", "error")) {
+    if (is.character(parsed[[field]]) && length(parsed[[field]]) == 1) return(parsed[[field]])
+  }
+  NULL
 }
 
 # The reply's `predictions` (one element per row) → a vector, or a data.frame for objects.

@@ -1,8 +1,9 @@
 # The common case at vector speed: wire columns that fit the schema → a data.frame in a few
 # whole-column operations. Checking value by value (validate.R) cost two thirds of R's time at
 # 10 000 rows, though the gateway has already validated what it sends. Anything unusual
-# (a missing or extra column, a value of another kind, an unknown level, a nested array)
-# returns NULL, and the value-by-value path then finds and words the problem exactly as before.
+# (a missing or extra column, a value of another kind, an unknown level, a nested array,
+# or a null in a non-nullable column) returns NULL, and the value-by-value path then finds and
+# words the problem exactly as before.
 
 # Element kinds a column of this wire type may hold (besides null), as a primitive predicate.
 kind_check <- function(type) {
@@ -18,6 +19,8 @@ fast_column <- function(values, spec) {
   fits <- kind_check(spec$type)
   if (is.null(fits)) return(NULL)
   present <- lengths(values) != 0L
+  # A null where the model declared no missing values: the slow path names column and row.
+  if (isFALSE(spec$nullable) && !all(present)) return(NULL)
   # Zero length is null or an empty array ([] is a bad value, for the slow path to name).
   if (!all(vapply(values[!present], is.null, NA, USE.NAMES = FALSE))) return(NULL)
   # One primitive call per value, no R closure: about 0.5 us each.

@@ -42,11 +42,18 @@ value_problem <- function(value, spec, row) {
   sprintf("column '%s' expects %s, got %s at row %d", spec$name, spec$type, show_value(value), row)
 }
 
-# The first bad value of a column, as a message, or NULL. JSON null (NULL) is a missing value.
+# The first bad value of a column, as a message, or NULL. JSON null (NULL) is a missing value,
+# refused in a column the model declared non-nullable.
 column_problem <- function(values, spec) {
   for (row in seq_along(values)) {
     value <- values[[row]]
-    if (!is.null(value) && !value_fits(value, spec)) return(value_problem(value, spec, row))
+    if (is.null(value)) {
+      if (isFALSE(spec$nullable)) {
+        return(sprintf("column '%s' does not allow missing values, got null at row %d", spec$name, row))
+      }
+    } else if (!value_fits(value, spec)) {
+      return(value_problem(value, spec, row))
+    }
   }
   NULL
 }

@@ -177,3 +177,18 @@ def test_keys_cli_without_a_configured_file_says_how(tmp_path: Path, capsys: pyt
     assert main(["--config", str(config), "keys", "list"]) == 2
     assert "api_keys_file" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["gateway.toml"]  # nothing created by a failed command
+
+
+def test_mlflow_routes_answer_401_and_403_in_mlflows_shape(keyed: tuple[Flask, Path, dict[str, str]]) -> None:
+    app, _, keys = keyed
+    client = app.test_client()
+    body = {"dataframe_records": ROW}
+    missing = client.post("/models/iris/invocations", json=body)
+    assert missing.status_code == 401 and missing.content_type == "application/json"
+    assert missing.get_json()["error_code"] == "UNAUTHENTICATED" and "needs an API key" in missing.get_json()["message"]
+    assert "WWW-Authenticate" in missing.headers
+    limited = {"Authorization": f"Bearer {keys['iris_only']}"}
+    wrong = client.post("/models/churn/invocations", json=body, headers=limited)
+    assert wrong.status_code == 403 and wrong.get_json()["error_code"] == "PERMISSION_DENIED"
+    native = client.post("/models/iris/predict", json=ROW)  # the native surface keeps problem+json
+    assert native.status_code == 401 and native.content_type == "application/problem+json"

@@ -29,7 +29,7 @@ def test_metadata_holds_the_schema_versions_and_checksum(client: FlaskClient, mo
     iris = client.get("/models/iris").get_json()
     assert iris["versions"] == ModelStore(model_store).versions("iris")
     assert iris["outputs"]["classes"] == ["setosa", "versicolor", "virginica"]
-    assert iris["params"] == {"type": ["response", "prob"]}
+    assert iris["params"] == {"type": ["response", "prob", "log_prob", "decision"]}  # what LogisticRegression has
 
 
 def test_health_and_readiness(client: FlaskClient) -> None:

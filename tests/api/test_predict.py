@@ -96,9 +96,12 @@ def test_client_request_id_is_echoed(client: FlaskClient) -> None:
     assert reply.get_json()["request_id"] == "abc-123"
 
 
-def test_null_in_a_nullable_column_reaches_the_model(client: FlaskClient) -> None:
-    reply = client.post("/models/churn/predict", json=[{"tenure": 12, "monthly": None, "plan": "pro"}])
-    # the linear model cannot take NaN: the model's own complaint comes back as a 422
+def test_null_in_a_non_nullable_column_is_refused_before_the_model_runs(client: FlaskClient) -> None:
+    # churn's sample had no missing value, so model.json declares every column non-nullable
+    rows = [{"tenure": 12, "monthly": 9.5, "plan": "pro"}, {"tenure": 12, "monthly": None, "plan": "pro"}]
+    reply = client.post("/models/churn/predict", json=rows)
     assert reply.status_code == 422
     assert reply.content_type == "application/problem+json"
     assert reply.get_json()["model"] == "churn"
+    assert reply.get_json()["type"].endswith("/invalid_input")
+    assert reply.get_json()["detail"] == "column 'monthly' does not allow missing values, got null at row 2"

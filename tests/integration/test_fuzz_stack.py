@@ -59,9 +59,11 @@ MODELS = {
 ECHO_MODEL = r"""
 store <- commandArgs(TRUE)[1]
 echo <- function(newdata, type) newdata
-sample <- data.frame(note = c("a", "b", "c", "d"),
-                     colour = factor(c("rouge", "caf\u00e9", "\u65e5\u672c", "\U0001F697")),
-                     day = as.Date("2024-02-29") + 0:3, moment = as.POSIXct("2024-02-29 12:00:00", tz = "UTC") + 0:3,
+# An NA in every column: model.json then declares each nullable, so nulls reach R and come back.
+sample <- data.frame(note = c("a", "b", "c", NA),
+                     colour = factor(c("rouge", "caf\u00e9", "\u65e5\u672c", "\U0001F697", NA))[c(1:3, 5)],
+                     day = as.Date("2024-02-29") + c(0:2, NA),
+                     moment = as.POSIXct("2024-02-29 12:00:00", tz = "UTC") + c(0:2, NA),
                      flag = c(TRUE, FALSE, NA, TRUE), stringsAsFactors = FALSE)
 gatewayr::save_model(echo, store, "texts", sample = sample, description = "hands its input back")
 """
@@ -207,7 +209,7 @@ def hostile_params(draw: st.DrawFn) -> dict[str, Any]:
 def _fits(value: Any, spec: dict[str, Any]) -> bool:
     """The gateway's validator (gateway.codecs.validate), restated from the contract."""
     if value is None:
-        return True
+        return spec.get("nullable", True)  # a non-nullable column refuses null (and a missing key)
     if spec["type"] == "double":
         return type(value) in (int, float) and math.isfinite(float(value))
     if spec["type"] == "integer":

@@ -27,6 +27,20 @@ FORMS = [
     ("one row", b'[{"a": 0.1}]', JSON, {"a": [0.1]}, {}),
     ("csv", b"a,b\n1,x\n3,\n", "text/csv", {"a": ["1", "3"], "b": ["x", None]}, {}),
     ("csv with NA and BOM", "\ufeffa,b\n1,NA\n".encode(), "text/csv; charset=utf-8", {"a": ["1"], "b": [None]}, {}),
+    # a quoted "" is the empty string, a blank field missing; quotes inside fields survive
+    ("csv quoted empty vs blank", b'a,b\n"",x\n,"say ""hi"", ok"\n', "text/csv",
+     {"a": ["", None], "b": ["x", 'say "hi", ok']}, {}),
+    ("csv quoted empty, CRLF, trailing blank", b'a,b\r\n"",\r\n', "text/csv", {"a": [""], "b": [None]}, {}),
+    # R's httr (encode = "json") unboxes length-one vectors: one row of scalars
+    ("inputs of scalars (httr)", b'{"inputs": {"a": 1, "b": "x"}}', JSON, {"a": [1], "b": ["x"]}, {}),
+    ("dataframe_split of scalars (httr)", b'{"dataframe_split": {"columns": ["a", "b"], "data": [1, "x"]}}', JSON,
+     {"a": [1], "b": ["x"]}, {}),
+    ("dataframe_split, one column and one value", b'{"dataframe_split": {"columns": "a", "data": 1}}', JSON,
+     {"a": [1]}, {}),
+    ("dataframe_split, one column unboxed rows", b'{"dataframe_split": {"columns": "a", "data": [1, 3]}}', JSON,
+     {"a": [1, 3]}, {}),
+    ("dataframe_records as one object", b'{"dataframe_records": {"a": 1, "b": "x"}}', JSON,
+     {"a": [1], "b": ["x"]}, {}),
 ]
 
 
@@ -67,6 +81,9 @@ BAD = [
     ("xml", b"<a/>", "application/xml", UnsupportedMediaType, "'application/xml' is not supported"),
     ("latin-1", b'[{"a": 1}]', "application/json; charset=latin-1", UnsupportedMediaType, "charset 'latin-1'"),
     ("no content type, not JSON", b"a,b\n1,2", None, UnsupportedMediaType, "no Content-Type"),
+    ("csv stray quote where \"\" is read", b'a,b\n"",x"y\n', "text/csv", BadRequest, "stray '\"' in line 2"),
+    ("ragged csv where \"\" is read", b'a,b\n""\n', "text/csv", BadRequest, "line 2 has 1 fields"),
+    ("scalars beside lists", b'{"inputs": {"a": 1, "b": [1]}}', JSON, BadRequest, "inputs.a is a number"),
 ]
 
 

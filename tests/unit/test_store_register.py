@@ -144,6 +144,7 @@ def test_a_column_with_missing_values_is_nullable(tmp_path: Path) -> None:
         "kind": "regression",
         "type": "double",
         "classes": None,
+        "methods": ["response"],
     }
 
 
@@ -152,7 +153,8 @@ def test_a_classifier_records_its_classes_sha256_and_framework(tmp_path: Path) -
     version = register_model(model, "iris", frame, store=tmp_path)
     directory = tmp_path / "iris" / version
     meta = read_json(directory / "model.json")
-    assert meta["outputs"] == {"kind": "classification", "type": "string", "classes": list(model.classes_)}
+    assert meta["outputs"] == {"kind": "classification", "type": "string", "classes": list(model.classes_),
+                               "methods": ["response", "prob", "log_prob", "decision"]}
     assert meta["format"] == "skops" and meta["artefact"] == "model.skops"
     assert meta["sha256"] == sha256_of(directory / "model.skops")
     assert meta["framework"]["python"] == platform.python_version()
@@ -279,7 +281,7 @@ def test_cli_registers_a_joblib_file(tmp_path: Path) -> None:
     directory = tmp_path / "store" / "reg" / "1"
     meta = read_json(directory / "model.json")
     assert (meta["format"], meta["artefact"]) == ("joblib", "model.joblib")
-    assert meta["outputs"] == {"kind": "regression", "type": "double", "classes": None}
+    assert meta["outputs"] == {"kind": "regression", "type": "double", "classes": None, "methods": ["response"]}
     assert meta["sha256"] == sha256_of(directory / "model.joblib") == sha256_of(tmp_path / "reg.joblib")
 
 
