@@ -17,7 +17,7 @@ R_LIB := .rlib
 # without installing it: installing would start a Prometheus server on :9090 on this host.
 PROMTOOL := .tools/promtool
 
-.PHONY: run test deps bench lint clean
+.PHONY: run test deps users bench lint clean
 
 run: deps
 	$(VENV)/bin/gateway build-demo
@@ -56,7 +56,18 @@ $(STAMPS)/bench: pyproject.toml
 lint: deps
 	$(VENV)/bin/ruff check gateway tests bench
 
-deps: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/rlib $(PROMTOOL)
+deps: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/rlib $(PROMTOOL) users
+
+# A stack started as root drops to these users (docs/security.md): NGINX workers and Gunicorn
+# run as gateway, R workers (model code) as gateway-r, in gateway's group. Not root: no drop,
+# nothing to create.
+SERVICE_USER := gateway
+R_USER := gateway-r
+users:
+	@if [ "$$(id -u)" = 0 ]; then \
+		id -u $(SERVICE_USER) >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin $(SERVICE_USER); \
+		id -u $(R_USER) >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin --gid $(SERVICE_USER) $(R_USER); \
+	fi
 
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)

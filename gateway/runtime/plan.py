@@ -7,8 +7,11 @@ renderers and the running app both read it, so the configs and the app never dis
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import socket
+import tempfile
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,16 +22,31 @@ from gateway.settings import ModelSettings, Settings
 from gateway.store import ModelStore
 
 PLAN_FILE = "plan.json"
+# Under run_dir (or a short private directory when run_dir is too deep for AF_UNIX's 107 bytes):
+# `gw/` the internal NGINX (reached by Gunicorn), `r/` the R workers (reached by NGINX).
+SOCKET_DIR = "sock"
+GATEWAY_SOCKETS = "gw"
+R_SOCKETS = "r"
+_MAX_SOCKET_PATH = 100
 
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A TCP host:port, or (path set) a Unix domain socket: hops inside one host use sockets in
+    a private directory, so no other local user can reach R workers or the internal NGINX."""
+
     host: str
     port: int
+    path: str = ""
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """As NGINX writes it: `host:port` or `unix:/path`."""
+        return f"unix:{self.path}" if self.path else f"{self.host}:{self.port}"
+
+    @classmethod
+    def unix(cls, path: str | Path) -> Endpoint:
+        return cls("", 0, str(path))
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,8 @@ class Plan:
 
     @property
     def internal_url(self) -> str:
-        return f"http://{self.internal.address}"
+        """`http://host:port`, or `unix:/path` for the internal NGINX on a socket."""
+        return self.internal.address if self.internal.path else f"http://{self.internal.address}"
 
     def save(self) -> Path:
         path = Path(self.run_dir) / PLAN_FILE
@@ -112,22 +131,26 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     r_models = [m for m in settings.models.values() if m.backend == "plumber"]
     rollouts = {m.name: rollout_versions(m, store) for m in r_models}
     n_workers = sum(m.workers * (1 + len(rollouts[m.name])) for m in r_models)
-    free = iter(free_ports(2 + (0 if server.worker_port_base else n_workers)))
+    free = iter(free_ports(1))
     gunicorn_port = server.gunicorn_port or next(free)
-    internal_port = server.internal_port or next(free)
+    sockets = socket_dir(settings.run_dir)
+    # TCP only when the config asks for a port: a loopback port is open to every local user.
+    internal = (Endpoint("127.0.0.1", server.internal_port) if server.internal_port
+                else Endpoint.unix(sockets / GATEWAY_SOCKETS / "nginx.sock"))
     next_base = server.worker_port_base
+    worker_sockets = iter(range(1, n_workers + 1))
     pools: dict[str, PoolPlan] = {}
     extra_pools: dict[str, PoolPlan] = {}
 
-    def ports_for(model: ModelSettings) -> list[int]:
+    def ports_for(model: ModelSettings) -> list[Endpoint]:
         nonlocal next_base
         ports = []
         for _ in range(model.workers):
             if next_base:
-                ports.append(next_base)
+                ports.append(Endpoint("127.0.0.1", next_base))
                 next_base += 1
             else:
-                ports.append(next(free))
+                ports.append(Endpoint.unix(sockets / R_SOCKETS / f"{next(worker_sockets)}.sock"))
         return ports
 
     for model in r_models:
@@ -142,7 +165,7 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
         run_dir=str(settings.run_dir),
         public=Endpoint(server.host, port or server.port),
         gunicorn=Endpoint("127.0.0.1", gunicorn_port),
-        internal=Endpoint("127.0.0.1", internal_port),
+        internal=internal,
         pools=pools,
         extra_pools=extra_pools,
     )
@@ -169,12 +192,24 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
+def socket_dir(run_dir: Path) -> Path:
+    """Where a stack's Unix sockets live: run_dir/sock, or /tmp/gateway-sock-<hash of run_dir>
+    when run_dir is so deep that a socket path would pass AF_UNIX's limit (`gateway up` creates
+    it and refuses one that someone else made first)."""
+    preferred = Path(run_dir).resolve() / SOCKET_DIR
+    longest = preferred / R_SOCKETS / "99999.sock"
+    if len(os.fsencode(longest)) <= _MAX_SOCKET_PATH:
+        return preferred
+    digest = hashlib.sha256(os.fsencode(preferred)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"gateway-sock-{digest}"
+
+
 def _endpoint(address: str) -> Endpoint:
     host, _, port = address.rpartition(":")
     return Endpoint(host, int(port))
 
 
-def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, ports: list[int],
+def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, workers: list[Endpoint],
                hosts: tuple[str, ...]) -> PoolPlan:
     """The pool of one R model: what it serves (a version or a script) and where."""
     if model.script is not None:
@@ -195,7 +230,7 @@ def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, port
         kind=kind,  # type: ignore[arg-type]
         target=target,
         version=version,
-        workers=tuple(Endpoint("127.0.0.1", p) for p in ports),
+        workers=tuple(workers),
         timeout_s=model.timeout_s,
         hosts=tuple(_endpoint(h) for h in hosts),
     )
@@ -215,11 +250,14 @@ def make_worker_plan(settings: Settings, listen_host: str) -> Plan:
     ]
     if not assigned:
         raise ConfigError(f"no model lists {listen_host} in its `hosts`; nothing to run on this host")
-    free = iter(free_ports(sum(max(1, model.workers) for model, _ in assigned)))
+    sockets = socket_dir(settings.run_dir)
+    paths = iter(range(1, sum(max(1, model.workers) for model, _ in assigned) + 1))
     pools, listens = {}, {}
     for model, listen in assigned:
-        ports = [next(free) for _ in range(max(1, model.workers))]
-        pools[model.name] = _pool_plan(settings, store, model, ports, hosts=())
+        # The other host's gateway reaches this NGINX over TCP (`listen`); its hop to the local R
+        # workers stays on this host, so it is a socket.
+        workers = [Endpoint.unix(sockets / R_SOCKETS / f"{next(paths)}.sock") for _ in range(max(1, model.workers))]
+        pools[model.name] = _pool_plan(settings, store, model, workers, hosts=())
         listens[model.name] = listen
     unused = Endpoint("127.0.0.1", 0)
     return Plan(run_dir=str(settings.run_dir), public=unused, gunicorn=unused, internal=unused,

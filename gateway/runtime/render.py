@@ -24,6 +24,7 @@ from gateway.errors import PayloadTooLarge, TooManyRequests, Unavailable
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
+from gateway.runtime.privileges import accounts
 from gateway.runtime.tomlwrite import settings_to_toml
 from gateway.settings import Settings, cluster_secret
 
@@ -100,7 +101,9 @@ def bin_path(name: str) -> Path:
 
 def r_command(pool: PoolPlan, worker: Endpoint) -> list[str]:
     entry = "worker.R" if pool.kind == "model" else "script.R"
-    command = ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.host, str(worker.port)]
+    # A socket is passed as host `unix:<path>` (port unused): gatewayr serves it with httpuv's pipe server.
+    command = ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.address if worker.path
+               else worker.host, str(worker.port)]
     # The generic worker stops a model that runs past its timeout_s itself (gatewayr::handle_predict).
     return [*command, f"{pool.timeout_s:g}"] if pool.kind == "model" else command
 
@@ -125,7 +128,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "logs": f"{run_dir}/logs",
         "base_dir": str(settings.base_dir),
         "foreground": foreground,
-        "user": _nginx_user(),
+        "user": _supervisor_user(),
+        "accounts": accounts(settings),
         "temp_paths": _temp_paths(),
         "body_limit": limit,
         "internal_body_limit": 2 * limit,
@@ -219,8 +223,8 @@ def _supervisor_quoted(text: str) -> str:
     return '"' + _supervisor(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _nginx_user() -> str | None:
-    # Only a root master switches its workers' user; elsewhere the directive just warns.
+def _supervisor_user() -> str | None:
+    # supervisord itself stays root (it starts each program as its user); saying so keeps it quiet.
     if os.geteuid() != 0:
         return None
     return pwd.getpwuid(os.geteuid()).pw_name

@@ -73,7 +73,9 @@ def start_stack(
 ) -> Iterator[Stack]:
     """A running stack serving `models` (config tables as in gateway.toml) from `store`."""
     (port,) = free_ports(1)
-    server = {"port": port, "workers": 1, "threads": 4, "run_dir": str(directory / "run"),
+    # user "": no privilege drop when the tests run as root, since pytest's temp dirs are 0700
+    # (tests/integration/test_privileges.py starts its stack with the drop, in a shared dir).
+    server = {"port": port, "workers": 1, "threads": 4, "run_dir": str(directory / "run"), "user": "",
               **(server_overrides or {})}
     raw = {"server": server, "store": {"path": str(store or directory / "store")}, "models": models}
     config = directory / "gateway.toml"
