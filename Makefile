@@ -7,10 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .stamps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The venv's interpreter: Debian's, so that the unprivileged service user a root-started stack
+# drops to can run Gunicorn (a Python under /root, e.g. pyenv's, is out of its reach).
+BASE_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 # Debian packages: R, Plumber and its friends, NGINX. CRAN is not reachable: R packages come
 # from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock). chromium: the status page's
 # test opens it headless (no driver needed).
-APT_PACKAGES := nginx-light r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
+APT_PACKAGES := nginx-light python3-venv r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
 	r-cran-testthat r-cran-httr r-cran-sodium chromium
 R_LIB := .rlib
 # promtool checks deploy/prometheus/*.yml in the tests. Taken out of Debian's `prometheus` package
@@ -83,7 +86,7 @@ $(STAMPS)/apt: Makefile
 # python3-dev. R must be installed first: rpy2's build asks `R RHOME` where it lives.
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	RPY2_CFFI_MODE=ABI $(PY) -m pip install -q -e '.[test,rpy2]'
 	@touch $@

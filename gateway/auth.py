@@ -115,10 +115,22 @@ def write_keys(path: Path, entries: list[KeyEntry]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o600)
+        _keep_owner(tmp, path)
         os.rename(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _keep_owner(new: str, old: Path) -> None:
+    """Root editing the keys of a running stack: the file stays the service user's, who reads it."""
+    if os.geteuid() != 0:
+        return
+    try:
+        st = old.stat()
+    except FileNotFoundError:
+        return
+    os.chown(new, st.st_uid, st.st_gid)
 
 
 class KeyRing:

@@ -20,6 +20,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,9 +157,9 @@ def _own(path: Path, uid: int, gid: int, mode: int) -> None:
 
 
 def _python_paths() -> list[Path]:
-    import sys
-
-    return [Path(sys.executable).parent, Path(__file__).resolve().parents[1]]
+    """What Gunicorn runs: the venv, the interpreter it links to (not under /root: `make deps`
+    builds the venv on Debian's python3), and the gateway package."""
+    return [Path(sys.executable).parent, Path(sys.executable).resolve(), Path(__file__).resolve().parents[1]]
 
 
 def _check_reachable(user: str, paths: list[Path]) -> None:
