@@ -54,6 +54,10 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     run_dir = Path(plan.run_dir)
     for sub in ("logs", "tmp", METRICS_DIR, WORKERS_READY_DIR):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    # `nginx -t` binds its Unix sockets: their directories must exist (`up` makes them afresh).
+    for endpoint in (plan.internal, *(w for pool in plan.all_pools for w in pool.workers)):
+        if endpoint.path:
+            Path(endpoint.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     context = _context(settings, plan, foreground)
     env = _environment()
     files = {
