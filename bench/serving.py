@@ -71,6 +71,7 @@ def main() -> None:
     cells: list[Cell] = []
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         directory = Path(tmp)
+        directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
         store = directory / "store"
         build_iris(store)
         _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(store)])
