@@ -114,6 +114,8 @@ def grant(settings: Settings, plan: Plan, owners: Accounts | None) -> None:
     for name in _SERVICE_FILES:
         if (run_dir / name).exists():
             _own(run_dir / name, owners.uid, owners.gid, 0o600)
+    for log in (run_dir / "logs").glob("gunicorn-*.log*"):  # Gunicorn opens these itself
+        _own(log, owners.uid, owners.gid, 0o600)
     for name in ("nginx.conf", "supervisord.conf"):  # nginx.conf may hold the cluster secret
         if (run_dir / name).exists():
             _own(run_dir / name, 0, 0, 0o600)
