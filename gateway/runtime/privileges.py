@@ -27,7 +27,7 @@ from pathlib import Path
 from gateway.errors import ConfigError
 from gateway.metrics import METRICS_DIR
 from gateway.register import REPO_ROOT
-from gateway.runtime.plan import GATEWAY_SOCKETS, PLAN_FILE, R_SOCKETS, Plan
+from gateway.runtime.plan import GATEWAY_SOCKETS, PLAN_FILE, R_SOCKETS, Plan, socket_dir
 from gateway.settings import Settings
 
 # Run-dir entries the service user writes (Gunicorn's logs, NGINX workers' temp files, metrics).
@@ -87,7 +87,8 @@ def prepare_sockets(plan: Plan, socket_dir: Path, owners: Accounts | None) -> No
 
     Refuses a directory that someone else created first (the /tmp fallback has a known name).
     """
-    if socket_dir.is_symlink() or (socket_dir.exists() and socket_dir.stat().st_uid != os.geteuid()):
+    inside = Path(plan.run_dir).resolve() in socket_dir.parents
+    if socket_dir.is_symlink() or (not inside and socket_dir.exists() and socket_dir.stat().st_uid != os.geteuid()):
         raise PrivilegeError(f"socket directory {socket_dir} exists and is not ours; remove it")
     shutil.rmtree(socket_dir, ignore_errors=True)
     socket_dir.mkdir(mode=0o700, parents=True)
@@ -97,6 +98,13 @@ def prepare_sockets(plan: Plan, socket_dir: Path, owners: Accounts | None) -> No
         _own(socket_dir, 0, owners.gid, 0o750)
         _own(socket_dir / GATEWAY_SOCKETS, owners.uid, owners.gid, 0o700)
         _own(socket_dir / R_SOCKETS, owners.r_uid, owners.gid, 0o750)
+
+
+def remove_sockets(run_dir: Path) -> None:
+    """After `down`: the /tmp socket directory of a deep run_dir goes too (run_dir/sock stays)."""
+    sockets = socket_dir(run_dir)
+    if Path(run_dir).resolve() not in sockets.parents and sockets.exists() and sockets.stat().st_uid == os.geteuid():
+        shutil.rmtree(sockets, ignore_errors=True)
 
 
 def grant(settings: Settings, plan: Plan, owners: Accounts | None) -> None:

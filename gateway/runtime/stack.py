@@ -116,6 +116,7 @@ def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
     while time.monotonic() < deadline:
         family |= procs.family(pid)  # a program supervisord restarted just before the stop
         if not procs.alive(family):
+            privileges.remove_sockets(run_dir)
             return
         time.sleep(0.1)
     leftovers = procs.alive(family)
@@ -123,6 +124,7 @@ def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
     if not procs.wait_gone(leftovers, 5.0):
         raise StackError(f"processes of the stack in {run_dir} survived SIGKILL: "
                          f"{sorted(p.pid for p in procs.alive(leftovers))}")
+    privileges.remove_sockets(run_dir)
 
 
 def status(run_dir: str | Path) -> str:

@@ -163,3 +163,13 @@ def test_requests_over_a_socket(unix_server: Path) -> None:
         session.mount(f"http://{SOCKET_HOST}/", UnixAdapter(str(unix_server)))
         reply = session.get(f"http://{SOCKET_HOST}/r/cars/ping?x=1", timeout=2)
     assert (reply.status_code, reply.text) == (200, "/r/cars/ping?x=1")
+
+
+def test_a_deep_run_dirs_sockets_are_made_private_and_removed_after(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, run_dir="d" * 120)
+    plan = make_plan(settings)
+    sockets = Path(plan.internal.path).parent.parent
+    privileges.prepare_sockets(plan, sockets, None)
+    assert (sockets.stat().st_mode & 0o777, (sockets / "r").stat().st_mode & 0o777) == (0o700, 0o700)
+    privileges.remove_sockets(settings.run_dir)
+    assert not sockets.exists()
