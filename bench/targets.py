@@ -39,11 +39,12 @@ def gateway_stack(directory: Path, store: Path, *, batching: bool,
     Yields the public, internal-NGINX and Gunicorn URLs. `batch` overrides both models' batch
     settings when batching is on (the defaults otherwise).
     """
-    port, internal_port = free_ports(2)
+    port, internal_port, gunicorn_port = free_ports(3)
     off = {"batch": {"max_size": 1}} if not batching else ({"batch": batch} if batch else {})
     # Batching off also measures the bare pool behind the internal NGINX (plumber-pool): wrk needs
     # a TCP port for it, so that stack's internal NGINX listens on one (its R workers stay sockets).
-    tcp = {} if batching else {"internal_port": internal_port}
+    # Gunicorn on a TCP port too: batching_counters asks each worker directly.
+    tcp = {"gunicorn_port": gunicorn_port, **({} if batching else {"internal_port": internal_port})}
     raw = {
         "server": {"port": port, "workers": GUNICORN_WORKERS, "threads": threads, "run_dir": str(directory / "run"),
                    **tcp},

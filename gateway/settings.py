@@ -30,9 +30,10 @@ class ServerSettings:
     body_limit_bytes: int = 16 * 1024 * 1024
     extra_columns: Literal["reject", "ignore"] = "reject"
     run_dir: str = ".run"  # rendered configs, logs, sockets, pid files
-    gunicorn_port: int = 0  # 0: pick a free loopback port at start
-    # Internal NGINX (R upstreams) and R workers: 0 (default) serves them on Unix sockets in a
-    # private directory; a port puts them on loopback TCP, where any local user can call them.
+    # Gunicorn, the internal NGINX (R upstreams) and the R workers: 0 (default) serves them on Unix
+    # sockets in a private directory; a port puts them on loopback TCP, where any local user can
+    # call them (past NGINX's limits, and for R past the API keys).
+    gunicorn_port: int = 0
     internal_port: int = 0
     worker_port_base: int = 0  # first R worker port
     # Started as root, the stack drops to these users (docs/security.md): NGINX workers and

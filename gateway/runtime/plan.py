@@ -23,7 +23,8 @@ from gateway.store import ModelStore
 
 PLAN_FILE = "plan.json"
 # Under run_dir (or a short private directory when run_dir is too deep for AF_UNIX's 107 bytes):
-# `gw/` the internal NGINX (reached by Gunicorn), `r/` the R workers (reached by NGINX).
+# `gw/` Gunicorn and the internal NGINX (reached by NGINX and Gunicorn), `r/` the R workers
+# (reached by NGINX).
 SOCKET_DIR = "sock"
 GATEWAY_SOCKETS = "gw"
 R_SOCKETS = "r"
@@ -131,10 +132,11 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     r_models = [m for m in settings.models.values() if m.backend == "plumber"]
     rollouts = {m.name: rollout_versions(m, store) for m in r_models}
     n_workers = sum(m.workers * (1 + len(rollouts[m.name])) for m in r_models)
-    free = iter(free_ports(1))
-    gunicorn_port = server.gunicorn_port or next(free)
     sockets = socket_dir(settings.run_dir)
-    # TCP only when the config asks for a port: a loopback port is open to every local user.
+    # TCP only when the config asks for a port: a loopback port is open to every local user, who
+    # would skip NGINX's limits on the way to Gunicorn and the API keys on the way to R.
+    gunicorn = (Endpoint("127.0.0.1", server.gunicorn_port) if server.gunicorn_port
+                else Endpoint.unix(sockets / GATEWAY_SOCKETS / "app.sock"))
     internal = (Endpoint("127.0.0.1", server.internal_port) if server.internal_port
                 else Endpoint.unix(sockets / GATEWAY_SOCKETS / "nginx.sock"))
     next_base = server.worker_port_base
@@ -164,7 +166,7 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     return Plan(
         run_dir=str(settings.run_dir),
         public=Endpoint(server.host, port or server.port),
-        gunicorn=Endpoint("127.0.0.1", gunicorn_port),
+        gunicorn=gunicorn,
         internal=internal,
         pools=pools,
         extra_pools=extra_pools,

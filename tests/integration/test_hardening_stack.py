@@ -136,12 +136,12 @@ def test_every_listener_of_the_stack_is_on_loopback(gw: Stack) -> None:
     assert not exposed, f"listening beyond loopback: {exposed}"
 
     # Teeth: the scan saw every listener the plan promises, each held by some process.
-    # The internal hops (internal NGINX, R workers) are Unix sockets in the run dir: no port.
+    # The internal hops (Gunicorn, internal NGINX, R workers) are Unix sockets in the run dir.
     ports = {port for addrs in listeners.values() for _, port in addrs}
     plan = gw.plan
-    assert {plan.public.port, plan.gunicorn.port} <= ports, f"seen {report}"
+    assert ports == {plan.public.port}, f"seen {report}"
     sockets = {path for paths in unix.values() for path in paths}
-    expected = {plan.internal.path} | {w.path for pool in plan.pools.values() for w in pool.workers}
+    expected = {plan.gunicorn.path, plan.internal.path} | {w.path for pool in plan.pools.values() for w in pool.workers}
     assert "" not in expected and expected <= sockets, f"not seen listening: {sorted(expected - sockets)}"
     r_workers = [pid for pid in unix if "Rscript" in _cmd(pid) or "/R" in _cmd(pid)]
     assert len(r_workers) == 4 and not set(r_workers) & set(listeners), (unix, report)

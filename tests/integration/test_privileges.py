@@ -105,13 +105,13 @@ def _as(user: pwd.struct_passwd, *command: str) -> subprocess.CompletedProcess[s
                           text=True, check=False, timeout=60, cwd="/")
 
 
-def test_a_local_user_cannot_reach_the_r_workers_or_the_internal_nginx(gw: Stack, attacker: pwd.struct_passwd) -> None:
-    targets = [(gw.plan.internal.address, "/r/keys/predict")]
+def test_a_local_user_cannot_reach_r_workers_internal_nginx_or_gunicorn(gw: Stack, attacker: pwd.struct_passwd) -> None:
+    targets = [(gw.plan.internal.address, "/r/keys/predict"), (gw.plan.gunicorn.address, "/models/keys/predict")]
     targets += [(w.address, "/predict") for pool in gw.plan.all_pools for w in pool.workers]
     probe = _as(attacker, "/usr/bin/python3", "-c", PROBE, json.dumps(targets))
     assert probe.returncode == 0, probe.stderr
     answers = json.loads(probe.stdout)
-    assert len(answers) == 3 and all(a.startswith("PermissionError") for a in answers.values()), answers
+    assert len(answers) == 4 and all(a.startswith("PermissionError") for a in answers.values()), answers
     # The stack's own users still get through: a key-holding client gets its prediction.
     reply = gw.post("/models/keys/predict", json=[{"x": 1.0}])
     assert reply.status_code == 200, reply.text

@@ -41,12 +41,13 @@ def test_internal_hops_are_sockets_in_the_run_dir(tmp_path: Path) -> None:
     assert plan.internal_url == f"unix:{run}/sock/gw/nginx.sock"
     assert [w.address for w in plan.pools["cars"].workers] == [f"unix:{run}/sock/r/1.sock",
                                                                 f"unix:{run}/sock/r/2.sock"]
-    assert plan.gunicorn.port > 0 and plan.public.port == 8080
+    assert plan.gunicorn == Endpoint.unix(run / "sock" / "gw" / "app.sock")
+    assert plan.public == Endpoint("127.0.0.1", 8080)
 
 
 def test_configured_ports_keep_tcp(tmp_path: Path) -> None:
-    plan = make_plan(_settings(tmp_path, internal_port=41001, worker_port_base=41010))
-    assert plan.internal == Endpoint("127.0.0.1", 41001)
+    plan = make_plan(_settings(tmp_path, gunicorn_port=41000, internal_port=41001, worker_port_base=41010))
+    assert (plan.gunicorn, plan.internal) == (Endpoint("127.0.0.1", 41000), Endpoint("127.0.0.1", 41001))
     assert [w.address for w in plan.pools["cars"].workers] == ["127.0.0.1:41010", "127.0.0.1:41011"]
 
 
@@ -66,8 +67,11 @@ def test_plan_round_trips_socket_endpoints(tmp_path: Path) -> None:
 def test_nginx_listens_and_proxies_on_sockets_with_keepalive(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     plan = make_plan(settings)
-    text = render_all(settings, plan)["nginx"].read_text()
+    files = render_all(settings, plan)
+    assert f"bind = ['unix:{plan.gunicorn.path}']" in files["gunicorn"].read_text()
+    text = files["nginx"].read_text()
     assert f"listen unix:{plan.internal.path};" in text
+    assert f"server unix:{plan.gunicorn.path};" in text
     for worker in plan.pools["cars"].workers:
         assert f"server unix:{worker.path} max_fails=0;" in text
     upstream = text[text.index("upstream r_cars {"):]
