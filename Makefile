@@ -7,17 +7,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMPS := .stamps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The venv's interpreter: Debian's, so that the unprivileged service user a root-started stack
+# drops to can run Gunicorn (a Python under /root, e.g. pyenv's, is out of its reach).
+BASE_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 # Debian packages: R, Plumber and its friends, NGINX. CRAN is not reachable: R packages come
 # from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock). chromium: the status page's
 # test opens it headless (no driver needed).
-APT_PACKAGES := nginx-light r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
+APT_PACKAGES := nginx-light python3-venv r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
 	r-cran-testthat r-cran-httr r-cran-sodium chromium
 R_LIB := .rlib
 # promtool checks deploy/prometheus/*.yml in the tests. Taken out of Debian's `prometheus` package
 # without installing it: installing would start a Prometheus server on :9090 on this host.
 PROMTOOL := .tools/promtool
 
-.PHONY: run test deps bench lint clean
+.PHONY: run test deps users bench lint clean
 
 run: deps
 	$(VENV)/bin/gateway build-demo
@@ -58,7 +61,18 @@ lint: deps
 	$(VENV)/bin/ruff check gateway tests bench
 	$(VENV)/bin/mypy
 
-deps: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/rlib $(PROMTOOL)
+deps: $(STAMPS)/apt $(STAMPS)/venv $(STAMPS)/rlib $(PROMTOOL) users
+
+# A stack started as root drops to these users (docs/security.md): NGINX workers and Gunicorn
+# run as gateway, R workers (model code) as gateway-r, in gateway's group. Not root: no drop,
+# nothing to create.
+SERVICE_USER := gateway
+R_USER := gateway-r
+users:
+	@if [ "$$(id -u)" = 0 ]; then \
+		id -u $(SERVICE_USER) >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin $(SERVICE_USER); \
+		id -u $(R_USER) >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin --gid $(SERVICE_USER) $(R_USER); \
+	fi
 
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
@@ -74,7 +88,7 @@ $(STAMPS)/apt: Makefile
 # python3-dev. R must be installed first: rpy2's build asks `R RHOME` where it lives.
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	@mkdir -p $(STAMPS)
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(BASE_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	RPY2_CFFI_MODE=ABI $(PY) -m pip install -q -e '.[test,rpy2]'
 	@touch $@

@@ -27,6 +27,7 @@ REQUESTS = {1: 200, 100: 100, 10_000: 16}  # per cell, by rows per request: abou
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
         _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "scratch")])
         models = ""
         for backend in BACKENDS:

@@ -135,6 +135,7 @@ def kill_gunicorn_under_load(url: str, run_dir: Path, seconds: float, concurrenc
 def _directory(keep: Path | None) -> Iterator[Path]:
     if keep is None:
         with tempfile.TemporaryDirectory() as tmp:
+            Path(tmp).chmod(0o711)  # a root-run stack drops to the service users: they must cross it
             yield Path(tmp)
     else:
         keep.mkdir(parents=True, exist_ok=True)

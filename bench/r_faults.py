@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     every = args.every or (20.0 if args.hang else 3.0)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
         if args.hang:
             _rscript(["-e", SLOW_MODEL.format(sleep=SLEEPS[args.hang]), str(directory / "store")])
             with running_stack(directory, '[models.slow]\nbackend = "plumber"\nworkers = 2\ntimeout_s = 1\n'

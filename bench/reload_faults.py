@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reloads", type=int, default=3)
     parser.add_argument("--nginx-only", action="store_true", help="`nginx -s reload` alone")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp, iris_stack(Path(tmp)) as (url, run_dir):
+    with tempfile.TemporaryDirectory() as tmp, iris_stack(_shared(Path(tmp))) as (url, run_dir):
         config, store = Path(tmp) / "gateway.toml", Path(tmp) / "store"
         plain, resending, stop, stop_file = LoadResult(), LoadResult(), threading.Event(), Path(tmp) / "stop"
         began = time.monotonic()
@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     for name, conc, result in rows:
         resent = str(result.resent) if result is resending else "-"
         print(f"{name:<40} {conc:>4} {result.sent:>6} {result.failed:>6} {resent:>7} {result.worst_s * 1000:>8.0f}")
+
+
+def _shared(directory: Path) -> Path:
+    directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
+    return directory
 
 
 if __name__ == "__main__":

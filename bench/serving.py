@@ -79,6 +79,7 @@ def main() -> None:
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()), flush=True)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as running:
         directory = Path(tmp)
+        directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
         cold = cold_starts(directory / "cold", runs)
         store = directory / "cold" / "store"  # the demo store the cold starts built
         shutil.copytree(store / "mtcars", store / "mtcars_rpy2")

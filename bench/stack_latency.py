@@ -28,6 +28,7 @@ REQUESTS_PER_LOAD = 400
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
+        directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
         build_iris(directory / "store")
         _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "store")])
         models = '[models.iris]\nbackend = "python"\n[models.mtcars]\nbackend = "plumber"\nworkers = 2\n'

@@ -41,7 +41,7 @@ def gateway_stack(directory: Path, store: Path, *, batching: bool,
     Yields the public, internal-NGINX and Gunicorn URLs. `batch` overrides the models' batch
     settings when batching is on (the defaults otherwise).
     """
-    (port,) = free_ports(1)
+    port, gunicorn_port = free_ports(2)
     off = {"batch": {"max_size": 1}} if not batching else ({"batch": batch} if batch else {})
     models: dict[str, dict[str, object]] = {
         "iris": {"backend": "python", **off},
@@ -49,8 +49,12 @@ def gateway_stack(directory: Path, store: Path, *, batching: bool,
     }
     if rpy2:
         models["mtcars_rpy2"] = {"backend": "rpy2", **off}
+    # Gunicorn on a TCP port: batching_counters asks each worker directly, which wrk and requests
+    # reach on TCP (the stack's own hops are Unix sockets).
+    tcp = {"gunicorn_port": gunicorn_port}
     raw = {
-        "server": {"port": port, "workers": GUNICORN_WORKERS, "threads": threads, "run_dir": str(directory / "run")},
+        "server": {"port": port, "workers": GUNICORN_WORKERS, "threads": threads, "run_dir": str(directory / "run"),
+                   **tcp},
         "store": {"path": str(store)},
         "models": models,
     }

@@ -111,7 +111,7 @@ def write_keys(path: Path, entries: list[KeyEntry]) -> None:
     if not path.parent.exists():
         private_dir(path.parent)
     document = {"version": 1, "keys": [{**asdict(e), "models": list(e.models)} for e in entries]}
-    write_private(path, json.dumps(document, indent=2))
+    write_private(path, json.dumps(document, indent=2), keep_owner=True)
 
 
 class KeyRing:

@@ -17,19 +17,25 @@ DIR_MODE = 0o700
 UMASK = 0o077
 
 
-def private_dir(path: str | Path) -> Path:
-    """Create `path` (and missing parents) or tighten it to 0700; returns it."""
+def private_dir(path: str | Path, *, group_may_read: bool = False) -> Path:
+    """Create `path` (and missing parents) 0700, or take from it every bit beyond 0700 (0750
+    with `group_may_read`: a root-started stack shares its run dir with its service users'
+    group, gateway/runtime/privileges.py); returns it."""
     directory = Path(path)
     directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if directory.stat().st_mode & 0o777 != DIR_MODE:
-        os.chmod(directory, DIR_MODE)
+    allowed = 0o750 if group_may_read else DIR_MODE
+    mode = directory.stat().st_mode & 0o777
+    if mode & ~allowed:
+        os.chmod(directory, mode & allowed)
     return directory
 
 
-def write_private(path: str | Path, data: str | bytes) -> Path:
+def write_private(path: str | Path, data: str | bytes, *, keep_owner: bool = False) -> Path:
     """Atomically replace `path` with `data`, mode 0600 from the moment the file exists.
 
     A reader sees the old file or the new one whole; on any error the temp file is removed.
+    `keep_owner`: root replacing a file another user reads (the keys of a running stack, read by
+    its service user) gives the new file the old one's owner before it takes the name.
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -41,6 +47,9 @@ def write_private(path: str | Path, data: str | bytes) -> Path:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+            if keep_owner and os.geteuid() == 0 and target.exists():
+                old = target.stat()
+                os.fchown(handle.fileno(), old.st_uid, old.st_gid)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -33,9 +33,18 @@ class ServerSettings:
     stream_limit_bytes: int = 16 * 1024 * 1024 * 1024
     extra_columns: Literal["reject", "ignore"] = "reject"  # input columns the model lacks: 422, or dropped
     run_dir: str = ".run"  # rendered configs, logs, sockets, pid files
-    gunicorn_port: int = 0  # 0: pick a free loopback port at start
-    internal_port: int = 0  # internal NGINX (R upstreams), loopback only; 0: pick free
-    worker_port_base: int = 0  # first R worker port; 0: pick free ports
+    # Gunicorn, the internal NGINX (R upstreams) and the R workers: 0 (default) serves them on Unix
+    # sockets in a private directory; a port puts them on loopback TCP, where any local user can
+    # call them (past NGINX's limits, and for R past the API keys).
+    gunicorn_port: int = 0  # Gunicorn's loopback port (0: a Unix socket)
+    internal_port: int = 0  # the internal NGINX's loopback port (0: a Unix socket)
+    worker_port_base: int = 0  # first R worker port (0: Unix sockets)
+    # Started as root, the stack drops to these users (docs/security.md): NGINX workers and
+    # Gunicorn run as `user`, R workers (model and script code) as `r_user`, whose primary group is
+    # `user`'s group and who cannot read the keys file or the cluster secret. Not root: no drop.
+    # user = "": no drop even as root (only where the whole stack is already confined).
+    user: str = "gateway"  # NGINX workers and Gunicorn, when started as root
+    r_user: str = "gateway-r"  # R workers, when started as root
     # A file holding the secret the gateway's NGINX sends to worker hosts (`gateway worker`),
     # which refuse requests without it. Same file on every host; empty: no check.
     cluster_secret_file: str = ""

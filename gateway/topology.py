@@ -19,12 +19,21 @@ PLAN_FILE = "plan.json"
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A TCP host:port, or (path set) a Unix domain socket: hops inside one host use sockets in
+    a private directory, so no other local user can reach R workers or the internal NGINX."""
+
     host: str
     port: int
+    path: str = ""
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        """As NGINX writes it: `host:port` or `unix:/path`."""
+        return f"unix:{self.path}" if self.path else f"{self.host}:{self.port}"
+
+    @classmethod
+    def unix(cls, path: str | Path) -> Endpoint:
+        return cls("", 0, str(path))
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,8 @@ class Plan:
 
     @property
     def internal_url(self) -> str:
-        return f"http://{self.internal.address}"
+        """`http://host:port`, or `unix:/path` for the internal NGINX on a socket."""
+        return self.internal.address if self.internal.path else f"http://{self.internal.address}"
 
     def save(self) -> Path:
         return write_private(Path(self.run_dir) / PLAN_FILE, json.dumps(asdict(self), indent=2))

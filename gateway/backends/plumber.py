@@ -32,6 +32,7 @@ from gateway.errors import BadGateway, GatewayError, GatewayTimeout, NotFound, U
 from gateway.meta import ModelMeta
 from gateway.settings import ModelSettings
 from gateway.topology import Endpoint, PoolPlan
+from gateway.unix_http import SOCKET_HOST, UnixAdapter, connection_pool
 
 CONNECT_TIMEOUT_S = 2.0
 UPSTREAM_FAILED_HEADER = "X-Gateway-Upstream"  # set by the internal NGINX's own error pages
@@ -59,6 +60,7 @@ class _Sessions:
         self._pool: urllib3.HTTPConnectionPool | None = None
         self._lock = threading.Lock()
         self._pool_size = pool_size
+        self._socket = internal_url.removeprefix("unix:") if internal_url.startswith("unix:") else ""
         parts = urlsplit(internal_url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
 
@@ -66,9 +68,8 @@ class _Sessions:
         if self._pool is None or self._pool_pid != os.getpid():
             with self._lock:
                 if self._pool is None or self._pool_pid != os.getpid():
-                    self._pool = urllib3.HTTPConnectionPool(
-                        self._host, self._port, maxsize=self._pool_size, retries=False, block=False
-                    )
+                    endpoint = Endpoint.unix(self._socket) if self._socket else Endpoint(self._host, self._port)
+                    self._pool = connection_pool(endpoint, maxsize=self._pool_size, retries=False, block=False)
                     self._pool_pid = os.getpid()
         return self._pool
 
@@ -79,6 +80,8 @@ class _Sessions:
                     session = requests.Session()
                     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
                     session.mount("http://", adapter)
+                    if self._socket:  # the internal NGINX's socket; other hosts stay on TCP
+                        session.mount(f"http://{SOCKET_HOST}/", UnixAdapter(self._socket, self._pool_size))
                     session.trust_env = False  # loopback only: never route through a proxy
                     self._session, self._pid = session, os.getpid()
         return self._session
@@ -94,7 +97,8 @@ class PlumberBackend(Backend):
         self._host_headers = {"X-Gateway-Secret": cluster_secret} if cluster_secret else {}
         self.model = model
         self.pool = pool
-        self.base_url = f"{internal_url}/r/{pool.key}"
+        http_base = f"http://{SOCKET_HOST}" if internal_url.startswith("unix:") else internal_url
+        self.base_url = f"{http_base}/r/{pool.key}"
         self._base_path = f"/r/{pool.key}"
         self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=model.timeout_s)
         self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.upstreams)), internal_url=internal_url)
@@ -155,12 +159,12 @@ class PlumberBackend(Backend):
         return reply
 
     def health(self) -> Health:
-        """Local workers: live = accepting TCP connections (a worker busy with a long predict
-        still counts). Remote hosts: their NGINX always accepts, so ask for the pool's health
+        """Local workers: live = accepting connections on their socket (a worker busy with a long
+        predict still counts). Remote hosts: their NGINX always accepts, so ask for the pool's health
         route through it (an R worker there must answer).
         """
         hosts = {host.address: self._host_answers(host) for host in self.pool.hosts}
-        live = sum(_accepts(w.host, w.port) for w in self.pool.workers) + sum(hosts.values())
+        live = sum(_accepts(w) for w in self.pool.workers) + sum(hosts.values())
         total = len(self.pool.upstreams)
         detail = "" if live else f"no live R worker (0 of {total}){self._last_r_error()}"
         return Health(ready=live > 0, detail=detail, live=live, total=total, hosts=hosts or None)
@@ -233,9 +237,14 @@ class PlumberBackend(Backend):
         )
 
 
-def _accepts(host: str, port: int) -> bool:
+def _accepts(endpoint: Endpoint) -> bool:
     try:
-        with socket.create_connection((host, port), timeout=0.3):
+        if endpoint.path:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.3)
+                sock.connect(endpoint.path)
+            return True
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=0.3):
             return True
     except OSError:
         return False

@@ -7,8 +7,12 @@ renderers and the running app both read it, so the configs and the app never dis
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import socket
+import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.settings import ModelSettings, Settings
@@ -17,7 +21,15 @@ from gateway.topology import PLAN_FILE, Endpoint, Plan, PoolPlan
 
 # The plan's types live in gateway.topology (the backends and the registry read plans too); the
 # renderers and the stack, which build and run plans, keep importing them from here.
-__all__ = ["PLAN_FILE", "Endpoint", "Plan", "PoolPlan", "make_plan", "make_worker_plan"]
+__all__ = ["PLAN_FILE", "Endpoint", "Plan", "PoolPlan", "make_plan", "make_worker_plan", "socket_dir"]
+
+# Under run_dir (or a short private directory when run_dir is too deep for AF_UNIX's 107 bytes):
+# `gw/` Gunicorn and the internal NGINX (reached by NGINX and Gunicorn), `r/` the R workers
+# (reached by NGINX).
+SOCKET_DIR = "sock"
+GATEWAY_SOCKETS = "gw"
+R_SOCKETS = "r"
+_MAX_SOCKET_PATH = 100
 
 
 def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
@@ -27,22 +39,27 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     r_models = [m for m in settings.models.values() if m.backend == "plumber"]
     rollouts = {m.name: rollout_versions(m, store) for m in r_models}
     n_workers = sum(m.workers * (1 + len(rollouts[m.name])) for m in r_models)
-    free = iter(free_ports(2 + (0 if server.worker_port_base else n_workers)))
-    gunicorn_port = server.gunicorn_port or next(free)
-    internal_port = server.internal_port or next(free)
+    sockets = socket_dir(settings.run_dir)
+    # TCP only when the config asks for a port: a loopback port is open to every local user, who
+    # would skip NGINX's limits on the way to Gunicorn and the API keys on the way to R.
+    gunicorn = (Endpoint("127.0.0.1", server.gunicorn_port) if server.gunicorn_port
+                else Endpoint.unix(sockets / GATEWAY_SOCKETS / "app.sock"))
+    internal = (Endpoint("127.0.0.1", server.internal_port) if server.internal_port
+                else Endpoint.unix(sockets / GATEWAY_SOCKETS / "nginx.sock"))
     next_base = server.worker_port_base
+    worker_sockets = iter(range(1, n_workers + 1))
     pools: dict[str, PoolPlan] = {}
     extra_pools: dict[str, PoolPlan] = {}
 
-    def ports_for(model: ModelSettings) -> list[int]:
+    def ports_for(model: ModelSettings) -> list[Endpoint]:
         nonlocal next_base
         ports = []
         for _ in range(model.workers):
             if next_base:
-                ports.append(next_base)
+                ports.append(Endpoint("127.0.0.1", next_base))
                 next_base += 1
             else:
-                ports.append(next(free))
+                ports.append(Endpoint.unix(sockets / R_SOCKETS / f"{next(worker_sockets)}.sock"))
         return ports
 
     for model in r_models:
@@ -56,8 +73,8 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     return Plan(
         run_dir=str(settings.run_dir),
         public=Endpoint(server.host, port or server.port),
-        gunicorn=Endpoint("127.0.0.1", gunicorn_port),
-        internal=Endpoint("127.0.0.1", internal_port),
+        gunicorn=gunicorn,
+        internal=internal,
         pools=pools,
         extra_pools=extra_pools,
     )
@@ -84,12 +101,24 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
+def socket_dir(run_dir: Path) -> Path:
+    """Where a stack's Unix sockets live: run_dir/sock, or /tmp/gateway-sock-<hash of run_dir>
+    when run_dir is so deep that a socket path would pass AF_UNIX's limit (`gateway up` creates
+    it and refuses one that someone else made first)."""
+    preferred = Path(run_dir).resolve() / SOCKET_DIR
+    longest = preferred / R_SOCKETS / "99999.sock"
+    if len(os.fsencode(longest)) <= _MAX_SOCKET_PATH:
+        return preferred
+    digest = hashlib.sha256(os.fsencode(preferred)).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"gateway-sock-{digest}"
+
+
 def _endpoint(address: str) -> Endpoint:
     host, _, port = address.rpartition(":")
     return Endpoint(host, int(port))
 
 
-def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, ports: list[int],
+def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, workers: list[Endpoint],
                hosts: tuple[str, ...]) -> PoolPlan:
     """The pool of one R model: what it serves (a version or a script) and where."""
     if model.script is not None:
@@ -110,7 +139,7 @@ def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, port
         kind=kind,  # type: ignore[arg-type]
         target=target,
         version=version,
-        workers=tuple(Endpoint("127.0.0.1", p) for p in ports),
+        workers=tuple(workers),
         timeout_s=model.timeout_s,
         hosts=tuple(_endpoint(h) for h in hosts),
     )
@@ -130,11 +159,14 @@ def make_worker_plan(settings: Settings, listen_host: str) -> Plan:
     ]
     if not assigned:
         raise ConfigError(f"no model lists {listen_host} in its `hosts`; nothing to run on this host")
-    free = iter(free_ports(sum(max(1, model.workers) for model, _ in assigned)))
+    sockets = socket_dir(settings.run_dir)
+    paths = iter(range(1, sum(max(1, model.workers) for model, _ in assigned) + 1))
     pools, listens = {}, {}
     for model, listen in assigned:
-        ports = [next(free) for _ in range(max(1, model.workers))]
-        pools[model.name] = _pool_plan(settings, store, model, ports, hosts=())
+        # The other host's gateway reaches this NGINX over TCP (`listen`); its hop to the local R
+        # workers stays on this host, so it is a socket.
+        workers = [Endpoint.unix(sockets / R_SOCKETS / f"{next(paths)}.sock") for _ in range(max(1, model.workers))]
+        pools[model.name] = _pool_plan(settings, store, model, workers, hosts=())
         listens[model.name] = listen
     unused = Endpoint("127.0.0.1", 0)
     return Plan(run_dir=str(settings.run_dir), public=unused, gunicorn=unused, internal=unused,

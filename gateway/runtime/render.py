@@ -25,6 +25,7 @@ from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.paths import REPO_ROOT
 from gateway.private_files import private_dir, write_private
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
+from gateway.runtime.privileges import accounts
 from gateway.runtime.tomlwrite import settings_to_toml
 from gateway.settings import Settings, cluster_secret
 
@@ -53,9 +54,16 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
 
     `foreground` renders supervisord with nodaemon (containers: it runs as the main process).
     """
-    run_dir = private_dir(plan.run_dir)
+    # A re-render (`gateway reload`) must not take back what privileges.grant gave the service
+    # users' group, or NGINX and Gunicorn could not reach the sockets until it ran again.
+    shared = accounts(settings) is not None
+    run_dir = private_dir(plan.run_dir, group_may_read=shared)
     for sub in ("logs", "tmp", METRICS_DIR, WORKERS_READY_DIR, RELAY_DIR):
-        private_dir(run_dir / sub)
+        private_dir(run_dir / sub, group_may_read=shared)
+    # `nginx -t` binds its Unix sockets: their directories must exist (`up` makes them afresh).
+    for endpoint in (plan.internal, *(w for pool in plan.all_pools for w in pool.workers)):
+        if endpoint.path:
+            Path(endpoint.path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     context = _context(settings, plan, foreground)
     env = _environment()
     files = {
@@ -119,7 +127,9 @@ def bin_path(name: str) -> Path:
 
 def r_command(pool: PoolPlan, worker: Endpoint) -> list[str]:
     entry = "worker.R" if pool.kind == "model" else "script.R"
-    command = ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.host, str(worker.port)]
+    # A socket is passed as host `unix:<path>` (port unused): gatewayr serves it with httpuv's pipe server.
+    command = ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.address if worker.path
+               else worker.host, str(worker.port)]
     # The generic worker stops a model that runs past its timeout_s itself (gatewayr::handle_predict).
     return [*command, f"{pool.timeout_s:g}"] if pool.kind == "model" else command
 
@@ -147,7 +157,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "logs": f"{run_dir}/logs",
         "base_dir": str(settings.base_dir),
         "foreground": foreground,
-        "user": _nginx_user(),
+        "user": _supervisor_user(),
+        "accounts": accounts(settings),
         "temp_paths": _temp_paths(),
         "body_limit": limit,
         "internal_body_limit": 2 * limit,
@@ -250,8 +261,8 @@ def _supervisor_quoted(text: str) -> str:
     return '"' + _supervisor(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _nginx_user() -> str | None:
-    # Only a root master switches its workers' user; elsewhere the directive just warns.
+def _supervisor_user() -> str | None:
+    # supervisord itself stays root (it starts each program as its user); saying so keeps it quiet.
     if os.geteuid() != 0:
         return None
     return pwd.getpwuid(os.geteuid()).pw_name

@@ -27,8 +27,8 @@ from supervisor.xmlrpc import SupervisorTransport
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.private_files import UMASK, open_private, private_dir
 from gateway.registry import build_registry
-from gateway.runtime import procs
-from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan
+from gateway.runtime import privileges, procs
+from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan, socket_dir
 from gateway.runtime.render import (
     GRACEFUL_TIMEOUT_S,
     RELAY_DIR,
@@ -75,6 +75,9 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
     plan.save()
     _fresh_metrics(run_dir)
     files = render_all(settings, plan, foreground=foreground)
+    owners = privileges.accounts(settings)
+    privileges.prepare_sockets(plan, socket_dir(run_dir), owners)
+    privileges.grant(settings, plan, owners)
     command = [str(bin_path("supervisord")), "-c", str(files["supervisord"])]
     if foreground:
         os.umask(UMASK)
@@ -116,6 +119,7 @@ def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
     while time.monotonic() < deadline:
         family |= procs.family(pid)  # a program supervisord restarted just before the stop
         if not procs.alive(family):
+            privileges.remove_sockets(run_dir)
             return
         time.sleep(0.1)
     leftovers = procs.alive(family)
@@ -123,6 +127,7 @@ def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
     if not procs.wait_gone(leftovers, 5.0):
         raise StackError(f"processes of the stack in {run_dir} survived SIGKILL: "
                          f"{sorted(p.pid for p in procs.alive(leftovers))}")
+    privileges.remove_sockets(run_dir)
 
 
 def status(run_dir: str | Path) -> str:
@@ -190,6 +195,7 @@ def reload(settings: Settings) -> Plan:
     _check_same_pools(settings, plan)
     before = {name: (run_dir / name).read_bytes() for name in ("nginx.conf", "gunicorn.conf.py")}
     render_all(settings, plan)
+    privileges.grant(settings, plan, privileges.accounts(settings))
     changed = {name for name, text in before.items() if (run_dir / name).read_bytes() != text}
     checked = subprocess.run([*nginx_command(run_dir), "-t"], capture_output=True, text=True, check=False)
     if checked.returncode != 0:
@@ -395,7 +401,7 @@ def _check_ports_free(plan: Plan) -> None:
     endpoints = [plan.public, plan.gunicorn, plan.internal] if plan.role == "gateway" else []
     endpoints += [w for pool in plan.all_pools for w in pool.workers]
     endpoints += list(plan.listens.values())
-    for endpoint in endpoints:
+    for endpoint in (e for e in endpoints if not e.path):  # sockets: fresh directory at every up
         family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

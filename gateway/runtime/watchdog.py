@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import TextIO
 
 from gateway.runtime.events import serve, tokens
 from gateway.topology import Endpoint, Plan
+from gateway.unix_http import get_status
 
 GRACE_S = 10.0  # beyond the model's timeout, before a silent worker counts as stuck
 PROBE_TIMEOUT_S = 1.0
@@ -81,12 +80,7 @@ def watched_workers(plan: Plan) -> list[Watched]:
 
 
 def http_probe(worker: Watched) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(f"http://{worker.endpoint.address}{worker.health_path}", timeout=PROBE_TIMEOUT_S) as reply:
-            return reply.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
+    return get_status(worker.endpoint, worker.health_path, PROBE_TIMEOUT_S) == 200
 
 
 def listen(watchdog: Watchdog, stdin: TextIO, stdout: TextIO, clock: Callable[[], float] = time.monotonic) -> None:

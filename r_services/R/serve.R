@@ -3,16 +3,17 @@
 #' Serve one stored model version (the generic worker). Blocks.
 #'
 #' @param dir a version directory, `<store>/<name>/<version>`.
-#' @param host,port where to listen (loopback only: the gateway's NGINX is in front).
+#' @param host,port where to listen (loopback only: the gateway's NGINX is in front), or host
+#'   `unix:<path>` for a Unix domain socket (port unused); see [run_router()].
 #' @param timeout_s seconds a predict may run before R stops it (the model's `timeout_s`).
 serve_model <- function(dir, host = "127.0.0.1", port = 8000L, timeout_s = Inf) {
   started <- Sys.time()
   loaded <- load_model(dir)
   pr <- model_router(dir, loaded, timeout_s)
-  log_line(sprintf("serving model '%s' version %s from %s on http://%s:%d (loaded in %.2f s)",
-                   loaded$meta$name, loaded$meta$version, loaded$dir, host, as.integer(port),
+  log_line(sprintf("serving model '%s' version %s from %s on %s (loaded in %.2f s)",
+                   loaded$meta$name, loaded$meta$version, loaded$dir, listen_url(host, port),
                    as.numeric(difftime(Sys.time(), started, units = "secs"))))
-  plumber::pr_run(pr, host = host, port = as.integer(port), docs = FALSE, quiet = TRUE)
+  run_router(pr, host, port)
 }
 
 add_script_healthz <- function(pr, script) {
@@ -38,11 +39,39 @@ script_router <- function(script) {
 #' Serve an R user's own Plumber script as written. Blocks.
 #'
 #' @param script path to the user's plumber.R.
-#' @param host,port where to listen.
+#' @param host,port where to listen, or host `unix:<path>` for a Unix domain socket.
 serve_script <- function(script, host = "127.0.0.1", port = 8000L) {
   pr <- script_router(script)
-  log_line(sprintf("serving Plumber script %s on http://%s:%d", normalizePath(script), host, as.integer(port)))
-  plumber::pr_run(pr, host = host, port = as.integer(port), docs = FALSE, quiet = TRUE)
+  log_line(sprintf("serving Plumber script %s on %s", normalizePath(script), listen_url(host, port)))
+  run_router(pr, host, port)
+}
+
+listen_url <- function(host, port) {
+  if (startsWith(host, "unix:")) host else sprintf("http://%s:%d", host, as.integer(port))
+}
+
+#' Serve a router until the process is stopped. Blocks.
+#'
+#' A host `unix:<path>` serves it on a Unix domain socket (httpuv's pipe server), as the
+#' gateway's stack does: the socket's private directory keeps other local users out, where a
+#' loopback port would let any of them call the worker without an API key. Otherwise
+#' `plumber::pr_run()` on host:port (Kubernetes pods, a worker run by hand).
+#' @param pr a Plumber router (an httpuv app).
+run_router <- function(pr, host, port) {
+  if (!startsWith(host, "unix:")) {
+    return(plumber::pr_run(pr, host = host, port = as.integer(port), docs = FALSE, quiet = TRUE))
+  }
+  path <- sub("^unix:", "", host)
+  unlink(path)  # left by a worker that crashed: binding over it would fail
+  # What pr_run() sets up before httpuv::runServer(); debug stays as the router has it.
+  pr$.__enclos_env__$private$maxSize <- getOption("plumber.maxRequestSize", 0)
+  # mask 007: owner and group (the gateway's NGINX) may connect; the directory is private too.
+  server <- httpuv::startPipeServer(path, mask = strtoi("007", 8L), app = pr)
+  on.exit({
+    httpuv::stopServer(server)
+    pr$.__enclos_env__$private$runHooks("exit")
+  }, add = TRUE)
+  repeat httpuv::service(timeoutMs = 1000)
 }
 
 # A user's script: one log line per request from Plumber's hooks (rows are unknown here, and

@@ -7,6 +7,7 @@ process it ever saw is still alive.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ from gateway.runtime.tomlwrite import dump_toml
 from gateway.settings import Settings, load_settings
 
 TEARDOWN_WAIT_S = 15.0
+# pytest's temp dirs are 0700, which the service users of a root-started stack cannot cross: the
+# stacks tests start through the CLI (`gateway up`, `gateway worker`) skip the privilege drop, as
+# start_stack's do. tests/integration/test_privileges.py starts its stack with the drop.
+os.environ["GATEWAY_SERVER__USER"] = ""
 
 
 @dataclass
@@ -73,7 +78,9 @@ def start_stack(
 ) -> Iterator[Stack]:
     """A running stack serving `models` (config tables as in gateway.toml) from `store`."""
     (port,) = free_ports(1)
-    server = {"port": port, "workers": 1, "threads": 4, "run_dir": str(directory / "run"),
+    # user "": no privilege drop when the tests run as root, since pytest's temp dirs are 0700
+    # (tests/integration/test_privileges.py starts its stack with the drop, in a shared dir).
+    server = {"port": port, "workers": 1, "threads": 4, "run_dir": str(directory / "run"), "user": "",
               **(server_overrides or {})}
     raw = {"server": server, "store": {"path": str(store or directory / "store")}, "models": models}
     config = directory / "gateway.toml"

@@ -35,7 +35,7 @@ def write_config(directory: Path, store: Path) -> Path:
     (port,) = free_ports(1)
     config = directory / "gateway.toml"
     config.write_text(
-        f'[server]\nport = {port}\nworkers = 1\nrun_dir = "run"\n[store]\npath = "{store}"\n'
+        f'[server]\nport = {port}\nworkers = 1\nrun_dir = "run"\nuser = ""\n[store]\npath = "{store}"\n'
         '[models.iris]\nbackend = "python"\n',
         encoding="utf-8",
     )

@@ -24,6 +24,7 @@ from gateway.auth import new_entry, read_keys, write_keys
 from gateway.cli import main
 from gateway.register import register_artefact
 from gateway.runtime import procs, stack
+from gateway.unix_http import connection_pool
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store
 
@@ -59,6 +60,16 @@ def listening_sockets(pid: int) -> dict[int, tuple[str, int]]:
             if state == LISTEN:
                 host, port = local.split(":")
                 found[inode] = (_address(host), int(port, 16))
+    return found
+
+
+def unix_listeners(pid: int) -> dict[int, str]:
+    """inode → path of every listening Unix socket (flags __SO_ACCEPTCON) in pid's namespace."""
+    found: dict[int, str] = {}
+    for line in Path(f"/proc/{pid}/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 8 and int(fields[3], 16) & 0x10000:
+            found[int(fields[6])] = fields[7]
     return found
 
 
@@ -107,27 +118,33 @@ def test_every_listener_of_the_stack_is_on_loopback(gw: Stack) -> None:
     family = procs.family(supervisord)
     allowed = {"127.0.0.1", "::1", gw.settings.server.host}
     listeners: dict[int, list[tuple[str, int]]] = {}
+    unix: dict[int, list[str]] = {}
     for proc in family:
         try:
             table = listening_sockets(proc.pid)
+            paths = unix_listeners(proc.pid)
             held = socket_inodes(proc.pid)
         except (FileNotFoundError, ProcessLookupError):
             continue
         mine = [table[inode] for inode in held if inode in table]
         if mine:
             listeners[proc.pid] = mine
+        if any(inode in paths for inode in held):
+            unix[proc.pid] = [paths[inode] for inode in held if inode in paths]
     report = {f"{pid} {_cmd(pid)}": addrs for pid, addrs in listeners.items()}
     exposed = {who: addrs for who, addrs in report.items() if any(a not in allowed for a, _ in addrs)}
     assert not exposed, f"listening beyond loopback: {exposed}"
 
     # Teeth: the scan saw every listener the plan promises, each held by some process.
+    # The internal hops (Gunicorn, internal NGINX, R workers) are Unix sockets in the run dir.
     ports = {port for addrs in listeners.values() for _, port in addrs}
     plan = gw.plan
-    expected = {plan.public.port, plan.gunicorn.port, plan.internal.port}
-    expected |= {w.port for pool in plan.pools.values() for w in pool.workers}
-    assert expected <= ports, f"not seen listening: {sorted(expected - ports)}; seen {report}"
-    r_workers = [pid for pid in listeners if "Rscript" in _cmd(pid) or "/R" in _cmd(pid)]
-    assert len(r_workers) == 4, report
+    assert ports == {plan.public.port}, f"seen {report}"
+    sockets = {path for paths in unix.values() for path in paths}
+    expected = {plan.gunicorn.path, plan.internal.path} | {w.path for pool in plan.pools.values() for w in pool.workers}
+    assert "" not in expected and expected <= sockets, f"not seen listening: {sorted(expected - sockets)}"
+    r_workers = [pid for pid in unix if "Rscript" in _cmd(pid) or "/R" in _cmd(pid)]
+    assert len(r_workers) == 4 and not set(r_workers) & set(listeners), (unix, report)
 
 
 @pytest.mark.parametrize(("family", "host", "shown"), [(socket.AF_INET, "0.0.0.0", "0.0.0.0"),
@@ -171,9 +188,10 @@ def test_r_code_in_data_is_never_evaluated(gw: Stack, tmp_path: Path) -> None:
         worker = gw.plan.pools["mtcars"].workers[0]
         wire = {"columns": {"wt": [2.6], "hp": [110], "cyl": [6], "am": [code]},
                 "types": {"wt": "double", "hp": "double", "cyl": "double", "am": code}, "params": {"type": code}}
-        direct = requests.post(f"http://{worker.address}/predict", json=wire, timeout=20)
-        assert direct.status_code >= 400 and "error" in direct.json(), direct.text[:300]
-        assert requests.get(f"http://{worker.address}/healthz", timeout=20).status_code == 200
+        pool = connection_pool(worker, retries=False)
+        direct = pool.request("POST", "/predict", json=wire, timeout=20)
+        assert direct.status >= 400 and "error" in direct.json(), direct.data[:300]
+        assert pool.request("GET", "/healthz", timeout=20).status == 200
     time.sleep(0.5)  # a background system() call would have run by now
     assert not target.exists(), "R evaluated code sent as data"
     assert all(400 <= s < 500 or s == 200 for s in statuses), statuses

@@ -109,22 +109,22 @@ def test_one_request_id_is_in_the_gateway_nginx_and_r_worker_logs(gw: Stack) -> 
     nginx_lines = wait_for(lambda: len(logged(gw, "nginx-access.log", request_id)) == 2
                            and logged(gw, "nginx-access.log", request_id))
     assert nginx_lines, "expected the public and the internal NGINX line"
-    ports = {line["server_port"] for line in nginx_lines}
-    assert ports == {gw.plan.public.port, gw.plan.internal.port}
-    internal = next(line for line in nginx_lines if line["server_port"] == gw.plan.internal.port)
+    listeners = {(line["server_addr"], line["server_port"]) for line in nginx_lines}
+    # The internal NGINX listens on a Unix socket: its address is `unix:<path>`, its port "".
+    assert listeners == {(gw.plan.public.host, str(gw.plan.public.port)), (gw.plan.internal.address, "")}
+    internal = next(line for line in nginx_lines if line["server_addr"] == gw.plan.internal.address)
     assert internal["uri"] == "/r/mtcars/predict"
     assert internal["traceparent"] == traceparent  # the app passed it on unchanged
 
     (r_line,) = wait_for(lambda: logged(gw, "plumber-mtcars-*.log", request_id))
     assert r_line["source"] == "r_worker"
     assert (r_line["model"], r_line["rows"], r_line["status"]) == ("mtcars", 2, 200)
-    worker_port = int(internal["upstream_addr"].rsplit(":", 1)[1])
-    assert r_line["pid"] == _pid_listening(gw, worker_port)
+    assert r_line["pid"] == _pid_listening(gw, internal["upstream_addr"])
 
 
-def _pid_listening(gw: Stack, port: int) -> int:
+def _pid_listening(gw: Stack, address: str) -> int:
     pool = gw.plan.pools["mtcars"]
-    index = [w.port for w in pool.workers].index(port) + 1
+    index = [w.address for w in pool.workers].index(address) + 1
     return gw.pids()[f"plumber-mtcars-{index}"]
 
 

@@ -19,7 +19,7 @@ def test_a_broken_plumber_script_fails_up_fast_naming_the_program_and_rs_error(t
     (port,) = free_ports(1)
     config = tmp_path / "gateway.toml"
     config.write_text(
-        f'[server]\nport = {port}\nworkers = 1\nrun_dir = "run"\n[store]\npath = "store"\n'
+        f'[server]\nport = {port}\nworkers = 1\nrun_dir = "run"\nuser = ""\n[store]\npath = "store"\n'
         '[models.broken]\nbackend = "plumber"\nworkers = 1\nscript = "broken/plumber.R"\n',
         encoding="utf-8",
     )

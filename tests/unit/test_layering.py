@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("storage and codecs", frozenset({"store", "register", "schema_infer", "names", "codecs", "integrity"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
-                               "topology", "client", "settings", "private_files"})),
+                               "topology", "client", "settings", "private_files", "unix_http"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
@@ -46,6 +46,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
     "topology": frozenset({"private_files"}),
+    "unix_http": frozenset({"topology"}),
 }
 
 

@@ -11,6 +11,8 @@ start_stack <- function(env = parent.frame()) {
   writeLines(c(
     "[server]", sprintf("port = %d", port), "workers = 1", "threads = 2",
     sprintf("run_dir = \"%s\"", file.path(dir, "run")),
+    # R's 0700 tempdir: the service users of a root-started stack could not cross it (no drop).
+    "user = \"\"",
     "[store]", sprintf("path = \"%s\"", file.path(dir, "store")),
     "[models.iris]", "backend = \"python\"",
     "[models.mtcars]", "backend = \"plumber\"", "workers = 1",
