@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -61,12 +62,15 @@ def register_model(
 def register_artefact(
     store_root: Path, name: str, path: Path, sample: Path | None, description: str = ""
 ) -> str:
-    """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script."""
+    """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script (its plumber.R,
+    its entrypoint.R, or its directory, as `plumb(dir)` takes it)."""
     if problem := name_problem(name):  # before R or a copy runs, not only when the store is touched
         raise ConfigError(problem)
     path = Path(path).resolve()
     if not path.exists():
         raise ConfigError(f"{path} does not exist")
+    if path.is_dir():
+        return _register_script(store_root, name, _plumb_dir_entry(path), sample, description)
     suffix = path.suffix.lower()
     if suffix in (".skops", ".joblib"):
         return _register_python_file(store_root, name, path, _need_sample(sample, path), description)
@@ -74,7 +78,18 @@ def register_artefact(
         return _register_rds(store_root, name, path, _need_sample(sample, path), description)
     if suffix == ".r":
         return _register_script(store_root, name, path, sample, description)
-    raise ConfigError(f"{path.name}: unknown artefact type; expected .skops, .joblib, .rds or a plumber .R")
+    raise ConfigError(
+        f"{path.name}: unknown artefact type; expected .skops, .joblib, .rds, a plumber .R or a script directory"
+    )
+
+
+def _plumb_dir_entry(directory: Path) -> Path:
+    """The file plumb(dir) starts from: entrypoint.R (any case), else plumber.R."""
+    for pattern in (r"entrypoint\.r", r"plumber\.r"):
+        found = sorted(p for p in directory.iterdir() if p.is_file() and re.fullmatch(pattern, p.name, re.IGNORECASE))
+        if found:
+            return found[0]
+    raise ConfigError(f"{directory} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves)")
 
 
 def _register_python_file(store_root: Path, name: str, path: Path, sample: Path, description: str) -> str:
@@ -118,8 +133,14 @@ def _register_rds(store_root: Path, name: str, path: Path, sample: Path, descrip
 
 
 def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:
-    """Copy the script with the files beside it (scripts read them) into a new version."""
+    """Copy the script with the files beside it (scripts read them) into a new version.
+
+    Refused (ConfigError, one line) when the script needs an R package that is not installed.
+    """
+    from gateway.script_deps import check_script_packages
+
     inputs = infer_inputs(pd.read_csv(sample)) if sample else ()
+    check_script_packages({name: script})
     store = Path(store_root).resolve()
 
     def write(directory: Path, version: str) -> None:
