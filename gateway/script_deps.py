@@ -7,11 +7,19 @@ never start, leaving only R's words in a worker log). R reads the scripts withou
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.errors import ConfigError
 from gateway.register import _rscript
+
+if TYPE_CHECKING:
+    from gateway.runtime.plan import Plan
+    from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _CHECK = """
 args <- commandArgs(trailingOnly = TRUE)
@@ -40,6 +48,22 @@ def check_script_packages(scripts: Mapping[str, Path]) -> None:
         problems.setdefault(name, []).append((package, file, why))
     if problems:
         raise ConfigError("\n".join(_problem_line(name, found) for name, found in problems.items()))
+
+
+def check_pool_scripts(settings: Settings, plan: Plan) -> None:
+    """`gateway up`: every script this host's R pools will serve has its packages.
+
+    An `optional` model's problem is logged, not raised: the others still start.
+    """
+    pools = [*plan.pools.values(), *plan.extra_pools.values()]
+    scripts = {p.model: Path(p.target) for p in pools if p.kind == "script" and p.workers}
+    required = {name: path for name, path in scripts.items() if not settings.models[name].optional}
+    for name in scripts.keys() - required.keys():
+        try:
+            check_script_packages({name: scripts[name]})
+        except ConfigError as exc:
+            log.warning("optional model %s will not serve: %s", name, exc)
+    check_script_packages(required)
 
 
 def _problem_line(name: str, found: list[tuple[str, str, str]]) -> str:
