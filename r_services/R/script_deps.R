@@ -18,6 +18,7 @@ FORMAT_ANNOTATION <- "^\\s*#['*]\\s*@(serializer|parser)\\s+([A-Za-z0-9_]+)"
 #' suggested package (`#* @serializer csv`, `serializer_csv()`), and `pr_cookie()` (sodium).
 #' @param path the script, its entrypoint.R, or its directory.
 #' @return data.frame(package, file, why): one row per package, its first use.
+#' @export
 script_packages <- function(path) {
   dir <- if (dir.exists(path)) path else dirname(path)
   files <- sort(list.files(dir, pattern = "\\.[rR]$", full.names = TRUE))
@@ -32,6 +33,7 @@ script_packages <- function(path) {
 #'
 #' @inheritParams script_packages
 #' @return the rows of script_packages() whose package is not installed.
+#' @export
 missing_script_packages <- function(path) {
   needs <- script_packages(path)
   installed <- vapply(needs$package, function(p) length(find.package(p, quiet = TRUE)) > 0, logical(1))
