@@ -192,3 +192,13 @@ def test_a_client_cannot_ask_a_script_for_rs_error_messages(targets: Targets) ->
     reply = targets.gw.get("/plumber/pr_built/boom", headers={"X-Gateway-Predict": "1"})
     assert (reply.status_code, reply.content) == (500, b'{"error":"500 - Internal server error"}')
     assert b"hunter2" not in reply.content
+
+
+def test_one_clients_session_cookie_never_reaches_another(targets: Targets) -> None:
+    """The gateway forwards every client's requests over shared connections: a cookie the
+    script set for one client must not come back on another's request."""
+    with requests.Session() as ann, requests.Session() as bob:
+        ann.trust_env = bob.trust_env = False
+        url = f"{targets.gw.url}/plumber/pr_built/session"
+        assert [ann.get(url, timeout=30).json() for _ in range(3)] == [{"visits": [n]} for n in (1, 2, 3)]
+        assert bob.get(url, timeout=30).json() == {"visits": [1]}

@@ -17,6 +17,11 @@ pr() |>
     as_attachment(bytes, "big.bin")
   }, serializer = serializer_octet()) |>
   pr_post("/echo", function(req) req$bodyRaw, serializer = serializer_octet(), parsers = "octet") |>
+  pr_get("/two-cookies", function(res) {
+    res$setCookie("flavour", "oat", path = "/")
+    res$setCookie("size", "large", http = TRUE)
+    list(set = 2)
+  }) |>
   pr_get("/session", function(req) {
     req$session$visits <- if (is.null(req$session$visits)) 1 else req$session$visits + 1
     list(visits = req$session$visits)
