@@ -43,8 +43,8 @@ missing_script_packages <- function(path) {
 file_packages <- function(file) {
   lines <- readLines(file, warn = FALSE, encoding = "UTF-8")
   exprs <- tryCatch(parse(text = lines, keep.source = FALSE), error = function(e) {
-    stop(sprintf("R cannot parse %s: %s", basename(file), gsub("\\s+", " ", conditionMessage(e))),
-         call. = FALSE)
+    where <- sub("<text>", basename(file), conditionMessage(e), fixed = TRUE)  # <text>:1:11: → plumber.R:1:11:
+    stop(paste("R cannot parse", gsub("\\s+", " ", where)), call. = FALSE)
   })
   uses <- list()
   record <- function(package, why) uses[[length(uses) + 1]] <<- c(package, why)

@@ -72,3 +72,19 @@ def test_a_folder_with_nothing_plumb_serves_is_refused(tmp_path: Path, capsys: p
     assert capsys.readouterr().err.strip() == (
         f"gateway: config error: {empty} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves)"
     )
+
+
+def test_every_missing_package_and_an_unparsable_script_are_named_in_one_line_per_model(tmp_path: Path) -> None:
+    from gateway.errors import ConfigError
+    from gateway.script_deps import check_script_packages
+
+    two = app(tmp_path / "two", {"plumber.R": "library(nopkgalpha)\nx <- NoPkgBeta::f()\n"})
+    broken = app(tmp_path / "broken", {"plumber.R": "function( {\n"})
+    with pytest.raises(ConfigError) as raised:
+        check_script_packages({"two": two, "broken": broken})
+    assert str(raised.value).splitlines() == [
+        "model 'two' needs R packages that are not installed: 'nopkgalpha' (for library(nopkgalpha) in plumber.R), "
+        "'NoPkgBeta' (for NoPkgBeta::f in plumber.R); install the Debian packages: "
+        "apt-get install r-cran-nopkgalpha r-cran-nopkgbeta",
+        "model 'broken': R cannot parse plumber.R:1:11: unexpected '{' 1: function( { ^",
+    ]

@@ -114,5 +114,5 @@ test_that("missing_script_packages lists only what is not installed; a parse err
   dir <- write_app(list(plumber.R = c("library(stats)", "nopackage42::f()")))
   expect_identical(gatewayr::missing_script_packages(dir)$package, "nopackage42")
   broken <- write_app(list(plumber.R = "function( {"))
-  expect_error(gatewayr::script_packages(broken), "R cannot parse plumber.R: ")
+  expect_error(gatewayr::script_packages(broken), "R cannot parse plumber.R:1:11: unexpected '{'", fixed = TRUE)
 })
