@@ -116,3 +116,17 @@ test_that("missing_script_packages lists only what is not installed; a parse err
   broken <- write_app(list(plumber.R = "function( {"))
   expect_error(gatewayr::script_packages(broken), "R cannot parse plumber.R:1:11: unexpected '{'", fixed = TRUE)
 })
+
+test_that("the gateway's health route answers ahead of a script's auth filter", {
+  pr <- plumber::pr() |>
+    plumber::pr_filter("auth", function(req, res) {
+      res$status <- 401
+      list(error = "log in")
+    }) |>
+    plumber::pr_get("/private", function() "secret")
+  pr <- gatewayr:::add_script_healthz(pr, "app.R")
+  expect_identical(call_route(pr, "GET", "/private")$status, 401)
+  health <- call_route(pr, "GET", "/__gateway/healthz")
+  expect_identical(health$status, 200L)
+  expect_identical(jsonlite::fromJSON(health$body)$status, "ok")
+})
