@@ -55,14 +55,15 @@ def check_pool_scripts(settings: Settings, plan: Plan) -> None:
 
     An `optional` model's problem is logged, not raised: the others still start.
     """
-    pools = [*plan.pools.values(), *plan.extra_pools.values()]
-    scripts = {p.model: Path(p.target) for p in pools if p.kind == "script" and p.workers}
-    required = {name: path for name, path in scripts.items() if not settings.models[name].optional}
-    for name in scripts.keys() - required.keys():
+    pools = [p for p in [*plan.pools.values(), *plan.extra_pools.values()] if p.kind == "script" and p.workers]
+    # Rollout pools serve other stored versions of the same model: each is checked, named by version.
+    label = {p.key: p.model if p.primary else f"{p.model}' version '{p.version}" for p in pools}
+    required = {label[p.key]: Path(p.target) for p in pools if not settings.models[p.model].optional}
+    for pool in (p for p in pools if settings.models[p.model].optional):
         try:
-            check_script_packages({name: scripts[name]})
+            check_script_packages({label[pool.key]: Path(pool.target)})
         except ConfigError as exc:
-            log.warning("optional model %s will not serve: %s", name, exc)
+            log.warning("optional model %s will not serve: %s", pool.model, exc)
     check_script_packages(required)
 
 
