@@ -16,6 +16,13 @@ pr() |>
     bytes <- as.raw(rep(c(0:255, 255:0), length.out = 3e6))
     as_attachment(bytes, "big.bin")
   }, serializer = serializer_octet()) |>
+  # Promises (as 13-promises, without its 5 s sleeps): the answer and the error come later.
+  pr_get("/later", function() {
+    promises::promise(function(resolve, reject) later::later(function() resolve(list(late = TRUE)), 0.1))
+  }) |>
+  pr_get("/later-bad", function() {
+    promises::promise(function(resolve, reject) later::later(function() reject(simpleError("async secret")), 0.1))
+  }) |>
   pr_post("/echo", function(req) req$bodyRaw, serializer = serializer_octet(), parsers = "octet") |>
   pr_get("/two-cookies", function(res) {
     res$setCookie("flavour", "oat", path = "/")
