@@ -12,9 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BASE_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 # Debian packages: R, Plumber and its friends, NGINX. CRAN is not reachable: R packages come
 # from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock). chromium: the status page's
-# test opens it headless (no driver needed).
+# test opens it headless (no driver needed). readr and htmlwidgets: the packages Plumber's own
+# csv/tsv and htmlwidget serializers need (arrow and geojsonsf, for feather/parquet/geojson, are
+# not in Debian). python3-venv: the venv is built on Debian's Python (see BASE_PYTHON).
 APT_PACKAGES := nginx-light python3-venv r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
-	r-cran-testthat r-cran-httr r-cran-sodium chromium
+	r-cran-testthat r-cran-httr r-cran-sodium r-cran-readr r-cran-htmlwidgets chromium
 R_LIB := .rlib
 # promtool checks deploy/prometheus/*.yml in the tests. Taken out of Debian's `prometheus` package
 # without installing it: installing would start a Prometheus server on :9090 on this host.
@@ -104,7 +106,7 @@ $(PROMTOOL):
 	cp .tools/deb/root/usr/bin/promtool $@ && rm -rf .tools/deb
 
 renv.lock: $(STAMPS)/rlib
-	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'gatewayr::write_renv_lock("renv.lock", c("plumber", "jsonlite", "randomForest", "testthat", "httr", "sodium"))'
+	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'gatewayr::write_renv_lock("renv.lock", c("plumber", "jsonlite", "randomForest", "testthat", "httr", "sodium", "readr", "htmlwidgets"))'
 
 clean:
 	-$(VENV)/bin/gateway down 2>/dev/null

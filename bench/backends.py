@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.closed_loop import measure, running_stack
 from gateway.paths import REPO_ROOT
-from gateway.register import _rscript
+from gateway.rscript import run_rscript
 
 BACKENDS = ("plumber", "rpy2")
 ROW = {"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}
@@ -28,7 +28,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
-        _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "scratch")])
+        run_rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "scratch")])
         models = ""
         for backend in BACKENDS:
             shutil.copytree(directory / "scratch" / "mtcars" / "1", directory / "store" / f"mtcars_{backend}" / "1")

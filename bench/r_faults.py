@@ -28,7 +28,7 @@ import requests
 from bench.closed_loop import running_stack
 from bench.faults import LoadResult, run_load
 from gateway.paths import REPO_ROOT
-from gateway.register import _rscript
+from gateway.rscript import run_rscript
 from gateway.runtime import stack
 
 ROW = [{"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}]
@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> None:
         directory = Path(tmp)
         directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
         if args.hang:
-            _rscript(["-e", SLOW_MODEL.format(sleep=SLEEPS[args.hang]), str(directory / "store")])
+            run_rscript(["-e", SLOW_MODEL.format(sleep=SLEEPS[args.hang]), str(directory / "store")])
             with running_stack(directory, '[models.slow]\nbackend = "plumber"\nworkers = 2\ntimeout_s = 1\n'
                                'batch = {max_size = 1}\n') as url:
                 run_hang(url, directory / "run", args.seconds, args.concurrency, every, args.hang)
             return
-        _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "store")])
+        run_rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "store")])
         with running_stack(directory, '[models.mtcars]\nbackend = "plumber"\nworkers = 2\n') as url:
             run(url, directory / "run", args.seconds, args.concurrency, every)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.closed_loop import measure, running_stack
 from gateway.demo import build_iris
 from gateway.paths import REPO_ROOT
-from gateway.register import _rscript
+from gateway.rscript import run_rscript
 
 ROWS = {
     "iris": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
@@ -30,7 +30,7 @@ def main() -> None:
         directory = Path(tmp)
         directory.chmod(0o711)  # a root-run stack drops to the service users: they must cross it
         build_iris(directory / "store")
-        _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "store")])
+        run_rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(directory / "store")])
         models = '[models.iris]\nbackend = "python"\n[models.mtcars]\nbackend = "plumber"\nworkers = 2\n'
         with running_stack(directory, models) as url:
             run(url)

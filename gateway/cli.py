@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     register = commands.add_parser("register", help="add a model file or Plumber script to the store")
     register.add_argument("name")
-    register.add_argument("path", type=Path, help=".skops, .joblib, .rds or a plumber .R")
+    register.add_argument("path", type=Path, help=".skops, .joblib, .rds, a plumber .R / entrypoint.R or its folder")
     register.add_argument("--sample", type=Path, help="CSV slice of the training data (fixes the schema)")
     register.add_argument("--description", default="")
     register.set_defaults(handler=_register)

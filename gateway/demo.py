@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.paths import REPO_ROOT
-from gateway.register import _rscript, register_artefact, register_model
+from gateway.register import register_artefact, register_model
+from gateway.rscript import run_rscript
 from gateway.settings import Settings
 from gateway.store import ModelStore
 
@@ -18,7 +19,7 @@ def build_demo_store(settings: Settings) -> list[str]:
         build_iris(settings.store_path)
         built.append("iris")
     if not (store.versions("mtcars") and store.versions("transmission")):
-        _rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(settings.store_path)])
+        run_rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(settings.store_path)])
         built += ["mtcars", "transmission"]
     if not store.versions("cars"):
         register_artefact(settings.store_path, "cars", REPO_ROOT / "plumber" / "cars" / "plumber.R", None,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
-import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
@@ -18,7 +18,7 @@ import pandas as pd
 from gateway.errors import ConfigError
 from gateway.meta import ModelMeta
 from gateway.names import name_problem
-from gateway.paths import REPO_ROOT
+from gateway.rscript import run_rscript
 from gateway.schema_infer import infer_inputs, infer_outputs
 from gateway.store import ModelStore, sha256_of
 
@@ -63,12 +63,15 @@ def register_model(
 def register_artefact(
     store_root: Path, name: str, path: Path, sample: Path | None, description: str = ""
 ) -> str:
-    """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script."""
+    """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script (its plumber.R,
+    its entrypoint.R, or its directory, as `plumb(dir)` takes it)."""
     if problem := name_problem(name):  # before R or a copy runs, not only when the store is touched
         raise ConfigError(problem)
     path = Path(path).resolve()
     if not path.exists():
         raise ConfigError(f"{path} does not exist")
+    if path.is_dir():
+        return _register_script(store_root, name, _plumb_dir_entry(path), sample, description)
     suffix = path.suffix.lower()
     if suffix in (".skops", ".joblib"):
         return _register_python_file(store_root, name, path, _need_sample(sample, path), description)
@@ -76,7 +79,18 @@ def register_artefact(
         return _register_rds(store_root, name, path, _need_sample(sample, path), description)
     if suffix == ".r":
         return _register_script(store_root, name, path, sample, description)
-    raise ConfigError(f"{path.name}: unknown artefact type; expected .skops, .joblib, .rds or a plumber .R")
+    raise ConfigError(
+        f"{path.name}: unknown artefact type; expected .skops, .joblib, .rds, a plumber .R or a script directory"
+    )
+
+
+def _plumb_dir_entry(directory: Path) -> Path:
+    """The file plumb(dir) starts from: entrypoint.R (any case), else plumber.R."""
+    for pattern in (r"entrypoint\.r", r"plumber\.r"):
+        found = sorted(p for p in directory.iterdir() if p.is_file() and re.fullmatch(pattern, p.name, re.IGNORECASE))
+        if found:
+            return found[0]
+    raise ConfigError(f"{directory} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves)")
 
 
 def _register_python_file(store_root: Path, name: str, path: Path, sample: Path, description: str) -> str:
@@ -115,13 +129,19 @@ def _register_rds(store_root: Path, name: str, path: Path, sample: Path, descrip
         "dir <- gatewayr::save_model(readRDS(args[1]), args[2], args[3], sample = sample, "
         "description = args[5]); cat(basename(dir))"
     )
-    result = _rscript(["-e", code, str(path), str(store_root), name, str(sample), description])
+    result = run_rscript(["-e", code, str(path), str(store_root), name, str(sample), description])
     return result.strip().splitlines()[-1]
 
 
 def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:
-    """Copy the script with the files beside it (scripts read them) into a new version."""
+    """Copy the script with the files beside it (scripts read them) into a new version.
+
+    Refused (ConfigError, one line) when the script needs an R package that is not installed.
+    """
+    from gateway.script_deps import check_script_packages
+
     inputs = infer_inputs(pd.read_csv(sample)) if sample else ()
+    check_script_packages({name: script})
     store = Path(store_root).resolve()
 
     def write(directory: Path, version: str) -> None:
@@ -178,17 +198,9 @@ def _need_sample(sample: Path | None, path: Path) -> Path:
     return sample
 
 
-def _rscript(args: list[str]) -> str:
-    env = {**os.environ, "R_LIBS": str(REPO_ROOT / ".rlib")}
-    result = subprocess.run(["Rscript", *args], capture_output=True, text=True, env=env, check=False)
-    if result.returncode != 0:
-        raise ConfigError(f"R failed: {result.stderr.strip()[-2000:]}")
-    return result.stdout
-
-
 def _r_version() -> str:
     try:
-        return _rscript(["-e", "cat(as.character(getRversion()))"]).strip()
+        return run_rscript(["-e", "cat(as.character(getRversion()))"]).strip()
     except (OSError, ConfigError):
         return "unknown"
 

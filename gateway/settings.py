@@ -301,7 +301,7 @@ def _validate(settings: Settings) -> None:
             )
         if model.script is not None and model.backend != "plumber":
             raise ConfigError(f"{where}.script needs backend = \"plumber\"")
-        if model.script is not None and not settings.resolve(model.script).is_file():
+        if model.script is not None and not settings.resolve(model.script).exists():  # a file or its folder
             raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")
 
 

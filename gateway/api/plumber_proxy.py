@@ -14,6 +14,8 @@ from gateway.responses import service
 
 blueprint = Blueprint("plumber_proxy", __name__)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# Only the gateway's own predict call may ask a script for R's error messages (PREDICT_HEADER).
+_GATEWAY_ONLY = ("x-gateway-predict",)
 
 
 @blueprint.route("/plumber/<name>/", defaults={"path": ""}, methods=_METHODS)
@@ -21,7 +23,11 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 def passthrough(name: str, path: str) -> Response:
     # With API keys on, Authorization carries the gateway's key: a user's script never sees it.
     own = ("authorization",) if "gateway.keys" in current_app.extensions else ()
-    headers = request_headers(request.headers.items(), also_drop=own)
+    headers = request_headers(request.headers.items(), also_drop=own + _GATEWAY_ONLY)
     reply = service().forward(name, request.method, upstream_path(request.environ), request.query_string,
                               headers, request.get_data())
-    return Response(reply.data, status=reply.status, headers=reply_headers(reply.headers.items()))
+    passed = reply_headers(reply.headers.items())
+    response = Response(reply.data, status=reply.status, headers=passed)
+    if not any(k.lower() == "content-type" for k, _ in passed):
+        del response.headers["Content-Type"]  # Flask's default text/html is not what the script answered
+    return response

@@ -6,6 +6,7 @@ backend adds explicit timeouts and turns every failure into the contract's statu
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import socket
 import threading
@@ -42,6 +43,11 @@ DEFAULT_BATCH_ROWS = 256  # one R call for up to 256 rows costs about what one r
 # so the cap is only a guard against a call that hangs.
 DEFAULT_BATCH_WAIT_MS = 50.0
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+# Tells a user's script that the gateway's predict contract is calling: an R error then answers
+# R's message in the wire format, where a client of the script's own routes gets Plumber's
+# message-free {"error":"500 - Internal server error"} (gatewayr's add_script_errors).
+# The public pass-through never forwards a client's copy of it.
+PREDICT_HEADER = "X-Gateway-Predict"
 
 
 class _Sessions:
@@ -83,6 +89,9 @@ class _Sessions:
                     if self._socket:  # the internal NGINX's socket; other hosts stay on TCP
                         session.mount(f"http://{SOCKET_HOST}/", UnixAdapter(self._socket, self._pool_size))
                     session.trust_env = False  # loopback only: never route through a proxy
+                    # One session serves every client: a cookie a script sets for one client must
+                    # never be sent on another's request, so the session keeps none.
+                    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
                     self._session, self._pid = session, os.getpid()
         return self._session
 
@@ -124,7 +133,7 @@ class PlumberBackend(Backend):
                 f"call its own routes under /plumber/{self.model.name}/",
                 model=self.model.name,
             )
-        reply = self._post(route, encode_script_request(table, self.model.input_format))
+        reply = self._post(route, encode_script_request(table, self.model.input_format), {PREDICT_HEADER: "1"})
         return self._decode(reply, lambda doc: normalise_script_reply(doc, table.n_rows))
 
     def forward(
@@ -194,10 +203,11 @@ class PlumberBackend(Backend):
             return False
         return reply.status_code == 200
 
-    def _post(self, route: str, body: bytes) -> urllib3.BaseHTTPResponse:
+    def _post(self, route: str, body: bytes, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
         try:
             reply = self._sessions.pool().urlopen(
-                "POST", self._base_path + route, body=body, headers=_JSON | context.trace_headers(),
+                "POST", self._base_path + route, body=body,
+                headers=_JSON | context.trace_headers() | (headers or {}),
                 timeout=self._timeout, retries=False, redirect=False, preload_content=True,
             )
         except urllib3.exceptions.HTTPError as exc:

@@ -39,6 +39,7 @@ from gateway.runtime.render import (
     render_all,
     supervisor_socket,
 )
+from gateway.script_deps import check_pool_scripts
 from gateway.settings import Settings, cluster_secret, load_settings
 
 SUPERVISORD_PID = "supervisord.pid"
@@ -71,6 +72,7 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         build_registry(settings, plan, load=False)
     else:
         plan = make_worker_plan(settings, listen)
+    check_pool_scripts(settings, plan)  # a missing R package: one line now, not a crash loop
     _check_ports_free(plan)
     plan.save()
     _fresh_metrics(run_dir)

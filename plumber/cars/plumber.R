@@ -44,7 +44,7 @@ function(req, res) {
 }
 
 #* Summary of the cars data the model was fitted on, as CSV
-#* (written with base R: plumber's own `@serializer csv` needs readr, which we do not ship)
+#* (written with base R, so the script needs no package beyond plumber; `@serializer csv` needs readr)
 #* @serializer contentType list(type = "text/csv; charset=UTF-8")
 #* @get /stats
 function() {

@@ -16,23 +16,27 @@ serve_model <- function(dir, host = "127.0.0.1", port = 8000L, timeout_s = Inf) 
   run_router(pr, host, port)
 }
 
+# The gateway's health route, ahead of the script's own filters (an auth filter must not
+# refuse it).
 add_script_healthz <- function(pr, script) {
   health <- to_json_object(list(status = "ok", pid = Sys.getpid(), script = script))
-  plumber::pr_get(pr, "/__gateway/healthz", function(req, res) send_json(res, 200, health))
+  filters <- pr$filters
+  handler <- function(req, res) send_json(res, 200, health)
+  if (length(filters) == 0) return(plumber::pr_get(pr, "/__gateway/healthz", handler))
+  plumber::pr_get(pr, "/__gateway/healthz", handler, preempt = filters[[1]]$name)
 }
 
-#' The router for an R user's own Plumber script, with the gateway's health route added.
+#' The router for an R user's own Plumber material, with the gateway's health route added.
 #'
-#' The script runs from its own directory, so it reads the files beside it by relative path.
-#' An R error inside one of its routes answers 500 {"error": {"code": "model_error", ...}}.
-#' @param script path to the user's plumber.R.
+#' Built as `plumb()` builds it (see plumb_target), with `library(plumber)` attached by the
+#' entrypoint, so it answers as `pr_run(plumb(...))` would, errors included (add_script_errors).
+#' @param script path to the user's plumber.R, entrypoint.R, or their directory.
 script_router <- function(script) {
   script <- normalizePath(script, mustWork = TRUE)
-  setwd(dirname(script))
-  plumber::pr(script) |>
+  plumb_target(script) |>
     add_script_healthz(script) |>
     add_request_log(Sys.getenv("GATEWAY_MODEL", basename(dirname(script)))) |>
-    add_json_errors(error_code = "model_error") |>
+    add_script_errors() |>
     plumber::pr_set_docs(FALSE)
 }
 
@@ -74,8 +78,8 @@ run_router <- function(pr, host, port) {
   repeat httpuv::service(timeoutMs = 1000)
 }
 
-# A user's script: one log line per request from Plumber's hooks (rows are unknown here, and
-# R's message of a failed route is in the error handler's own line just before).
+# A user's script: one log line per request from Plumber's hooks (rows are unknown here; R's
+# message of a failed route, hidden from the client, is in it and in the line just before).
 add_request_log <- function(pr, model) {
   pr |>
     plumber::pr_hook("preroute", function(req) {
@@ -85,7 +89,7 @@ add_request_log <- function(pr, model) {
       if (!identical(req$PATH_INFO, "/__gateway/healthz")) {
         started <- req$.gateway_started %||% as.numeric(Sys.time())
         log_request(req$HTTP_X_REQUEST_ID, model, NA_integer_,
-                    (as.numeric(Sys.time()) - started) * 1000, res$status)
+                    (as.numeric(Sys.time()) - started) * 1000, res$status, req$.gateway_error)
       }
       value
     })

@@ -15,7 +15,8 @@ from gateway.settings import load_settings
 def test_a_broken_plumber_script_fails_up_fast_naming_the_program_and_rs_error(tmp_path: Path) -> None:
     script = tmp_path / "broken" / "plumber.R"
     script.parent.mkdir()
-    script.write_text('library(notapackage)\n#* @get /x\nfunction() 1\n', encoding="utf-8")
+    # Fails only when R runs it (a missing package is refused earlier, by `up`'s package check).
+    script.write_text('x <- read.csv("notafile.csv")\n#* @get /x\nfunction() 1\n', encoding="utf-8")
     (port,) = free_ports(1)
     config = tmp_path / "gateway.toml"
     config.write_text(
@@ -29,7 +30,7 @@ def test_a_broken_plumber_script_fails_up_fast_naming_the_program_and_rs_error(t
     assert time.monotonic() - started < 60
     message = str(caught.value)
     assert "plumber-broken-1" in message
-    assert "notapackage" in message  # R's own words, from the worker's log
+    assert "notafile.csv" in message  # R's own words, from the worker's log
     assert stack._supervisord_pid(tmp_path / "run") is None
     assert processes_mentioning(tmp_path) == []
 

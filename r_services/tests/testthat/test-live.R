@@ -39,7 +39,7 @@ test_that("plumber/worker.R serves a stored model and survives every error", {
                    list(model = "mtcars", rows = 2L, status = 200L))
 })
 
-test_that("plumber/script.R serves the cars script as written, errors as JSON", {
+test_that("plumber/script.R serves the cars script as written, errors as Plumber answers them", {
   server <- start_entrypoint("script.R", repo_file("plumber", "cars", "plumber.R"))
   health <- body_of(wait_until_up(server, "/__gateway/healthz"))
   expect_identical(health$status, "ok")
@@ -57,7 +57,13 @@ test_that("plumber/script.R serves the cars script as written, errors as JSON", 
 
   failed <- post_json(server, "/predict", "[{\"dist\": 10}]")
   expect_identical(httr::status_code(failed), 500L)
-  expect_identical(body_of(failed)$error, list(code = "model_error", message = "speed is required"))
+  expect_identical(httr::content(failed, as = "text", encoding = "UTF-8"), "{\"error\":\"500 - Internal server error\"}")
+  # The gateway's own predict call gets R's message, in the wire format.
+  predicted <- httr::POST(paste0(server$url, "/predict"), body = "[{\"dist\": 10}]", httr::content_type_json(),
+                          httr::add_headers(`X-Gateway-Predict` = "1", `X-Request-ID` = "live-script-2"))
+  expect_identical(httr::status_code(predicted), 500L)
+  expect_identical(body_of(predicted)$error, list(code = "model_error", message = "speed is required"))
+  expect_identical(logged_request(server, "live-script-2")$error, "speed is required")
 
   hello <- httr::GET(paste0(server$url, "/hello/ann"))
   expect_identical(body_of(hello)$message, list("hello ann"))
