@@ -27,7 +27,7 @@ test_that("model.json holds the contract's fields, with the schema from the samp
                     description = "fuel economy")
   meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
   expect_identical(names(meta), c("name", "version", "language", "format", "artefact", "description",
-                                  "inputs", "outputs", "sha256", "created_at", "framework"))
+                                  "inputs", "outputs", "params", "sha256", "created_at", "framework"))
   expect_identical(meta[c("name", "version", "language", "format", "artefact", "description")],
                    list(name = "mtcars", version = "1", language = "r", format = "rds",
                         artefact = "model.rds", description = "fuel economy"))
@@ -38,6 +38,8 @@ test_that("model.json holds the contract's fields, with the schema from the samp
     list(name = "am", type = "factor", levels = list("auto", "manual"), nullable = FALSE)
   ))
   expect_identical(meta$outputs, list(kind = "regression"))
+  expect_identical(meta$params, list(type = list(values = list("response", "terms"), default = "response",
+                                                 aliases = list())))
   sha <- strsplit(system2("sha256sum", shQuote(file.path(dir, "model.rds")), stdout = TRUE), " ")[[1]][[1]]
   expect_identical(meta$sha256, sha)
   expect_match(meta$created_at, "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z$")
