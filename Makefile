@@ -10,23 +10,41 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: R, Plumber and its friends, NGINX. CRAN is not reachable: R packages come
 # from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock). chromium: the status page's
 # test opens it headless (no driver needed).
+# r-cran-rpart/nnet/mass/mgcv: the R model families the tests serve (R's recommended packages);
+# r-cran-roxygen2: `make man` writes gatewayr's help pages from its roxygen comments.
 APT_PACKAGES := nginx-light r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
-	r-cran-testthat r-cran-httr r-cran-sodium chromium
+	r-cran-testthat r-cran-httr r-cran-sodium chromium \
+	r-cran-rpart r-cran-nnet r-cran-mass r-cran-mgcv r-cran-roxygen2
 R_LIB := .rlib
 # promtool checks deploy/prometheus/*.yml in the tests. Taken out of Debian's `prometheus` package
 # without installing it: installing would start a Prometheus server on :9090 on this host.
 PROMTOOL := .tools/promtool
 
-.PHONY: run test deps bench lint clean
+.PHONY: run test deps bench lint clean man rcheck
 
 run: deps
 	$(VENV)/bin/gateway build-demo
 	$(VENV)/bin/gateway up
 
-test: deps
+test: deps rcheck
 	$(VENV)/bin/ruff check gateway tests bench
 	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'testthat::test_dir("r_services/tests/testthat", package = "gatewayr", load_package = "installed", reporter = "summary", stop_on_failure = TRUE)'
 	$(VENV)/bin/pytest -q
+
+# R CMD check of gatewayr (help pages, code/documentation agreement, NAMESPACE): no ERROR and no
+# WARNING. Its tests need the repository around them, so `make test` runs them above instead.
+rcheck: deps
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && cd "$$dir" && \
+	R CMD build --no-build-vignettes --no-manual $(abspath r_services) >build.log 2>&1 || { cat build.log; exit 1; }; \
+	R_LIBS=$(abspath $(R_LIB)) R CMD check --no-manual --no-tests gatewayr_*.tar.gz >check.log 2>&1; \
+	status=$$(grep '^Status:' gatewayr.Rcheck/00check.log); echo "R CMD check gatewayr: $${status#Status: }"; \
+	grep -Eq '^Status: (OK|[0-9]+ NOTEs?)$$' gatewayr.Rcheck/00check.log || \
+		{ grep -E -A12 'ERROR|WARNING' gatewayr.Rcheck/00check.log; exit 1; }
+
+# gatewayr's help pages (r_services/man) from the roxygen comments in r_services/R; NAMESPACE
+# stays written by hand.
+man:
+	cd r_services && Rscript -e 'roxygen2::roxygenise(roclets = "rd")'
 
 # Bench-only tools, never needed by `make test`: wrk (load generator), matplotlib (the chart),
 # and mlflow in its own venv (a baseline to compare with; kept apart so its pins never touch

@@ -25,6 +25,7 @@ add_script_healthz <- function(pr, script) {
 #' The script runs from its own directory, so it reads the files beside it by relative path.
 #' An R error inside one of its routes answers 500 {"error": {"code": "model_error", ...}}.
 #' @param script path to the user's plumber.R.
+#' @noRd
 script_router <- function(script) {
   script <- normalizePath(script, mustWork = TRUE)
   setwd(dirname(script))

@@ -21,6 +21,6 @@ family_models <- function() {
     glm_binomial = list(model = glm(am ~ wt + hp, data = cars, family = binomial), sample = cars[c("wt", "hp")]),
     gam = list(model = mgcv::gam(mpg ~ s(wt) + hp, data = cars), sample = cars[c("wt", "hp")]),
     lm = list(model = lm(mpg ~ wt + hp + cyl + am, data = cars), sample = cars[c("wt", "hp", "cyl", "am")]),
-    randomForest = list(model = forest, sample = cars[c("am", "wt", "hp")], target = "am")
+    random_forest = list(model = forest, sample = cars[c("am", "wt", "hp")], target = "am")
   )
 }

@@ -80,7 +80,7 @@ test_that("the recorded types, defaults and classes of each family", {
                                                default = "link", classes = c("auto", "manual")))
   expect_identical(recorded$gam$default, "link")
   expect_true(all(c("link", "response", "terms") %in% recorded$gam$values))
-  expect_identical(recorded$randomForest, list(values = c("response", "prob", "vote", "class"),
+  expect_identical(recorded$random_forest, list(values = c("response", "prob", "vote", "class"),
                                                default = "response", classes = c("auto", "manual")))
 })
 
