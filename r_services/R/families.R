@@ -66,8 +66,15 @@ model_prob <- function(model, newdata, classes, types = character(0), ...) UseMe
 #' @rdname model_families
 model_prob.default <- function(model, newdata, classes, types = character(0), ...) {
   native <- intersect(c("prob", "probs", "posterior", "raw"), types)
-  result <- model_predict(model, newdata, if (length(native) > 0) native[[1]] else NULL)
-  probability_matrix(result, classes)
+  if (length(native) > 0) return(probability_matrix(model_predict(model, newdata, native[[1]]), classes))
+  # Without a type of its own, only a list part (MASS::lda's posterior) or a matrix with one
+  # column per class: a plain number per row may be a score on any scale.
+  result <- model_predict(model, newdata, NULL)
+  if (is.list(result) && !is.data.frame(result) ||
+      (is.matrix(result) || is.data.frame(result)) && setequal(colnames(result), classes)) {
+    return(probability_matrix(result, classes))
+  }
+  stop("the model's predict gives no class probabilities", call. = FALSE)
 }
 
 # A binomial glm's response scale is the probability of the second level of its factor response.
@@ -101,5 +108,9 @@ probability_matrix <- function(result, classes) {
     stop(sprintf("the model's probabilities have columns %s, not its classes %s",
                  paste(colnames(result), collapse = ", "), paste(classes, collapse = ", ")), call. = FALSE)
   }
-  result[, classes, drop = FALSE]
+  result <- result[, classes, drop = FALSE]
+  if (any(result < 0 | result > 1, na.rm = TRUE)) {
+    stop("the model's predict gives values outside [0, 1], not class probabilities", call. = FALSE)
+  }
+  result
 }

@@ -132,3 +132,14 @@ test_that("the packages a model needs are found in a fresh R where they are not 
   out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE)
   expect_identical(out, "mgcv")
 })
+
+test_that("a classifier whose predict gives a score, not probabilities, has no 'prob'", {
+  assign("predict.scorer", function(object, newdata, ...) newdata$x / 4, envir = globalenv())
+  withr::defer(rm("predict.scorer", envir = globalenv()))
+  scorer <- structure(list(lev = c("no", "yes")), class = "scorer")
+  dir <- save_model(scorer, tempfile("store-"), "scorer", data.frame(x = c(0.5, 2)))
+  meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
+  expect_identical(meta$outputs, list(kind = "classification", classes = list("no", "yes")))
+  expect_identical(meta$params$type, list(values = list("response"), default = NULL, aliases = list("response")))
+  expect_error(model_prob(scorer, data.frame(x = 1), c("no", "yes")), "gives no class probabilities")
+})
