@@ -51,24 +51,12 @@ class ModelMeta:
 
     @property
     def allowed_types(self) -> tuple[str, ...]:
-        """Values of the `type` param: as model.json records them (R models, found at registration
-        from the class's predict), else "response", and "prob" for classifiers."""
-        recorded = self._type_spec.get("values")
-        if isinstance(recorded, list):
-            return tuple(str(value) for value in recorded)
+        """Values of the `type` param: the methods recorded at registration (Python models),
+        else probabilities for classifiers only (R models, and model.json written before)."""
+        methods = self.outputs.get("methods")
+        if methods:
+            return tuple(str(m) for m in methods)
         return ("response", "prob") if self.outputs.get("kind") == "classification" else ("response",)
-
-    @property
-    def default_type(self) -> str | None:
-        """The `type` the model's predict uses when a request names none (None: not recorded, or
-        a predict without a type argument, e.g. MASS::lda)."""
-        default = self._type_spec.get("default")
-        return str(default) if default is not None else None
-
-    @property
-    def _type_spec(self) -> dict[str, Any]:
-        spec = (self.raw.get("params") or {}).get("type")
-        return spec if isinstance(spec, dict) else {}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelMeta:
@@ -110,8 +98,14 @@ class ModelMeta:
             "description": self.description,
             "inputs": [col.to_json() for col in self.inputs],
             "outputs": self.outputs,
-            **({"params": self.raw["params"]} if "params" in self.raw else {}),
             "sha256": self.sha256,
             "created_at": self.created_at,
             "framework": self.framework,
         }
+
+    @property
+    def default_type(self) -> str | None:
+        """The `type` an R model's predict uses when a request names none, as found at
+        registration (None: not recorded, or a predict without a `type` argument, e.g. MASS::lda)."""
+        default = self.outputs.get("default_method")
+        return str(default) if default is not None else None

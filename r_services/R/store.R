@@ -27,8 +27,9 @@ next_version <- function(model_dir) {
 #' Checks what it saves: the model must predict on the first rows of `sample` (in this R, with
 #' the packages it needs loaded), and `sample` must hold predictors only. model.json records the
 #' inputs (from `sample`), the outputs (classes of a classifier), the packages whose predict
-#' method serves the model (found among installed packages even when not attached) and the
-#' values `params.type` may take (see [model_families]).
+#' method serves the model (found among installed packages even when not attached) and, in
+#' `outputs`, the values `params.type` may take (`methods`), R's default (`default_method`) and
+#' the gateway's aliases among them (`method_aliases`; see [model_families]).
 #'
 #' @param model a fitted model (lm, glm, rpart, nnet::multinom, MASS::lda, mgcv::gam,
 #'   randomForest, ... anything with a predict method) or a function(newdata, type).
@@ -45,7 +46,7 @@ next_version <- function(model_dir) {
 #' \donttest{
 #' fit <- lm(mpg ~ wt + hp, data = mtcars)
 #' dir <- save_model(fit, tempfile("store-"), "mtcars", sample = mtcars, target = "mpg")
-#' jsonlite::fromJSON(file.path(dir, "model.json"))$params
+#' jsonlite::fromJSON(file.path(dir, "model.json"))$outputs
 #' }
 save_model <- function(model, store, name, sample, description = "", outputs = NULL, target = NULL) {
   check_model_name(name)
@@ -57,7 +58,7 @@ save_model <- function(model, store, name, sample, description = "", outputs = N
   prediction <- check_predicts(model, name, rows)
   outputs <- infer_outputs(model, outputs, prediction)
   classes <- if (identical(outputs$kind, "classification")) as.character(unlist(outputs$classes)) else NULL
-  params <- list(type = find_types(model, rows, classes))
+  outputs <- with_types(outputs, find_types(model, rows, classes))
   model_dir <- file.path(store, name)
   dir.create(model_dir, recursive = TRUE, showWarnings = FALSE)
   # Hidden scratch directory beside the versions: readers skip it, the rename publishes it whole.
@@ -72,7 +73,7 @@ save_model <- function(model, store, name, sample, description = "", outputs = N
     meta <- list(
       name = name, version = as.character(version), language = "r", format = "rds",
       artefact = "model.rds", description = description, inputs = inputs, outputs = outputs,
-      params = params, sha256 = sha, created_at = created_at, framework = framework
+      sha256 = sha, created_at = created_at, framework = framework
     )
     writeLines(to_json_object(meta, pretty = TRUE), file.path(tmp, "model.json"), useBytes = TRUE)
     target <- file.path(model_dir, version)

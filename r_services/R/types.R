@@ -1,5 +1,6 @@
-# The values of `params.type` a model accepts, found once at registration and kept in model.json:
-# {"type": {"values": [...], "default": "..." or null, "aliases": [...]}}.
+# The values of `params.type` a model accepts, found once at registration and kept in model.json's
+# outputs (as Python models keep theirs): "methods": [...], "default_method": "..." or null,
+# "method_aliases": [...].
 
 # The predict method R dispatches to for this model (its namespace must be loaded), or NULL.
 predict_method <- function(model) {
@@ -89,14 +90,26 @@ find_types <- function(model, rows, classes = NULL) {
   list(values = I(c(values, aliases)), default = default, aliases = I(aliases))
 }
 
+# model.json's outputs with the types added (unless given by hand).
+with_types <- function(outputs, types) {
+  if (is.null(outputs$methods)) {
+    outputs$methods <- types$values
+    outputs["default_method"] <- list(types$default)  # kept when NULL: JSON null
+    outputs$method_aliases <- types$aliases
+  }
+  outputs$methods <- I(as.character(unlist(outputs$methods)))
+  outputs$method_aliases <- I(as.character(unlist(outputs$method_aliases)))
+  outputs
+}
+
 # The type spec of a loaded model: from model.json, or for one saved before types were recorded,
 # what the gateway used to allow (both passed to predict as given).
 type_spec <- function(meta) {
-  spec <- meta$params$type
-  if (!is.null(spec)) {
-    return(list(values = as.character(unlist(spec$values)), default = spec$default,
-                aliases = as.character(unlist(spec$aliases))))
+  outputs <- meta$outputs
+  if (!is.null(outputs$methods)) {
+    return(list(values = as.character(unlist(outputs$methods)), default = outputs$default_method,
+                aliases = as.character(unlist(outputs$method_aliases))))
   }
-  classifier <- identical(meta$outputs$kind, "classification")
+  classifier <- identical(outputs$kind, "classification")
   list(values = c("response", if (classifier) "prob"), default = NULL, aliases = character(0))
 }

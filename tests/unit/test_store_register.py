@@ -314,9 +314,9 @@ def test_cli_registers_a_randomforest_rds_with_the_package_it_needs(tmp_path: Pa
     meta = read_json(tmp_path / "store" / "transmission" / "1" / "model.json")
     assert list(meta["framework"]["packages"]) == ["randomForest"]
     assert [c["name"] for c in meta["inputs"]] == ["wt", "hp"]
-    assert meta["outputs"] == {"kind": "classification", "classes": ["auto", "manual"]}
-    assert meta["params"] == {"type": {"values": ["response", "prob", "vote", "class"], "default": "response",
-                                       "aliases": []}}
+    assert meta["outputs"] == {"kind": "classification", "classes": ["auto", "manual"],
+                               "methods": ["response", "prob", "vote", "class"], "default_method": "response",
+                               "method_aliases": []}
 
 
 @pytest.mark.parametrize(("sample", "target", "message"), [

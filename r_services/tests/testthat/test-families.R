@@ -50,10 +50,10 @@ for (family in names(families)) {
     rows <- if (all(inputs %in% names(iris))) newdata$iris[inputs] else newdata$cars[inputs]
     rownames(rows) <- NULL
     expect_identical(gateway_answer(loaded, rows), own_predict(entry$model, rows))
-    spec <- loaded$meta$params$type
-    classes <- unlist(loaded$meta$outputs$classes)
-    for (type in unlist(spec$values)) {
-      expected <- if (type %in% unlist(spec$aliases)) own_alias(family, entry$model, rows, type, classes)
+    outputs <- loaded$meta$outputs
+    classes <- unlist(outputs$classes)
+    for (type in unlist(outputs$methods)) {
+      expected <- if (type %in% unlist(outputs$method_aliases)) own_alias(family, entry$model, rows, type, classes)
                   else own_predict(entry$model, rows, type)
       expect_identical(gateway_answer(loaded, rows, type), expected, info = paste(family, type))
     }
@@ -67,7 +67,7 @@ test_that("the recorded types, defaults and classes of each family", {
   recorded <- lapply(families, function(entry) {
     dir <- save_model(entry$model, tempfile("store-"), "m", entry$sample, target = entry$target)
     meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
-    list(values = unlist(meta$params$type$values), default = meta$params$type$default,
+    list(values = unlist(meta$outputs$methods), default = meta$outputs$default_method,
          classes = unlist(meta$outputs$classes))
   })
   species <- levels(iris$Species)
@@ -88,7 +88,7 @@ test_that("a model whose predict returns a factor is a classifier", {
   model <- function(newdata, type) factor(ifelse(newdata$x > 0, "up", "down"), levels = c("down", "up"))
   dir <- save_model(model, tempfile("store-"), "updown", data.frame(x = c(-1, 2)))
   meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
-  expect_identical(meta$outputs, list(kind = "classification", classes = list("down", "up")))
+  expect_identical(meta$outputs[c("kind", "classes")], list(kind = "classification", classes = list("down", "up")))
 })
 
 test_that("save_model refuses a response column, honours target, drops write.csv's row names", {
@@ -139,7 +139,7 @@ test_that("a classifier whose predict gives a score, not probabilities, has no '
   scorer <- structure(list(lev = c("no", "yes")), class = "scorer")
   dir <- save_model(scorer, tempfile("store-"), "scorer", data.frame(x = c(0.5, 2)))
   meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
-  expect_identical(meta$outputs, list(kind = "classification", classes = list("no", "yes")))
-  expect_identical(meta$params$type, list(values = list("response"), default = NULL, aliases = list("response")))
+  expect_identical(meta$outputs, list(kind = "classification", classes = list("no", "yes"), methods = list("response"),
+                                      default_method = NULL, method_aliases = list("response")))
   expect_error(model_prob(scorer, data.frame(x = 1), c("no", "yes")), "gives no class probabilities")
 })
