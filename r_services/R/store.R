@@ -109,9 +109,13 @@ load_model <- function(dir) {
                    meta$name, pkg, meta$framework$packages[[pkg]]), call. = FALSE)
     }
   }
+  model <- readRDS(artefact)
+  # A model.json written before packages were searched for (an .rds registered from the shell
+  # recorded none): find and load them now, or predict has no method to dispatch to.
+  if (!is.function(model) && is.null(predict_method(model))) framework_packages(model)
   list(
     meta = meta,
-    model = readRDS(artefact),
+    model = model,
     prototype = prototype_frame(meta$inputs),
     inputs = read_inputs(meta$inputs),
     dir = normalizePath(dir)

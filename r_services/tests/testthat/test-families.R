@@ -143,3 +143,17 @@ test_that("a classifier whose predict gives a score, not probabilities, has no '
                                       default_method = NULL, method_aliases = list("response")))
   expect_error(model_prob(scorer, data.frame(x = 1), c("no", "yes")), "gives no class probabilities")
 })
+
+test_that("load_model finds the package of a model whose model.json names none (saved before)", {
+  dir <- save_model(families$random_forest$model, tempfile("store-"), "forest",
+                    families$random_forest$sample, target = "am")
+  meta_path <- file.path(dir, "model.json")
+  meta <- jsonlite::fromJSON(meta_path, simplifyVector = FALSE)
+  meta$framework$packages <- structure(list(), names = character(0))
+  writeLines(gatewayr:::to_json_object(meta), meta_path)
+  code <- sprintf(paste0("loaded <- gatewayr::load_model('%s'); ",
+                         "cat(gatewayr::handle_predict(loaded, '%s')$status)"), dir,
+                  wire_request(family_cars()[1:2, c("wt", "hp")]))
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE)
+  expect_identical(out, "200")
+})
