@@ -10,11 +10,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: R, Plumber and its friends, NGINX. CRAN is not reachable: R packages come
 # from Debian's r-cran-*. Keep renv.lock in sync (make renv.lock). chromium: the status page's
 # test opens it headless (no driver needed).
-# r-cran-rpart/nnet/mass/mgcv: the R model families the tests serve (R's recommended packages);
-# r-cran-roxygen2: `make man` writes gatewayr's help pages from its roxygen comments.
+# r-cran-rpart/nnet/mass/mgcv: R model families users bring (R's recommended packages), served
+# by the workers and checked by the tests.
 APT_PACKAGES := nginx-light r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
 	r-cran-testthat r-cran-httr r-cran-sodium chromium \
-	r-cran-rpart r-cran-nnet r-cran-mass r-cran-mgcv r-cran-roxygen2
+	r-cran-rpart r-cran-nnet r-cran-mass r-cran-mgcv
 R_LIB := .rlib
 # promtool checks deploy/prometheus/*.yml in the tests. Taken out of Debian's `prometheus` package
 # without installing it: installing would start a Prometheus server on :9090 on this host.
@@ -42,8 +42,12 @@ rcheck: deps
 		{ grep -E -A12 'ERROR|WARNING' gatewayr.Rcheck/00check.log; exit 1; }
 
 # gatewayr's help pages (r_services/man) from the roxygen comments in r_services/R; NAMESPACE
-# stays written by hand.
+# stays written by hand. roxygen2 only writes them: `make test` does not need it.
+MAN_APT := r-cran-roxygen2
+
 man:
+	@dpkg -s $(MAN_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(MAN_APT); }
 	cd r_services && Rscript -e 'roxygen2::roxygenise(roclets = "rd")'
 
 # Bench-only tools, never needed by `make test`: wrk (load generator), matplotlib (the chart),
@@ -106,7 +110,7 @@ $(PROMTOOL):
 	cp .tools/deb/root/usr/bin/promtool $@ && rm -rf .tools/deb
 
 renv.lock: $(STAMPS)/rlib
-	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'gatewayr::write_renv_lock("renv.lock", c("plumber", "jsonlite", "randomForest", "testthat", "httr", "sodium"))'
+	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'gatewayr::write_renv_lock("renv.lock", c("plumber", "jsonlite", "randomForest", "testthat", "httr", "sodium", "rpart", "nnet", "MASS", "mgcv"))'
 
 clean:
 	-$(VENV)/bin/gateway down 2>/dev/null
