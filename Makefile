@@ -15,24 +15,46 @@ BASE_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo
 # test opens it headless (no driver needed). readr and htmlwidgets: the packages Plumber's own
 # csv/tsv and htmlwidget serializers need (arrow and geojsonsf, for feather/parquet/geojson, are
 # not in Debian). python3-venv: the venv is built on Debian's Python (see BASE_PYTHON).
+# r-cran-rpart/nnet/mass/mgcv: R model families users bring (R's recommended packages), served
+# by the workers and checked by the tests.
 APT_PACKAGES := nginx-light python3-venv r-base-core r-cran-plumber r-cran-jsonlite r-cran-randomforest \
-	r-cran-testthat r-cran-httr r-cran-sodium r-cran-readr r-cran-htmlwidgets chromium
+	r-cran-testthat r-cran-httr r-cran-sodium r-cran-readr r-cran-htmlwidgets chromium \
+	r-cran-rpart r-cran-nnet r-cran-mass r-cran-mgcv
 R_LIB := .rlib
 # promtool checks deploy/prometheus/*.yml in the tests. Taken out of Debian's `prometheus` package
 # without installing it: installing would start a Prometheus server on :9090 on this host.
 PROMTOOL := .tools/promtool
 
-.PHONY: run test deps users bench lint clean
+.PHONY: run test deps users bench lint clean man rcheck
 
 run: deps
 	$(VENV)/bin/gateway build-demo
 	$(VENV)/bin/gateway up
 
-test: deps
+test: deps rcheck
 	$(VENV)/bin/ruff check gateway tests bench
 	$(VENV)/bin/mypy
 	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'testthat::test_dir("r_services/tests/testthat", package = "gatewayr", load_package = "installed", reporter = "summary", stop_on_failure = TRUE)'
 	$(VENV)/bin/pytest -q
+
+# R CMD check of gatewayr (help pages, code/documentation agreement, NAMESPACE): no ERROR and no
+# WARNING. Its tests need the repository around them, so `make test` runs them above instead.
+rcheck: deps
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && cd "$$dir" && \
+	R CMD build --no-build-vignettes --no-manual $(abspath r_services) >build.log 2>&1 || { cat build.log; exit 1; }; \
+	R_LIBS=$(abspath $(R_LIB)) R CMD check --no-manual --no-tests gatewayr_*.tar.gz >check.log 2>&1; \
+	status=$$(grep '^Status:' gatewayr.Rcheck/00check.log); echo "R CMD check gatewayr: $${status#Status: }"; \
+	grep -Eq '^Status: (OK|[0-9]+ NOTEs?)$$' gatewayr.Rcheck/00check.log || \
+		{ grep -E -A12 'ERROR|WARNING' gatewayr.Rcheck/00check.log; exit 1; }
+
+# gatewayr's help pages (r_services/man) from the roxygen comments in r_services/R; NAMESPACE
+# stays written by hand. roxygen2 only writes them: `make test` does not need it.
+MAN_APT := r-cran-roxygen2
+
+man:
+	@dpkg -s $(MAN_APT) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(MAN_APT); }
+	cd r_services && Rscript -e 'roxygen2::roxygenise(roclets = "rd")'
 
 # Bench-only tools, never needed by `make test`: wrk (load generator), matplotlib (the chart),
 # and mlflow in its own venv (a baseline to compare with; kept apart so its pins never touch
@@ -106,7 +128,7 @@ $(PROMTOOL):
 	cp .tools/deb/root/usr/bin/promtool $@ && rm -rf .tools/deb
 
 renv.lock: $(STAMPS)/rlib
-	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'gatewayr::write_renv_lock("renv.lock", c("plumber", "jsonlite", "randomForest", "testthat", "httr", "sodium", "readr", "htmlwidgets"))'
+	R_LIBS=$(abspath $(R_LIB)) Rscript -e 'gatewayr::write_renv_lock("renv.lock", c("plumber", "jsonlite", "randomForest", "testthat", "httr", "sodium", "readr", "htmlwidgets", "rpart", "nnet", "MASS", "mgcv"))'
 
 clean:
 	-$(VENV)/bin/gateway down 2>/dev/null

@@ -35,7 +35,7 @@ ROW = [{"wt": 2.62, "hp": 110.0, "cyl": 6, "am": "manual"}]
 # A model that sleeps x seconds, saved like any R model; the native kind cannot be interrupted.
 SLEEPS = {"r": "Sys.sleep(newdata$x[1])", "native": "suspendInterrupts(Sys.sleep(newdata$x[1]))"}
 SLOW_MODEL = ("gatewayr::save_model(function(newdata, type) {{ {sleep}; newdata$x }}, "
-              "commandArgs(TRUE)[1], 'slow', sample = data.frame(x = c(1.5, 2)))")
+              "commandArgs(TRUE)[1], 'slow', sample = data.frame(x = c(0, 2)))")  # x = 0: saving predicts once
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("path", type=Path, help=".skops, .joblib, .rds, a plumber .R / entrypoint.R or its folder")
     register.add_argument("--sample", type=Path, help="CSV slice of the training data (fixes the schema)")
     register.add_argument("--description", default="")
+    register.add_argument("--target", help="a column of the sample to leave out: the training target (R models)")
     register.set_defaults(handler=_register)
 
     logs = commands.add_parser("logs", help="the stack's logs merged in time order")
@@ -239,7 +240,8 @@ def _register(args: argparse.Namespace) -> int:
     from gateway.register import register_artefact
 
     settings = _settings(args)
-    version = register_artefact(settings.store_path, args.name, args.path, args.sample, args.description)
+    version = register_artefact(settings.store_path, args.name, args.path, args.sample, args.description,
+                                target=args.target)
     print(f"registered {args.name} version {version} in {settings.store_path}")
     return 0
 

@@ -116,3 +116,10 @@ class ModelMeta:
             "created_at": self.created_at,
             "framework": self.framework,
         }
+
+    @property
+    def default_type(self) -> str | None:
+        """The `type` an R model's predict uses when a request names none, as found at
+        registration (None: not recorded, or a predict without a `type` argument, e.g. MASS::lda)."""
+        default = self.outputs.get("default_method")
+        return str(default) if default is not None else None

@@ -61,10 +61,14 @@ def register_model(
 
 
 def register_artefact(
-    store_root: Path, name: str, path: Path, sample: Path | None, description: str = ""
+    store_root: Path, name: str, path: Path, sample: Path | None, description: str = "",
+    target: str | None = None,
 ) -> str:
     """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script (its plumber.R,
-    its entrypoint.R, or its directory, as `plumb(dir)` takes it)."""
+    its entrypoint.R, or its directory, as `plumb(dir)` takes it).
+
+    `target` names a column of the sample to leave out (the training target).
+    """
     if problem := name_problem(name):  # before R or a copy runs, not only when the store is touched
         raise ConfigError(problem)
     path = Path(path).resolve()
@@ -76,7 +80,7 @@ def register_artefact(
     if suffix in (".skops", ".joblib"):
         return _register_python_file(store_root, name, path, _need_sample(sample, path), description)
     if suffix == ".rds":
-        return _register_rds(store_root, name, path, _need_sample(sample, path), description)
+        return _register_rds(store_root, name, path, _need_sample(sample, path), description, target)
     if suffix == ".r":
         return _register_script(store_root, name, path, sample, description)
     raise ConfigError(
@@ -116,20 +120,34 @@ def _register_python_file(store_root: Path, name: str, path: Path, sample: Path,
     return ModelStore(store_root).add_version(name, write)
 
 
-def _register_rds(store_root: Path, name: str, path: Path, sample: Path, description: str) -> str:
+# R's side of `gateway register NAME model.rds`: gatewayr::save_model in one line of R. An error
+# of save_model (the model cannot predict on its sample, a response column in it...) exits 3
+# with its message alone on stderr.
+_SAVE_RDS = (
+    "args <- commandArgs(trailingOnly = TRUE); "
+    "tryCatch({"
+    "sample <- utils::read.csv(args[4], stringsAsFactors = TRUE, check.names = FALSE); "
+    "sample[] <- lapply(sample, function(x) if (is.integer(x)) as.double(x) else x); "
+    "target <- if (nzchar(args[6])) args[6] else NULL; "
+    "dir <- gatewayr::save_model(readRDS(args[1]), args[2], args[3], sample = sample, "
+    "description = args[5], target = target); cat(basename(dir))"
+    "}, error = function(e) { cat(conditionMessage(e), file = stderr()); quit(status = 3) })"
+)
+
+
+def _register_rds(
+    store_root: Path, name: str, path: Path, sample: Path, description: str, target: str | None = None
+) -> str:
     """Delegate to the R package's save_model, so R and the shell write identical model.json.
 
-    CSV does not keep R's integer/double distinction (write.csv writes the double 110 as `110`),
-    so whole-number columns are read as double: declaring them integer would refuse 110.5.
+    save_model runs the model's predict on the sample's first rows in the R that serves it, and
+    finds the packages the model needs among the installed ones. CSV does not keep R's
+    integer/double distinction (write.csv writes the double 110 as `110`), so whole-number
+    columns are read as double: declaring them integer would refuse 110.5. write.csv's row-names
+    column (an empty header) is dropped by save_model.
     """
-    code = (
-        "args <- commandArgs(trailingOnly = TRUE); "
-        "sample <- utils::read.csv(args[4], stringsAsFactors = TRUE, check.names = FALSE); "
-        "sample[] <- lapply(sample, function(x) if (is.integer(x)) as.double(x) else x); "
-        "dir <- gatewayr::save_model(readRDS(args[1]), args[2], args[3], sample = sample, "
-        "description = args[5]); cat(basename(dir))"
-    )
-    result = run_rscript(["-e", code, str(path), str(store_root), name, str(sample), description])
+    args = [str(path), str(store_root), name, str(sample), description, target or ""]
+    result = run_rscript(["-e", _SAVE_RDS, *args], refusal=f"cannot register {path.name} as '{name}'")
     return result.strip().splitlines()[-1]
 
 

@@ -16,8 +16,8 @@ from gateway.errors import ConfigError
 from gateway.rscript import run_rscript
 
 if TYPE_CHECKING:
-    from gateway.topology import Plan
     from gateway.settings import Settings
+    from gateway.topology import Plan
 
 log = logging.getLogger(__name__)
 

@@ -179,6 +179,7 @@ class PredictionService:
             ],
             outputs=meta.outputs,
             params={"type": list(meta.allowed_types)} if meta.inputs else {},
+            **({"param_defaults": {"type": meta.default_type}} if meta.default_type else {}),
             sha256=meta.sha256,
             created_at=meta.created_at,
             framework=meta.framework,
@@ -197,15 +198,21 @@ class PredictionService:
 
 
 def check_params(params: dict[str, Any], allowed_types: tuple[str, ...], model: str) -> dict[str, Any]:
-    """Only `type` exists, and only with the values this model supports; anything else is a 400."""
+    """Only `type` exists, and only with the values this model supports; anything else is a 400.
+
+    No type is filled in: without one the model predicts as its own predict does by default
+    (R's default differs by class: a glm's link scale, rpart's probabilities, ...).
+    """
     for key in params:
         if key != "type" or not allowed_types:
             accepted = "type" if allowed_types else "no params"
             raise UnknownParam(f"unknown param '{key}'; model '{model}' accepts: {accepted}", model=model)
-    kind = params.get("type", "response")
-    if allowed_types and kind not in allowed_types:
+    if "type" not in params:
+        return {}
+    kind = params["type"]
+    if kind not in allowed_types:
         raise UnknownParam(
             f"param 'type' must be one of {', '.join(allowed_types)} for model '{model}'; got {kind!r}",
             model=model,
         )
-    return {"type": kind} if allowed_types else {}
+    return {"type": kind}

@@ -7,6 +7,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends r-base-core r-cran-plumber r-cran-jsonlite \
       r-cran-randomforest r-cran-sodium r-cran-readr r-cran-htmlwidgets \
+      r-cran-rpart r-cran-nnet r-cran-mass r-cran-mgcv \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/gateway

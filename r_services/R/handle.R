@@ -9,10 +9,8 @@ fail <- function(status, code, message, rows = NA_integer_) {
   reply(status, error_json(code, message), rows = rows, message = paste(message, collapse = "\n"))
 }
 
-# The values `type` may take for this model: probabilities only for classifiers.
-allowed_types <- function(meta) {
-  if (identical(meta$outputs$kind, "classification")) c("response", "prob") else "response"
-}
+# The values `type` may take for this model, as model.json records them (see find_types).
+allowed_types <- function(meta) type_spec(meta)$values
 
 # A 400 message for the first bad param, or NULL.
 params_problem <- function(params, meta) {

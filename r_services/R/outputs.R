@@ -1,42 +1,65 @@
 # model.json's `outputs` and `framework`: what a model predicts and which packages it needs.
 
-# Class labels of a classifier, or NULL for anything we serve as a regression.
-model_classes <- function(model) {
-  if (is.function(model)) return(NULL)
-  if (inherits(model, "randomForest")) {
-    return(if (identical(model$type, "classification")) as.character(model$classes) else NULL)
-  }
-  if (is.list(model) && is.character(model$classes)) return(model$classes)
-  NULL
-}
-
 # `outputs` as given, or derived: {"kind": "classification", "classes": [...]} or regression.
-infer_outputs <- function(model, outputs = NULL) {
+# A model is a classifier when its family says so (model_classes) or its predict gave a factor.
+infer_outputs <- function(model, outputs = NULL, prediction = NULL) {
   if (!is.null(outputs)) {
     if (!is.null(outputs$classes)) outputs$classes <- I(as.character(unlist(outputs$classes)))
     return(outputs)
   }
   classes <- model_classes(model)
+  if (is.null(classes) && is.factor(prediction)) classes <- levels(prediction)
   if (is.null(classes)) return(list(kind = "regression"))
   list(kind = "classification", classes = I(classes))
 }
 
-# Packages (not base R's own) whose code predicts with this model, with their versions.
-# Found through the namespace that holds the model's predict method (or the function itself).
-framework_packages <- function(model) {
-  homes <- if (is.function(model)) {
-    list(environment(model))
-  } else {
-    lapply(class(model), function(cls) {
-      method <- utils::getS3method("predict", cls, optional = TRUE)
-      if (is.null(method)) NULL else environment(method)
-    })
+# Every installed package's registered predict methods: a table with columns class and package.
+installed_predict_methods <- function() {
+  installed <- utils::installed.packages()[, c("Package", "LibPath"), drop = FALSE]
+  rows <- lapply(seq_len(nrow(installed)), function(i) {
+    methods <- tryCatch(parseNamespaceFile(installed[i, "Package"], installed[i, "LibPath"])$S3methods,
+                        error = function(e) NULL)
+    if (is.null(methods) || nrow(methods) == 0) return(NULL)
+    classes <- methods[methods[, 1] == "predict", 2]
+    if (length(classes) == 0) NULL else data.frame(class = classes, package = installed[i, "Package"])
+  })
+  do.call(rbind, c(list(data.frame(class = character(0), package = character(0))), rows))
+}
+
+# The package whose predict method serves this class: the loaded one, else an installed package
+# that registers predict.<class> in its NAMESPACE (a model read with readRDS() has not loaded it).
+predict_home <- function(cls, methods) {
+  method <- utils::getS3method("predict", cls, optional = TRUE)
+  if (!is.null(method)) {
+    env <- environment(method)
+    return(if (is.environment(env) && isNamespace(env)) getNamespaceName(env) else NULL)
   }
-  names <- unique(unlist(lapply(homes, function(env) {
+  homes <- methods()$package[methods()$class == cls]
+  if (length(homes) == 0) NULL else homes[[1]]
+}
+
+# Packages (not base R's own) whose code predicts with this model, with their versions; each is
+# loaded, so predict dispatches to it. Found through the namespace that holds the model's
+# predict methods (or the function itself), searched among installed packages when not loaded.
+framework_packages <- function(model) {
+  names <- if (is.function(model)) {
+    env <- environment(model)
     if (is.environment(env) && isNamespace(env)) getNamespaceName(env) else NULL
-  })))
+  } else {
+    table <- NULL
+    methods <- function() {
+      if (is.null(table)) table <<- installed_predict_methods()
+      table
+    }
+    unlist(lapply(class(model), predict_home, methods = methods))
+  }
   base <- rownames(utils::installed.packages(priority = "base"))
-  names <- sort(setdiff(names, base))
+  names <- sort(setdiff(unique(names), base))
+  for (pkg in names) {
+    if (!requireNamespace(pkg, quietly = TRUE)) {
+      stop(sprintf("the model needs the R package '%s', which does not load", pkg), call. = FALSE)
+    }
+  }
   versions <- lapply(names, function(pkg) as.character(utils::packageVersion(pkg)))
   stats::setNames(versions, names)
 }

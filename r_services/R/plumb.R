@@ -13,6 +13,7 @@ PLUMBER_ANNOTATION <- "^\\s*#['*]\\s*@(get|put|post|delete|head|options|patch|us
 #' The working directory becomes the script's own, as when a user starts it from there.
 #' @param target path to the script, its entrypoint.R, or its directory.
 #' @return a Plumber router, not yet running.
+#' @noRd
 plumb_target <- function(target) {
   target <- normalizePath(target, mustWork = TRUE)
   dir <- if (dir.exists(target)) target else dirname(target)

@@ -1,43 +1,86 @@
-# One model family per branch: how to ask each kind of model for predictions.
+# What R's predict returns → one prediction per row, in the shapes the wire format carries.
 
-# What a prediction result should look like on the wire: no names, factors as strings.
-tidy_predictions <- function(result) {
+# One column per per-row part of a list result (MASS::lda's class, posterior and x), named as
+# as.data.frame() names them: "class", "posterior.setosa", ... Parts that are not per row
+# (a scalar such as predict.lm's df) are left out.
+list_to_frame <- function(result, n) {
+  columns <- list()
+  for (name in names(result) %||% as.character(seq_along(result))) {
+    part <- result[[name]]
+    if (is.null(part) || NROW(part) != n || is.list(part) && !is.data.frame(part)) next
+    if (is.matrix(part) || is.data.frame(part)) {
+      labels <- colnames(part) %||% as.character(seq_len(ncol(part)))
+      for (j in seq_len(ncol(part))) columns[[paste0(name, ".", labels[[j]])]] <- part[, j]
+    } else {
+      columns[[name]] <- part
+    }
+  }
+  if (length(columns) == 0) {
+    stop(sprintf("the model's predict returned a list with no part holding one value per row (parts: %s)",
+                 paste(names(result), collapse = ", ")), call. = FALSE)
+  }
+  data.frame(lapply(columns, tidy_vector), check.names = FALSE, stringsAsFactors = FALSE)
+}
+
+# A bare vector without names or attributes (predict.lm's names, mgcv's 1-d array); factors as
+# labels; Date/POSIXct keep their class.
+tidy_vector <- function(x) {
+  if (is.factor(x)) return(as.character(x))
+  if (inherits(x, c("Date", "POSIXct"))) return(stats::setNames(x, NULL))
+  as.vector(x)
+}
+
+# A prediction result as the wire carries it: a vector (one value per row) or a data.frame /
+# matrix (one column per output, per-row objects on the public side). A one-column matrix is
+# one value per row.
+tidy_predictions <- function(result, n = NULL) {
+  if (is.list(result) && !is.data.frame(result)) result <- list_to_frame(result, n %||% NROW(result[[1]]))
   if (is.data.frame(result)) {
     result[] <- lapply(result, function(col) if (is.factor(col)) as.character(col) else col)
     rownames(result) <- NULL
     return(result)
   }
   if (is.matrix(result)) {
-    rownames(result) <- NULL
+    if (ncol(result) == 1) return(tidy_vector(result[, 1]))
+    attributes(result) <- list(dim = dim(result), dimnames = list(NULL, colnames(result)))
     return(result)
   }
-  if (is.factor(result)) result <- as.character(result)
-  # A bare vector: drop names (and attributes like predict.lm's) but keep Date/POSIXct classes.
-  if (inherits(result, c("Date", "POSIXct"))) return(stats::setNames(result, NULL))
-  as.vector(result)
+  tidy_vector(result)
+}
+
+# model_predict with one type, tidied. A list result for one row cannot tell per-row parts from
+# scalars (both have length 1): predict that row twice and keep the first, so a one-row
+# request has the same fields as a batch.
+predict_tidy <- function(model, frame, type) {
+  result <- model_predict(model, frame, type)
+  if (is.list(result) && !is.data.frame(result) && nrow(frame) == 1) {
+    return(tidy_predictions(model_predict(model, frame[c(1, 1), , drop = FALSE], type), 2)[1, , drop = FALSE])
+  }
+  tidy_predictions(result, nrow(frame))
 }
 
 #' Predict with a loaded model.
 #'
+#' Without `params$type`, R's own `predict(model, newdata)` for the model's class (no type is
+#' forced). A type is passed to predict as given, except the gateway's two aliases recorded in
+#' model.json: "response" (R's default, for classes without a response type) and "prob" (class
+#' probabilities, keyed by class, for classifiers whose predict names them otherwise).
 #' @param loaded the result of load_model().
 #' @param frame the decoded data.frame.
-#' @param params request params; `type` is "response" (default) or "prob" for classifiers.
-#' @return a vector (one value per row) or a data.frame / matrix (multi-output).
+#' @param params request params: `type` is one of the values model.json records.
+#' @return a vector (one value per row) or a data.frame / matrix (one column per output).
 predict_rows <- function(loaded, frame, params = list()) {
   model <- loaded$model
-  type <- params[["type"]] %||% "response"
-  result <- if (is.function(model)) {
-    model(frame, type)
-  } else if (inherits(model, "randomForest")) {
-    stats::predict(model, frame, type = if (identical(type, "prob")) "prob" else "response")
-  } else if (inherits(model, "glm")) {
-    stats::predict(model, frame, type = "response")
-  } else if (inherits(model, "lm")) {
-    stats::predict(model, frame)
-  } else {
-    stats::predict(model, newdata = frame, type = type)
+  type <- params[["type"]]
+  spec <- type_spec(loaded$meta)
+  if (!is.null(type) && type %in% spec$aliases) {
+    if (identical(type, "prob")) {
+      classes <- as.character(unlist(loaded$meta$outputs$classes))
+      return(tidy_predictions(model_prob(model, frame, classes, setdiff(spec$values, spec$aliases))))
+    }
+    type <- NULL  # "response" stands for R's default
   }
-  tidy_predictions(result)
+  predict_tidy(model, frame, type)
 }
 
 # How many rows a prediction result covers.

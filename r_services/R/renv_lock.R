@@ -1,12 +1,13 @@
 # renv.lock for the R side, from what is installed (Debian's r-cran-* packages; no CRAN here).
 
-# The packages and their recursive hard dependencies, less base and recommended R.
+# The packages and their recursive hard dependencies, less base and recommended R. A recommended
+# package asked for by name (rpart, MASS, ...) is locked: Debian ships it apart from R itself.
 lock_packages <- function(packages, db) {
   deps <- tools::package_dependencies(packages, db = db, which = c("Depends", "Imports", "LinkingTo"),
                                       recursive = TRUE)
   everything <- unique(c(packages, unlist(deps, use.names = FALSE)))
   core <- rownames(db)[!is.na(db[, "Priority"]) & db[, "Priority"] %in% c("base", "recommended")]
-  sort(setdiff(everything, c("R", core)))
+  sort(setdiff(everything, c("R", setdiff(core, packages))))
 }
 
 #' Write an renv.lock describing the installed versions of some packages and their deps.

@@ -19,6 +19,7 @@ sane_request_id <- function(id) {
 #' @param status the HTTP status answered.
 #' @param message R's condition message (or the validation message) on errors, else NULL.
 #' @return a one-line JSON string.
+#' @noRd
 request_log_json <- function(request_id, model, rows, duration_ms, status, message = NULL,
                              time = Sys.time(), pid = Sys.getpid()) {
   entry <- list(

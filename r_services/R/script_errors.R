@@ -17,6 +17,7 @@ router_private <- function(pr) pr$.__enclos_env__$private
 #'
 #' @param pr the script's router.
 #' @return `pr`, whose failed requests are logged with their request id.
+#' @noRd
 add_script_errors <- function(pr) {
   private <- router_private(pr)
   user_error <- private$errorHandler

@@ -4,7 +4,7 @@
 #'
 #' @param dir a version directory, `<store>/<name>/<version>`.
 #' @param host,port where to listen (loopback only: the gateway's NGINX is in front), or host
-#'   `unix:<path>` for a Unix domain socket (port unused); see [run_router()].
+#'   `unix:<path>` for a Unix domain socket (port unused); served as the gateway serves every worker (a Unix socket host uses httpuv's pipe server).
 #' @param timeout_s seconds a predict may run before R stops it (the model's `timeout_s`).
 serve_model <- function(dir, host = "127.0.0.1", port = 8000L, timeout_s = Inf) {
   started <- Sys.time()
@@ -31,6 +31,7 @@ add_script_healthz <- function(pr, script) {
 #' Built as `plumb()` builds it (see plumb_target), with `library(plumber)` attached by the
 #' entrypoint, so it answers as `pr_run(plumb(...))` would, errors included (add_script_errors).
 #' @param script path to the user's plumber.R, entrypoint.R, or their directory.
+#' @noRd
 script_router <- function(script) {
   script <- normalizePath(script, mustWork = TRUE)
   plumb_target(script) |>
@@ -61,6 +62,7 @@ listen_url <- function(host, port) {
 #' loopback port would let any of them call the worker without an API key. Otherwise
 #' `plumber::pr_run()` on host:port (Kubernetes pods, a worker run by hand).
 #' @param pr a Plumber router (an httpuv app).
+#' @noRd
 run_router <- function(pr, host, port) {
   if (!startsWith(host, "unix:")) {
     return(plumber::pr_run(pr, host = host, port = as.integer(port), docs = FALSE, quiet = TRUE))

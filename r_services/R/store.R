@@ -24,18 +24,41 @@ next_version <- function(model_dir) {
 
 #' Save a model as a new immutable version in the store.
 #'
-#' @param model a fitted model (lm, glm, randomForest, ...) or a function(newdata, type).
+#' Checks what it saves: the model must predict on the first rows of `sample` (in this R, with
+#' the packages it needs loaded), and `sample` must hold predictors only. model.json records the
+#' inputs (from `sample`), the outputs (classes of a classifier), the packages whose predict
+#' method serves the model (found among installed packages even when not attached) and, in
+#' `outputs`, the values `params.type` may take (`methods`), R's default (`default_method`) and
+#' the gateway's aliases among them (`method_aliases`; see [model_families]).
+#'
+#' @param model a fitted model (lm, glm, rpart, nnet::multinom, MASS::lda, mgcv::gam,
+#'   randomForest, ... anything with a predict method) or a function(newdata, type).
 #' @param store the store's root directory.
 #' @param name the model's name (a directory under the store).
-#' @param sample a data.frame with the predictor columns: it fixes the inputs schema.
+#' @param sample a data.frame with the predictor columns (a slice of the training data): it
+#'   fixes the inputs schema. A first column with an empty name (row names, as write.csv()
+#'   writes them) is dropped.
 #' @param description free text shown in the gateway's metadata.
 #' @param outputs NULL to derive, or list(kind = "classification", classes = ...) etc.
+#' @param target NULL, or the name of a column of `sample` to leave out (the training target).
 #' @return the new version directory (its basename is the version).
-save_model <- function(model, store, name, sample, description = "", outputs = NULL) {
+#' @examples
+#' \donttest{
+#' fit <- lm(mpg ~ wt + hp, data = mtcars)
+#' dir <- save_model(fit, tempfile("store-"), "mtcars", sample = mtcars, target = "mpg")
+#' jsonlite::fromJSON(file.path(dir, "model.json"))$outputs
+#' }
+save_model <- function(model, store, name, sample, description = "", outputs = NULL, target = NULL) {
   check_model_name(name)
+  sample <- prepare_sample(model, name, sample, target)
   inputs <- infer_inputs(sample)
-  outputs <- infer_outputs(model, outputs)
   framework <- framework_info(model)
+  rows <- sample[seq_len(min(5L, nrow(sample))), , drop = FALSE]
+  rownames(rows) <- NULL
+  prediction <- check_predicts(model, name, rows)
+  outputs <- infer_outputs(model, outputs, prediction)
+  classes <- if (identical(outputs$kind, "classification")) as.character(unlist(outputs$classes)) else NULL
+  outputs <- with_types(outputs, find_types(model, rows, classes))
   model_dir <- file.path(store, name)
   # The store is private to its owner: 0700 directories, 0600 files, from creation on.
   old_umask <- Sys.umask("077")
@@ -90,9 +113,13 @@ load_model <- function(dir) {
                    meta$name, pkg, meta$framework$packages[[pkg]]), call. = FALSE)
     }
   }
+  model <- readRDS(artefact)
+  # A model.json written before packages were searched for (an .rds registered from the shell
+  # recorded none): find and load them now, or predict has no method to dispatch to.
+  if (!is.function(model) && is.null(predict_method(model))) framework_packages(model)
   list(
     meta = meta,
-    model = readRDS(artefact),
+    model = model,
     prototype = prototype_frame(meta$inputs),
     inputs = read_inputs(meta$inputs),
     dir = normalizePath(dir)

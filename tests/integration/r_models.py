@@ -45,7 +45,7 @@ def build_r_store(store: Path) -> Path:
                    check=True, capture_output=True, timeout=120)
     for name, source in FUNCTION_MODELS.items():
         rscript(f"gatewayr::save_model({source}, commandArgs(TRUE)[1], '{name}', "
-                "sample = data.frame(x = c(1.5, 2)))", str(store))
+                "sample = data.frame(x = c(0, 2)))", str(store))
     register_artefact(store, "cars", REPO_ROOT / "plumber" / "cars" / "plumber.R", None, "stopping distance")
     return store
 
@@ -84,3 +84,57 @@ if (is.matrix(out)) {
         return [float(line) for line in lines]
     except ValueError:
         return lines
+
+
+# R's own predict for a list of requests, independent of gatewayr's predict code: the model is read
+# with readRDS, the call is spelled out by the case, and the result is shaped as as.data.frame()
+# shapes it. Every double is written with 17 significant digits (jsonlite caps them at 15).
+_OWN_PREDICT = r"""
+args <- commandArgs(TRUE)
+requests <- jsonlite::fromJSON(args[1], simplifyVector = FALSE)
+num <- function(x) ifelse(is.na(x), "null", sprintf("%.17g", x))
+str <- function(x) vapply(as.character(x), function(s) as.character(jsonlite::toJSON(s, auto_unbox = TRUE)), "")
+vec <- function(x) {
+  if (is.factor(x)) x <- as.character(x)
+  paste0("[", paste(if (is.numeric(x)) num(unname(as.vector(x))) else str(x), collapse = ","), "]")
+}
+answers <- vapply(requests, function(req) {
+  meta <- jsonlite::fromJSON(file.path(req$dir, "model.json"), simplifyVector = FALSE)
+  for (pkg in names(meta$framework$packages)) loadNamespace(pkg)
+  model <- readRDS(file.path(req$dir, "model.rds"))
+  frame <- data.frame(row.names = seq_along(req$rows))
+  for (spec in meta$inputs) {
+    values <- lapply(req$rows, function(row) row[[spec$name]])
+    frame[[spec$name]] <- switch(spec$type, double = vapply(values, as.numeric, 0),
+                                 integer = vapply(values, as.integer, 0L),
+                                 factor = factor(vapply(values, as.character, ""), levels = unlist(spec$levels)),
+                                 vapply(values, as.character, ""))
+  }
+  r <- req$r
+  out <- if (is.null(r$type)) predict(model, newdata = frame) else predict(model, newdata = frame, type = r$type)
+  if (!is.null(r$part)) out <- out[[r$part]]
+  if (!is.null(r$two_classes)) out <- stats::setNames(data.frame(1 - out, out), unlist(r$two_classes))
+  if (is.list(out) && !is.data.frame(out)) out <- as.data.frame(out)
+  if (is.matrix(out) && ncol(out) == 1) out <- out[, 1]
+  if (is.matrix(out)) out <- as.data.frame(out, optional = TRUE)
+  if (!is.data.frame(out)) return(paste0("{\"values\":", vec(out), "}"))
+  columns <- vapply(names(out), function(name) paste0(str(name), ":", vec(out[[name]])), "")
+  paste0("{\"columns\":{", paste(columns, collapse = ","), "}}")
+}, "")
+cat("[", paste(answers, collapse = ","), "]", sep = "")
+"""
+
+
+def r_own_predictions(requests: list[dict], scratch: Path) -> list[list]:
+    """Each {dir, rows, r} → R's own predictions, one per row: a value, or an object per row."""
+    path = scratch / "own_predict_requests.json"
+    path.write_text(json.dumps(requests), encoding="utf-8")
+    answers = json.loads(rscript(_OWN_PREDICT, str(path)))
+    out = []
+    for answer in answers:
+        if "values" in answer:
+            out.append(answer["values"])
+        else:
+            columns = answer["columns"]
+            out.append([dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)])
+    return out

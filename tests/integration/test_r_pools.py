@@ -123,7 +123,9 @@ def test_r_models_describe_themselves_like_python_ones(gw: Stack) -> None:
     assert (doc["backend"], doc["language"]) == ("plumber", "r")
     assert doc["workers"] == {"live": 2, "total": 2}
     assert {c["name"]: c["levels"] for c in doc["inputs"]}["engine"] == ["V-shaped", "straight"]
-    assert doc["params"] == {"type": ["response", "prob"]}
+    # The values randomForest's predict accepts, found at registration; R's default first-class.
+    assert doc["params"] == {"type": ["response", "prob", "vote", "class"]}
+    assert doc["param_defaults"] == {"type": "response"}
     listed = {m["name"]: m for m in gw.get("/models").json()["models"]}
     assert listed["mtcars"]["language"] == "r" and listed["mtcars"]["ready"] is True
 

@@ -304,6 +304,48 @@ def test_cli_registers_an_r_rds_model(tmp_path: Path, capsys: pytest.CaptureFixt
     assert table.columns == {"wt": [2.5], "hp": [110.5]}
 
 
+def test_cli_registers_a_randomforest_rds_with_the_package_it_needs(tmp_path: Path) -> None:
+    # A fresh R wrote the .rds; the R that registers it has not attached randomForest. The sample
+    # is write.csv's default: row names first, and the target column, left out with --target.
+    rscript('cars <- mtcars; cars$am <- factor(ifelse(cars$am == 1, "manual", "auto")); set.seed(1); '
+            'saveRDS(randomForest::randomForest(am ~ wt + hp, data = cars, ntree = 20), "rf.rds"); '
+            'utils::write.csv(cars[c("am", "wt", "hp")], "sample.csv")', cwd=tmp_path)
+    config = write_config(tmp_path)
+    argv = ["--config", str(config), "register", "transmission", str(tmp_path / "rf.rds"), "--sample",
+            str(tmp_path / "sample.csv"), "--target", "am"]
+    assert main(argv) == 0
+    meta = read_json(tmp_path / "store" / "transmission" / "1" / "model.json")
+    assert list(meta["framework"]["packages"]) == ["randomForest"]
+    assert [c["name"] for c in meta["inputs"]] == ["wt", "hp"]
+    assert meta["outputs"] == {"kind": "classification", "classes": ["auto", "manual"],
+                               "methods": ["response", "prob", "vote", "class"], "default_method": "response",
+                               "method_aliases": []}
+
+
+@pytest.mark.parametrize(("sample", "target", "message"), [
+    ('mtcars["wt"]', None, "gateway: config error: cannot register m.rds as 'economy': model 'economy' cannot "
+                           "predict on the first 5 rows of its sample: object 'hp' not found"),
+    ('mtcars[c("mpg", "wt", "hp")]', None,
+     "gateway: config error: cannot register m.rds as 'economy': the sample of model 'economy' holds column "
+     "'mpg', the response of the model's formula (mpg ~ wt + hp); a sample holds the predictors only: leave it "
+     'out with target = "mpg" (gateway register --target mpg)'),
+    ('mtcars[c("wt", "hp")]', "price",
+     "gateway: config error: cannot register m.rds as 'economy': target \"price\" is not a column of the "
+     "sample (columns: wt, hp)"),
+])
+def test_cli_refuses_an_rds_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sample: str, target: str | None, message: str
+) -> None:
+    rscript(f'saveRDS(lm(mpg ~ wt + hp, mtcars), "m.rds"); utils::write.csv({sample}, "s.csv", row.names = FALSE)',
+            cwd=tmp_path)
+    config = write_config(tmp_path)
+    argv = ["--config", str(config), "register", "economy", str(tmp_path / "m.rds"), "--sample",
+            str(tmp_path / "s.csv"), *(["--target", target] if target else [])]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == message + "\n"
+    assert not (tmp_path / "store" / "economy").exists() or not ModelStore(tmp_path / "store").versions("economy")
+
+
 def test_cli_registers_a_plumber_script_with_the_files_beside_it(tmp_path: Path) -> None:
     source = tmp_path / "cars"
     shutil.copytree(REPO_ROOT / "plumber" / "cars", source)

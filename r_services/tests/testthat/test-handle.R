@@ -78,7 +78,7 @@ test_that("malformed bodies and unknown params are 400 bad_request", {
   expect_error_reply(handle_predict(loaded, wire_request(rows(), params = list(seed = 1))), 400, "bad_request",
                      "unknown param 'seed' for model 'mtcars'; allowed: type")
   expect_error_reply(handle_predict(loaded, wire_request(rows(), params = list(type = "prob"))), 400,
-                     "bad_request", "param 'type' of model 'mtcars' must be one of: response; got 'prob'")
+                     "bad_request", "param 'type' of model 'mtcars' must be one of: response, terms; got 'prob'")
 })
 
 test_that("data that do not fit the schema are 422 invalid_input", {
@@ -103,7 +103,7 @@ test_that("a model that runs past timeout_s is stopped by R: 504, and the next p
     while (Sys.time() < until) NULL
     newdata$x
   }
-  loaded <- load_model(save_model(spin, tempfile("store-"), "spinning", data.frame(x = c(1.5, 2))))
+  loaded <- load_model(save_model(spin, tempfile("store-"), "spinning", data.frame(x = c(0.01, 2))))
   started <- proc.time()[["elapsed"]]
   stuck <- handle_predict(loaded, wire_request(data.frame(x = 60)), timeout_s = 0.5)
   expect_lt(proc.time()[["elapsed"]] - started, 5)
@@ -115,8 +115,8 @@ test_that("a model that runs past timeout_s is stopped by R: 504, and the next p
 })
 
 test_that("an error within timeout_s stays R's own 422", {
-  failing <- function(newdata, type) stop("no good")
+  failing <- function(newdata, type) if (any(newdata$x > 2)) stop("no good") else newdata$x
   loaded <- load_model(save_model(failing, tempfile("store-"), "failing", data.frame(x = c(1.5, 2))))
-  out <- handle_predict(loaded, wire_request(data.frame(x = 1)), timeout_s = 30)
+  out <- handle_predict(loaded, wire_request(data.frame(x = 3)), timeout_s = 30)
   expect_error_reply(out, 422, "model_error", "no good")
 })

@@ -49,7 +49,8 @@ test_that("model.json holds the contract's fields, with the schema from the samp
     list(name = "cyl", type = "integer", levels = NULL, nullable = FALSE),
     list(name = "am", type = "factor", levels = list("auto", "manual"), nullable = FALSE)
   ))
-  expect_identical(meta$outputs, list(kind = "regression"))
+  expect_identical(meta$outputs, list(kind = "regression", methods = list("response", "terms"),
+                                      default_method = "response", method_aliases = list()))
   sha <- strsplit(system2("sha256sum", shQuote(file.path(dir, "model.rds")), stdout = TRUE), " ")[[1]][[1]]
   expect_identical(meta$sha256, sha)
   expect_match(meta$created_at, "^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z$")
@@ -77,7 +78,7 @@ test_that("a classifier's outputs name its classes and its package", {
   forest <- randomForest::randomForest(am ~ mpg + hp, data = frame, ntree = 20)
   dir <- save_model(forest, new_store(), "transmission", frame[c("mpg", "hp")])
   meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
-  expect_identical(meta$outputs, list(kind = "classification", classes = list("auto", "manual")))
+  expect_identical(meta$outputs[c("kind", "classes")], list(kind = "classification", classes = list("auto", "manual")))
   expect_identical(meta$framework$packages,
                    list(randomForest = as.character(packageVersion("randomForest"))))
 })
