@@ -70,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("path", type=Path, help=".skops, .joblib, .rds or a plumber .R")
     register.add_argument("--sample", type=Path, help="CSV slice of the training data (fixes the schema)")
     register.add_argument("--description", default="")
+    register.add_argument("--target", help="the sample's target column, left out of the inputs")
+    register.add_argument("--trust", action="store_true",
+                          help="trust every type the .skops file holds that skops does not trust by "
+                               "default (run once without it to list them, and review them)")
     register.set_defaults(handler=_register)
 
     logs = commands.add_parser("logs", help="the stack's logs merged in time order")
@@ -239,7 +243,8 @@ def _register(args: argparse.Namespace) -> int:
     from gateway.register import register_artefact
 
     settings = _settings(args)
-    version = register_artefact(settings.store_path, args.name, args.path, args.sample, args.description)
+    version = register_artefact(settings.store_path, args.name, args.path, args.sample, args.description,
+                                trust=args.trust, target=args.target)
     print(f"registered {args.name} version {version} in {settings.store_path}")
     return 0
 

@@ -27,7 +27,8 @@ from gateway.codecs import (
     encode_wire_request,
     normalise_script_reply,
 )
-from gateway.errors import BadGateway, GatewayError, GatewayTimeout, NotFound, Unavailable
+from gateway.errors import BadGateway, ConfigError, GatewayError, GatewayTimeout, NotFound, Unavailable
+from gateway.integrity import file_problem, tree_problem
 from gateway.meta import ModelMeta
 from gateway.runtime.plan import Endpoint, PoolPlan
 from gateway.settings import ModelSettings
@@ -102,6 +103,19 @@ class PlumberBackend(Backend):
         whose route may not be row-wise, unless its config sets batch.max_size."""
         size = DEFAULT_BATCH_ROWS if self.pool.kind == "model" else 1
         return BatchDefaults(size, DEFAULT_BATCH_WAIT_MS, slots=len(self.pool.upstreams))
+
+    def check(self) -> None:
+        """A stored version's files are the registered ones (R checks them again as it loads);
+        a script named by path in the config is served as written, unchecked."""
+        if self.meta.version == "script" or (self.pool.hosts and not self.pool.workers):
+            return
+        directory = Path(self.pool.target)
+        if self.pool.kind == "script":
+            problem = tree_problem(directory.parent, self.meta.tree_sha256)
+        else:
+            problem = file_problem(directory / self.meta.artefact, self.meta.sha256)
+        if problem is not None:
+            raise ConfigError(f"model '{self.model.name}' version {self.meta.version}: {problem}")
 
     def load(self) -> None:
         """Nothing to load here: supervisord runs the pool; readiness comes from health()."""

@@ -25,7 +25,7 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
-from gateway.registry import build_registry
+from gateway.registry import check_models, pin_versions
 from gateway.runtime import procs
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan
 from gateway.runtime.render import (
@@ -64,13 +64,15 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
                          "stop it with `gateway down` or use another server.run_dir")
     if listen is None:
         plan = make_plan(settings, port=port)
-        # Fail here, in seconds and with the config's words, rather than in a Gunicorn worker
-        # that supervisord then restarts until it gives up.
-        build_registry(settings, plan, load=False)
+        # Fail here, in seconds and with the config's words, before anything starts: every
+        # version the config names is checked (sha256, trust) without loading it.
+        check_models(settings, plan)
     else:
         plan = make_worker_plan(settings, listen)
     _check_ports_free(plan)
     plan.save()
+    if listen is None:
+        pin_versions(settings, plan)  # what a restarted worker serves: the versions checked above
     _fresh_metrics(run_dir)
     files = render_all(settings, plan, foreground=foreground)
     command = [str(bin_path("supervisord")), "-c", str(files["supervisord"])]
@@ -185,6 +187,9 @@ def reload(settings: Settings) -> Plan:
         raise StackError(f"no stack is running in {run_dir}; start it with `gateway up`")
     plan = Plan.load(run_dir / PLAN_FILE)
     _check_same_pools(settings, plan)
+    # Nothing changes unless every version the new config names checks out: a new version that
+    # cannot load leaves the old one serving, and the ConfigError says why in one line.
+    check_models(settings, plan)
     before = {name: (run_dir / name).read_bytes() for name in ("nginx.conf", "gunicorn.conf.py")}
     render_all(settings, plan)
     changed = {name for name, text in before.items() if (run_dir / name).read_bytes() != text}
@@ -201,6 +206,7 @@ def reload(settings: Settings) -> Plan:
                                   text=True, check=False)
         if reloaded.returncode != 0:
             raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
+    pin_versions(settings, plan)  # the new workers (and any restarted later) serve these
     if "gunicorn.conf.py" in changed:
         _hup_gunicorn(run_dir, settings.server.workers)  # only a HUP makes Gunicorn re-read it
     else:
@@ -291,9 +297,12 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
         optional_down = {p.model for p in plan.all_pools if settings.models[p.model].optional
                          and any(name.startswith(f"plumber-{p.key}-") for name in fatal)}
         required = [name for name in fatal if _program_model(name, plan) not in optional_down]
-        if required:
-            raise StackError(f"{', '.join(required)} could not be started (FATAL in supervisord)")
         code, body = _get(url)
+        if required:
+            causes = _model_causes(body, {_program_model(name, plan) or name for name in required})
+            raise StackError(f"{causes}{', '.join(required)} could not be started (FATAL in supervisord)")
+        if code == 503 and (failed := _required_failures(settings, body)):
+            raise StackError("\n".join(f"model '{name}': {detail}" for name, detail in failed.items()))
         if code == 200 or (code == 503 and _only_optional_failed(settings, body, optional_down)):
             return
         if code:
@@ -342,6 +351,22 @@ def _only_optional_failed(settings: Settings, body: str,
         and (str(entry.get("detail", "")).startswith("failed to load") or name in optional_down)
         for name, entry in waiting.items()
     )
+
+
+def _required_failures(settings: Settings, body: str) -> dict[str, str]:
+    """Models not marked optional that a Gunicorn worker could not load: model → reason."""
+    models = _json_field(body, "models", {})
+    return {name: str(entry.get("detail")) for name, entry in models.items()
+            if isinstance(entry, dict) and name in settings.models and not settings.models[name].optional
+            and str(entry.get("detail", "")).startswith("failed to load")}
+
+
+def _model_causes(body: str, names: set[str]) -> str:
+    """`model 'x': <why it is not ready>` lines for these models, from a /readyz body."""
+    models = _json_field(body, "models", {})
+    lines = [f"model '{name}': {models[name]['detail']}\n" for name in sorted(names)
+             if isinstance(models.get(name), dict) and models[name].get("detail")]
+    return "".join(lines)
 
 
 def _program_model(program: str, plan: Plan) -> str | None:

@@ -27,6 +27,7 @@ add_script_healthz <- function(pr, script) {
 #' @param script path to the user's plumber.R.
 script_router <- function(script) {
   script <- normalizePath(script, mustWork = TRUE)
+  check_script_dir(script)
   setwd(dirname(script))
   plumber::pr(script) |>
     add_script_healthz(script) |>
