@@ -7,6 +7,7 @@ waits until every process of the stack is gone, so a port or a file is never lef
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -298,9 +299,8 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
                          and any(name.startswith(f"plumber-{p.key}-") for name in fatal)}
         required = [name for name in fatal if _program_model(name, plan) not in optional_down]
         code, body = _get(url)
-        if required:
-            causes = _model_causes(body, {_program_model(name, plan) or name for name in required})
-            raise StackError(f"{causes}{', '.join(required)} could not be started (FATAL in supervisord)")
+        if required:  # the cause first, one line per program: what R said last in its log
+            raise StackError("\n".join(_fatal_line(run_dir, name, _program_model(name, plan)) for name in required))
         if code == 503 and (failed := _required_failures(settings, body)):
             raise StackError("\n".join(f"model '{name}': {detail}" for name, detail in failed.items()))
         if code == 200 or (code == 503 and _only_optional_failed(settings, body, optional_down)):
@@ -361,12 +361,20 @@ def _required_failures(settings: Settings, body: str) -> dict[str, str]:
             and str(entry.get("detail", "")).startswith("failed to load")}
 
 
-def _model_causes(body: str, names: set[str]) -> str:
-    """`model 'x': <why it is not ready>` lines for these models, from a /readyz body."""
-    models = _json_field(body, "models", {})
-    lines = [f"model '{name}': {models[name]['detail']}\n" for name in sorted(names)
-             if isinstance(models.get(name), dict) and models[name].get("detail")]
-    return "".join(lines)
+def _fatal_line(run_dir: Path, program: str, model: str | None) -> str:
+    """`model 'x': plumber-x-1 could not be started (FATAL in supervisord); R said: Error ...`."""
+    said = ""
+    with contextlib.suppress(OSError):
+        with (run_dir / "logs" / f"{program}.log").open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 8192))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("Error")]
+        if starts:  # R continues a long message on indented lines: "Error in f() : \n  why"
+            error = [lines[starts[-1]]]
+            error += [line for line in itertools.takewhile(lambda x: x[:1].isspace(), lines[starts[-1] + 1:])]
+            said = "; R said: " + " ".join(" ".join(error).split())[:400]
+    prefix = f"model '{model}': " if model else ""
+    return f"{prefix}{program} could not be started (FATAL in supervisord){said}"
 
 
 def _program_model(program: str, plan: Plan) -> str | None:

@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from gateway.cli import main
 from gateway.register import register_model
 from gateway.runtime import stack
+from gateway.runtime.plan import free_ports
 from gateway.runtime.tomlwrite import dump_toml
 from gateway.store import sha256_of
 from tests.integration.conftest import Stack, start_stack
@@ -208,3 +209,52 @@ def test_reload_refuses_a_new_version_or_a_model_that_cannot_load_and_keeps_serv
     assert reload_cli(config, capsys) == (0, [])
     assert running.post("/models/good/predict", json=ctx["rows"]).json()["version"] == "1"
     config.write_text(original)
+
+
+def write_config(directory: Path, models: dict[str, dict[str, Any]]) -> Path:
+    (port,) = free_ports(1)
+    raw = {"server": {"port": port, "workers": 1, "run_dir": str(directory / "run")},
+           "store": {"path": str(directory / "store")}, "models": models}
+    config = directory / "gateway.toml"
+    config.write_text(dump_toml(raw), encoding="utf-8")
+    return config
+
+
+def test_up_with_a_required_model_that_is_not_trusted_says_why_first_and_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    frame = training_frame()
+    model = GradientBoostingClassifier(n_estimators=3).fit(frame, frame["a"] > 0)
+    version = register_model(model, "wine", frame, store=tmp_path / "store")
+    meta_path = tmp_path / "store" / "wine" / version / "model.json"
+    meta_path.write_text(meta_path.read_text().replace('"trusted_types"', '"was_trusted"'))
+    config = write_config(tmp_path, {"wine": {"backend": "python"}})
+    assert main(["--config", str(config), "up", "--detach"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["gateway: config error: model 'wine' version 1: skops types not trusted: "
+                   "sklearn.tree._tree.Tree; see docs/security.md \"Trusting a model\""]
+    assert not (tmp_path / "run" / "supervisord.pid").exists()
+
+
+def test_up_with_a_required_model_only_a_worker_cannot_load_says_why_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    frame = training_frame()
+    store = tmp_path / "store"
+    register_model(LogisticRegression().fit(frame, frame["a"] > 0), "good", frame, store=store)
+    version = register_model(LogisticRegression().fit(frame, frame["a"] > 0), "bad", frame, store=store,
+                             fmt="joblib")
+    artefact = store / "bad" / version / "model.joblib"
+    artefact.write_bytes(b"not a pickle")  # and its sha256 recorded: only loading it can tell
+    meta_path = artefact.parent / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["sha256"] = sha256_of(artefact)
+    meta_path.write_text(json.dumps(meta))
+    config = write_config(tmp_path, {"good": {"backend": "python"}, "bad": {"backend": "python", "trusted": True}})
+    started = time.monotonic()
+    assert main(["--config", str(config), "up", "--detach"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("gateway: model 'bad': failed to load: version 1: model.joblib could not be loaded")
+    assert any(line.startswith("supervisorctl status:") for line in err[1:])  # then the diagnostics
+    assert time.monotonic() - started < WAIT_S  # found at once, not by waiting for readiness
+    assert stack._supervisord_pid(tmp_path / "run") is None
