@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 
 from gateway.codecs.vetiver import column_schema
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.registry import ServedModel
 from gateway.service import PredictionService
 
@@ -51,7 +51,11 @@ def _row_name(model: str) -> str:
 
 
 def _row_schema(served: ServedModel) -> dict[str, Any]:
-    inputs = served.meta.inputs
+    try:
+        inputs = served.meta.inputs
+    except GatewayError:  # not loaded: the document still serves, and says why this model does not
+        return {"type": "object", "additionalProperties": True,
+                "description": f"model '{served.name}' is not ready: {served.problem()}"}
     if not inputs:  # a Plumber script without a prototype: the script decides
         return {"type": "object", "additionalProperties": True}
     return {"type": "object", "properties": {spec.name: column_schema(spec) for spec in inputs},
