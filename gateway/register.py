@@ -73,7 +73,8 @@ def register_artefact(
     """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script.
 
     A .skops file made elsewhere that holds types skops does not trust by default is refused
-    (UntrustedTypes, one line per type) unless `trust`, after the user reviewed them."""
+    (UntrustedTypes, one line per type) unless `trust`, after the user reviewed them; so is a
+    .joblib file (a pickle), since reading it runs its code."""
     if problem := name_problem(name):  # before R or a copy runs, not only when the store is touched
         raise ConfigError(problem)
     path = Path(path).resolve()
@@ -111,6 +112,12 @@ def _register_python_file(store_root: Path, name: str, path: Path, sample: Path,
             )
         estimator = sio.load(path, trusted=trusted)
     else:
+        if not trust:
+            raise UntrustedTypes(
+                f"{path.name} is a pickle (joblib): loading it, here to read its outputs and later to "
+                "serve it, runs whatever code it holds. If you trust where it came from, register "
+                "again with --trust (and serve it with trusted = true), or save the model with skops"
+            )
         import joblib
 
         estimator = joblib.load(path)
