@@ -65,7 +65,7 @@ class ModelSettings:
     backend: BackendName = "python"
     version: str = "latest"
     description: str = ""
-    trusted: bool = False  # allow pickle/joblib artefacts (they run code when loaded)
+    trusted: bool = False  # trust every skops type and pickle/joblib artefacts (they run code when loaded)
     workers: int = 2  # R pool size on this host (plumber backend)
     hosts: tuple[str, ...] = ()  # "host:port" of remote pool entrypoints (other hosts, k8s Services)
     timeout_s: float = 30.0  # per predict call; beyond it the client gets a 504
