@@ -161,11 +161,18 @@ def build_registry(settings: Settings, plan: Plan, *, load: bool = True, isolate
     return Registry(models)
 
 
-def check_models(settings: Settings, plan: Plan) -> dict[str, str]:
+@dataclass(frozen=True)
+class Checked:
+    problems: dict[str, str]  # optional model → why it cannot serve
+    versions: dict[str, str]  # Python and rpy2 model → the current version that was checked
+
+
+def check_models(settings: Settings, plan: Plan) -> Checked:
     """Check every version each model's config names, without loading or running any artefact
-    (sha256, a script's directory hash, skops trust). Returns model → problem for the optional
-    models that fail; raises ConfigError, the cause in one line, for any other."""
+    (sha256, a script's directory hash, skops trust). Raises ConfigError, the cause in one
+    line, for a model that fails unless it is optional."""
     problems: dict[str, str] = {}
+    versions: dict[str, str] = {}
     registry = build_registry(settings, plan, load=False, isolate=True, pinned=False)
     for served in registry:
         problem = served.failure
@@ -176,12 +183,14 @@ def check_models(settings: Settings, plan: Plan) -> dict[str, str]:
                 problem = _reason(exc)
                 break
         if problem is None:
+            if served.settings.backend in ("python", "rpy2"):
+                versions[served.name] = served.current
             continue
         if not served.settings.optional:
             prefix = f"model '{served.name}'"
             raise ConfigError(problem if problem.startswith(prefix) else f"{prefix}: {problem}")
         problems[served.name] = problem
-    return problems
+    return Checked(problems, versions)
 
 
 def pinned_versions(plan: Plan) -> dict[str, str]:
@@ -195,17 +204,11 @@ def pinned_versions(plan: Plan) -> dict[str, str]:
     return {str(k): str(v) for k, v in pinned.items()} if isinstance(pinned, dict) else {}
 
 
-def pin_versions(settings: Settings, plan: Plan) -> None:
-    """Record the version each Python and rpy2 model serves now (see pinned_versions)."""
-    store = ModelStore(settings.store_path)
-    pinned = {}
-    for model in settings.models.values():
-        if model.backend in ("python", "rpy2"):
-            with contextlib.suppress(ConfigError):
-                pinned[model.name] = store.resolve(model.name, model.version)
+def pin_versions(plan: Plan, checked: Checked) -> None:
+    """Record the versions check_models checked, for the workers (see pinned_versions)."""
     path = Path(plan.run_dir) / PINNED_FILE
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(pinned, indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps(checked.versions, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -67,13 +67,13 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         plan = make_plan(settings, port=port)
         # Fail here, in seconds and with the config's words, before anything starts: every
         # version the config names is checked (sha256, trust) without loading it.
-        check_models(settings, plan)
+        verified = check_models(settings, plan)
     else:
-        plan = make_worker_plan(settings, listen)
+        plan, verified = make_worker_plan(settings, listen), None
     _check_ports_free(plan)
     plan.save()
-    if listen is None:
-        pin_versions(settings, plan)  # what a restarted worker serves: the versions checked above
+    if verified is not None:
+        pin_versions(plan, verified)  # what a restarted worker serves: the versions checked above
     _fresh_metrics(run_dir)
     files = render_all(settings, plan, foreground=foreground)
     command = [str(bin_path("supervisord")), "-c", str(files["supervisord"])]
@@ -190,7 +190,7 @@ def reload(settings: Settings) -> Plan:
     _check_same_pools(settings, plan)
     # Nothing changes unless every version the new config names checks out: a new version that
     # cannot load leaves the old one serving, and the ConfigError says why in one line.
-    check_models(settings, plan)
+    verified = check_models(settings, plan)
     before = {name: (run_dir / name).read_bytes() for name in ("nginx.conf", "gunicorn.conf.py")}
     render_all(settings, plan)
     changed = {name for name, text in before.items() if (run_dir / name).read_bytes() != text}
@@ -207,7 +207,7 @@ def reload(settings: Settings) -> Plan:
                                   text=True, check=False)
         if reloaded.returncode != 0:
             raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
-    pin_versions(settings, plan)  # the new workers (and any restarted later) serve these
+    pin_versions(plan, verified)  # the new workers (and any restarted later) serve these
     if "gunicorn.conf.py" in changed:
         _hup_gunicorn(run_dir, settings.server.workers)  # only a HUP makes Gunicorn re-read it
     else:

@@ -24,7 +24,7 @@ def make_app(store: Path, tmp_path: Path, models: dict | None = None, server: di
 def check_config(store: Path, tmp_path: Path, models: dict | None = None) -> dict[str, str]:
     """What `gateway up` and `reload` check before anything starts (gateway.registry.check_models)."""
     settings = make_settings(store, tmp_path, models)
-    return check_models(settings, make_plan(settings))
+    return check_models(settings, make_plan(settings)).problems
 
 
 def make_settings(store: Path, tmp_path: Path, models: dict | None = None, server: dict | None = None) -> Settings:

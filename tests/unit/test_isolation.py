@@ -85,7 +85,7 @@ def test_up_checks_every_named_version_and_says_why_in_one_line(store: Path, tmp
     assert message.startswith("model 'iris' version 1: ") and "sha256" in message
     assert "\n" not in message
     optional = settings_for(store, tmp_path, {"iris": {"traffic": {"1": 10, "2": 90}, "optional": True}})
-    problems = check_models(optional, make_plan(optional))
+    problems = check_models(optional, make_plan(optional)).problems
     assert list(problems) == ["iris"] and "sha256" in problems["iris"]
 
 
@@ -100,7 +100,7 @@ def test_a_model_needing_untrusted_types_is_named_at_up(store: Path, tmp_path: P
 def test_a_worker_restarted_later_serves_the_version_checked_at_up(store: Path, tmp_path: Path) -> None:
     settings = settings_for(store, tmp_path, {"iris": {}})
     plan = make_plan(settings)
-    pin_versions(settings, plan)  # what `gateway up` does after its check
+    pin_versions(plan, check_models(settings, plan))  # what `gateway up` does
     build_iris(store)  # version 3, registered later, and broken
     tamper(store / "iris" / "3" / "model.skops")
     served = serving(settings).get("iris")
@@ -123,7 +123,7 @@ def test_a_changed_file_beside_a_registered_script_is_refused_by_up_and_by_r(tmp
     version = register_artefact(store, "cars", source / "plumber.R", None)
     directory = store / "cars" / version
     settings = settings_for(store, tmp_path, {"cars": {"backend": "plumber", "workers": 1}})
-    assert check_models(settings, make_plan(settings)) == {}
+    assert check_models(settings, make_plan(settings)).problems == {}
     env = {**os.environ, "R_LIBS": str(REPO_ROOT / ".rlib")}
     check = ["Rscript", "-e", "gatewayr:::check_script_dir(commandArgs(TRUE)[1])", str(directory / "plumber.R")]
     assert subprocess.run(check, env=env, capture_output=True, text=True).returncode == 0  # R agrees
