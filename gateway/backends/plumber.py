@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 
 from gateway import context
 from gateway.backends.base import Backend, BatchDefaults, Health
-from gateway.backends.r_reply import predictions_from_reply
+from gateway.backends.r_reply import last_r_error, predictions_from_reply
 from gateway.codecs import (
     Table,
     decode_wire_reply,
@@ -170,16 +170,9 @@ class PlumberBackend(Backend):
         if self.run_dir is None:
             return ""
         for index in range(1, len(self.pool.workers) + 1):
-            log = Path(self.run_dir) / "logs" / f"plumber-{self.pool.key}-{index}.log"
-            try:
-                with log.open("rb") as handle:
-                    handle.seek(max(0, log.stat().st_size - 4096))
-                    tail = handle.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                continue
-            errors = [line.strip() for line in tail if line.startswith("Error")]
-            if errors:
-                return f"; R said: {errors[-1][:300]}"
+            error = last_r_error(Path(self.run_dir) / "logs" / f"plumber-{self.pool.key}-{index}.log", 4096)
+            if error:
+                return f"; R said: {error}"
         return ""
 
     def _host_answers(self, host: Endpoint) -> bool:

@@ -7,7 +7,6 @@ waits until every process of the stack is gone, so a port or a file is never lef
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gateway.backends.r_reply import last_r_error
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.registry import check_models, pin_versions
 from gateway.runtime import procs
@@ -363,16 +363,8 @@ def _required_failures(settings: Settings, body: str) -> dict[str, str]:
 
 def _fatal_line(run_dir: Path, program: str, model: str | None) -> str:
     """`model 'x': plumber-x-1 could not be started (FATAL in supervisord); R said: Error ...`."""
-    said = ""
-    with contextlib.suppress(OSError):
-        with (run_dir / "logs" / f"{program}.log").open("rb") as handle:
-            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 8192))
-            lines = handle.read().decode("utf-8", "replace").splitlines()
-        starts = [i for i, line in enumerate(lines) if line.startswith("Error")]
-        if starts:  # R continues a long message on indented lines: "Error in f() : \n  why"
-            error = [lines[starts[-1]]]
-            error += [line for line in itertools.takewhile(lambda x: x[:1].isspace(), lines[starts[-1] + 1:])]
-            said = "; R said: " + " ".join(" ".join(error).split())[:400]
+    error = last_r_error(run_dir / "logs" / f"{program}.log")
+    said = f"; R said: {error}" if error else ""
     prefix = f"model '{model}': " if model else ""
     return f"{prefix}{program} could not be started (FATAL in supervisord){said}"
 
