@@ -28,7 +28,9 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
     app.config["GATEWAY_STREAM_LIMIT"] = settings.server.stream_limit_bytes
-    registry = build_registry(settings, plan)
+    # Isolated: a model that cannot load here (a changed artefact, a missing package) is only
+    # marked not ready; raising would make Gunicorn's master exit and take every model down.
+    registry = build_registry(settings, plan, isolate=True)
     app.extensions["gateway"] = PredictionService(registry, settings)
     instrument.install(app)  # first: assigns the request id every later step uses
     # Before auth: a key limited to one script is checked against a path that stays in it.

@@ -70,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("path", type=Path, help=".skops, .joblib, .rds, a plumber .R / entrypoint.R or its folder")
     register.add_argument("--sample", type=Path, help="CSV slice of the training data (fixes the schema)")
     register.add_argument("--description", default="")
-    register.add_argument("--target", help="a column of the sample to leave out: the training target (R models)")
+    register.add_argument("--target", help="the sample's target column, left out of the inputs")
+    register.add_argument("--trust", action="store_true",
+                          help="trust every type the .skops file holds that skops does not trust by "
+                               "default (run once without it to list them, and review them)")
     register.set_defaults(handler=_register)
 
     logs = commands.add_parser("logs", help="the stack's logs merged in time order")
@@ -241,7 +244,7 @@ def _register(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     version = register_artefact(settings.store_path, args.name, args.path, args.sample, args.description,
-                                target=args.target)
+                                trust=args.trust, target=args.target)
     print(f"registered {args.name} version {version} in {settings.store_path}")
     return 0
 

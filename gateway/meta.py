@@ -50,6 +50,10 @@ class ModelMeta:
     created_at: str
     framework: dict[str, Any]
     description: str = ""
+    # skops types this artefact holds that skops does not trust by default, trusted at
+    # registration (by the user's own estimator, or `gateway register --trust`).
+    trusted_types: tuple[str, ...] = ()
+    tree_sha256: str = ""  # a Plumber script's whole version directory (gateway.integrity)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -99,11 +103,13 @@ class ModelMeta:
             created_at=str(data.get("created_at", "")),
             framework=dict(data.get("framework") or {}),
             description=str(data.get("description", "")),
+            trusted_types=tuple(str(t) for t in data.get("trusted_types") or ()),
+            tree_sha256=str(data.get("tree_sha256", "")),
             raw=data,
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "language": self.language,
@@ -116,6 +122,11 @@ class ModelMeta:
             "created_at": self.created_at,
             "framework": self.framework,
         }
+        if self.trusted_types:
+            out["trusted_types"] = list(self.trusted_types)
+        if self.tree_sha256:
+            out["tree_sha256"] = self.tree_sha256
+        return out
 
     @property
     def default_type(self) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask
 
 from gateway.codecs.vetiver import column_schema
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 from gateway.registry import ServedModel
 from gateway.service import PredictionService
 from gateway.settings import default_model
@@ -53,7 +53,11 @@ def _row_name(model: str) -> str:
 
 
 def _row_schema(served: ServedModel) -> dict[str, Any]:
-    inputs = served.meta.inputs
+    try:
+        inputs = served.meta.inputs
+    except GatewayError:  # not loaded: the document still serves, and says why this model does not
+        return {"type": "object", "additionalProperties": True,
+                "description": f"model '{served.name}' is not ready: {served.problem()}"}
     if not inputs:  # a Plumber script without a prototype: the script decides
         return {"type": "object", "additionalProperties": True}
     return {"type": "object", "properties": {spec.name: column_schema(spec) for spec in inputs},
@@ -98,7 +102,11 @@ def _params_name(model: str) -> str:
 
 def _params_schema(served: ServedModel) -> dict[str, Any]:
     """The `params` this model takes: `type`, one of the methods recorded at registration."""
-    types = list(served.meta.allowed_types) if served.meta.inputs else []
+    try:
+        meta = served.meta
+    except GatewayError:  # not loaded: its params are unknown, as its row schema says
+        return {"type": "object", "additionalProperties": True}
+    types = list(meta.allowed_types) if meta.inputs else []
     properties = {"type": {"type": "string", "enum": types}} if types else {}
     return {"type": "object", "properties": properties, "additionalProperties": False}
 

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from gateway.errors import ConfigError
+from gateway.integrity import outside_links, tree_sha256
 from gateway.meta import ModelMeta
 from gateway.names import name_problem
 from gateway.rscript import run_rscript
@@ -32,43 +33,52 @@ def register_model(
     description: str = "",
     fmt: str = "skops",
     targets: Sequence[str] | None = None,
+    target: str | None = None,
 ) -> str:
     """Save a fitted estimator (or callable) as a new immutable version; returns the version.
 
     `sample` is a slice of the training data: it fixes the input schema (names, dtypes,
     categorical levels) and is predicted once here, so a broken model fails now, not in serving.
-    skops (the default) loads without running code; "joblib" is for objects skops cannot save
-    and must be served with `trusted = true`. `targets` names the outputs of a multi-output
-    model (the training frame's y columns), which it answers keyed by them ("0", "1", ... without).
+    A column the estimator was not fitted on (the target, say) is refused unless `target`
+    names it, which drops it. skops (the default) loads without running code, and the types it
+    does not trust by default that this estimator holds are recorded as trusted for this
+    artefact (and only while its sha256 matches); "joblib" is for objects skops cannot save and
+    must be served with `trusted = true`. `targets` names the outputs of a multi-output model
+    (the training frame's y columns), which it answers keyed by them ("0", "1", ... without).
     """
     if fmt not in ("skops", "joblib"):
         raise ValueError(f"fmt must be 'skops' or 'joblib', not {fmt!r}")
+    sample = features_only(estimator, sample, target)
     outputs = infer_outputs(estimator, sample, targets)
 
     def write(directory: Path, version: str) -> None:
         artefact = directory / f"model.{fmt}"
+        trusted: list[str] = []
         if fmt == "skops":
             import skops.io as sio
 
             sio.dump(estimator, artefact)
+            trusted = sio.get_untrusted_types(file=artefact)  # the user's own estimator holds them
         else:
             import joblib
 
             joblib.dump(estimator, artefact)
-        _write_python_meta(directory, name, version, artefact, sample, outputs, description)
+        _write_python_meta(directory, name, version, artefact, sample, outputs, description, trusted)
 
     return ModelStore(_store_root(store)).add_version(name, write)
 
 
 def register_artefact(
-    store_root: Path, name: str, path: Path, sample: Path | None, description: str = "",
-    target: str | None = None,
+    store_root: Path, name: str, path: Path, sample: Path | None, description: str = "", *,
+    trust: bool = False, target: str | None = None,
 ) -> str:
     """`gateway register`: a .skops/.joblib file, an R .rds, or a Plumber script (its plumber.R,
     its entrypoint.R, or its directory, as `plumb(dir)` takes it).
 
-    `target` names a column of the sample to leave out (the training target).
-    """
+    `target` names a column of the sample to leave out (the training target). A .skops file
+    made elsewhere that holds types skops does not trust by default is refused (UntrustedTypes,
+    one line per type) unless `trust`, after the user reviewed them; so is a .joblib file (a
+    pickle), since reading it runs its code."""
     if problem := name_problem(name):  # before R or a copy runs, not only when the store is touched
         raise ConfigError(problem)
     path = Path(path).resolve()
@@ -78,7 +88,8 @@ def register_artefact(
         return _register_script(store_root, name, _plumb_dir_entry(path), sample, description)
     suffix = path.suffix.lower()
     if suffix in (".skops", ".joblib"):
-        return _register_python_file(store_root, name, path, _need_sample(sample, path), description)
+        return _register_python_file(store_root, name, path, _need_sample(sample, path), description,
+                                     trust=trust, target=target)
     if suffix == ".rds":
         return _register_rds(store_root, name, path, _need_sample(sample, path), description, target)
     if suffix == ".r":
@@ -97,25 +108,43 @@ def _plumb_dir_entry(directory: Path) -> Path:
     raise ConfigError(f"{directory} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves)")
 
 
-def _register_python_file(store_root: Path, name: str, path: Path, sample: Path, description: str) -> str:
-    frame = pd.read_csv(sample)
+class UntrustedTypes(ConfigError):
+    """A .skops file holds types skops does not trust by default and the user did not --trust."""
+
+
+def _register_python_file(store_root: Path, name: str, path: Path, sample: Path, description: str, *,
+                          trust: bool, target: str | None) -> str:
     fmt = path.suffix.lower().lstrip(".")
+    trusted: list[str] = []
     if fmt == "skops":
         import skops.io as sio
 
-        # The user hands us this file to register: trust what it holds to read its outputs once.
-        # Serving still refuses types skops does not trust by default unless the config says so.
-        estimator = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+        # Nothing of the file is loaded before the user has reviewed the types it holds.
+        trusted = sio.get_untrusted_types(file=path)
+        if trusted and not trust:
+            listed = "".join(f"\n  {kind}" for kind in trusted)
+            raise UntrustedTypes(
+                f"{path.name} holds {len(trusted)} type(s) skops does not trust by default; loading "
+                f"them can run their code. Review them, then register again with --trust:{listed}"
+            )
+        estimator = sio.load(path, trusted=trusted)
     else:
+        if not trust:
+            raise UntrustedTypes(
+                f"{path.name} is a pickle (joblib): loading it, here to read its outputs and later to "
+                "serve it, runs whatever code it holds. If you trust where it came from, register "
+                "again with --trust (and serve it with trusted = true), or save the model with skops"
+            )
         import joblib
 
         estimator = joblib.load(path)
+    frame = features_only(estimator, pd.read_csv(sample), target)
     outputs = infer_outputs(estimator, frame)
 
     def write(directory: Path, version: str) -> None:
         artefact = directory / f"model.{fmt}"
         shutil.copyfile(path, artefact)
-        _write_python_meta(directory, name, version, artefact, frame, outputs, description)
+        _write_python_meta(directory, name, version, artefact, frame, outputs, description, trusted)
 
     return ModelStore(store_root).add_version(name, write)
 
@@ -152,7 +181,8 @@ def _register_rds(
 
 
 def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:
-    """Copy the script with the files beside it (scripts read them) into a new version.
+    """Copy the script with the files beside it (scripts read them) into a new version, and
+    record the hash of that whole directory (R checks it before running the script).
 
     Refused (ConfigError, one line) when the script needs an R package that is not installed.
     """
@@ -161,6 +191,9 @@ def _register_script(store_root: Path, name: str, script: Path, sample: Path | N
     inputs = infer_inputs(pd.read_csv(sample)) if sample else ()
     check_script_packages({name: script})
     store = Path(store_root).resolve()
+    if links := outside_links(script.parent):
+        raise ConfigError(f"{script.parent} holds symlinks that point outside it, which would copy "
+                          f"files the script's directory does not own: {'; '.join(links)}")
 
     def write(directory: Path, version: str) -> None:
         for entry in script.parent.iterdir():
@@ -177,15 +210,44 @@ def _register_script(store_root: Path, name: str, script: Path, sample: Path | N
             name=name, version=version, language="r", format="plumber", artefact=script.name,
             inputs=tuple(spec for spec in inputs), outputs={}, sha256=sha256_of(directory / script.name),
             created_at=_now(), framework={"r": _r_version()}, description=description,
+            tree_sha256=tree_sha256(directory),
         )
         (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
 
     return ModelStore(store_root).add_version(name, write)
 
 
+def features_only(estimator: Any, sample: pd.DataFrame, target: str | None) -> pd.DataFrame:
+    """The sample without `target`; ConfigError for a column the estimator was not fitted on
+    (a target left in would become a required input of every request)."""
+    if target is not None:
+        if target not in sample.columns:
+            raise ConfigError(f"target column {target!r} is not in the sample; its columns: "
+                              f"{', '.join(map(str, sample.columns))}")
+        sample = sample.drop(columns=target)
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is not None:
+        extra = [str(c) for c in sample.columns if c not in set(fitted)]
+        if extra:
+            raise ConfigError(
+                f"the sample has column(s) the estimator was not fitted on: {', '.join(extra)}; "
+                f"drop them, or name the target column (target= in register_model, --target in "
+                "gateway register)"
+            )
+        return sample
+    expected = getattr(estimator, "n_features_in_", None)
+    if expected is not None and len(sample.columns) == expected + 1:
+        raise ConfigError(
+            f"the sample has {len(sample.columns)} columns but the estimator was fitted on {expected} "
+            "features: is the target column in it? name it (target= in register_model, --target in "
+            "gateway register)"
+        )
+    return sample
+
+
 def _write_python_meta(
     directory: Path, name: str, version: str, artefact: Path, sample: pd.DataFrame,
-    outputs: dict[str, Any], description: str,
+    outputs: dict[str, Any], description: str, trusted: list[str] | None = None,
 ) -> None:
     meta = ModelMeta(
         name=name, version=version, language="python", format=artefact.suffix.lstrip("."),
@@ -197,6 +259,7 @@ def _write_python_meta(
             "gateway": package_version("gateway"),
         },
         description=description,
+        trusted_types=tuple(trusted or ()),
     )
     (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.backends.base import Backend, Health
 from gateway.backends.plumber import PlumberBackend
 from gateway.backends.python import PythonBackend
 from gateway.backends.rpy2 import Rpy2Backend, missing_requirements
-from gateway.errors import ConfigError, NotFound, Unavailable
+from gateway.errors import ConfigError, GatewayError, NotFound, Unavailable
 from gateway.meta import ModelMeta
 from gateway.routing import Shadow, pick_version
 from gateway.settings import ModelSettings, Settings, cluster_secret
@@ -19,6 +23,7 @@ from gateway.store import ModelStore
 from gateway.topology import Plan
 
 log = logging.getLogger(__name__)
+PINNED_FILE = "versions.json"  # in the run dir
 
 
 @dataclass
@@ -27,7 +32,8 @@ class ServedModel:
     current: str  # the version /models/<name>/predict uses
     versions: list[str]  # every version this gateway can serve
     backends: dict[str, Backend] = field(default_factory=dict)
-    failure: str | None = None  # why an optional model is not serving
+    failure: str | None = None  # why the model cannot serve at all (its config or store)
+    failures: dict[str, str] = field(default_factory=dict)  # version → why it did not load
     aliases: dict[str, str] = field(default_factory=dict)  # alias → version
     traffic: list[tuple[str, int]] = field(default_factory=list)  # (version, weight) for unversioned predicts
     shadow: Shadow | None = None
@@ -42,8 +48,18 @@ class ServedModel:
     def meta(self) -> ModelMeta:
         return self.backend(self.current).meta
 
+    @property
+    def named_versions(self) -> list[str]:
+        """The versions the config names (current, aliases, traffic, shadow): checked at start."""
+        named = {self.current, *self.aliases.values(), *(v for v, _ in self.traffic)}
+        if self.shadow is not None:
+            named.add(self.shadow.version)
+        return sorted(named & set(self.versions), key=_version_order)
+
     def backend(self, version: str | None = None) -> Backend:
-        """The backend for a version, loading an older Python version on first use."""
+        """The backend for a version, loading an unnamed older Python version on first use.
+
+        Raises Unavailable (503) naming the model, version and reason when it cannot load."""
         if self.failure is not None:
             raise Unavailable(f"model '{self.name}' failed to load: {self.failure}", model=self.name)
         version = self.current if version in (None, "latest") else self.aliases.get(version, version)
@@ -54,11 +70,26 @@ class ServedModel:
             )
         if version not in self.backends:
             with self._lock:
-                if version not in self.backends:
-                    backend = self._factory(version)  # type: ignore[operator]
-                    backend.load()
-                    self.backends[version] = backend
+                if version not in self.backends and version not in self.failures:
+                    try:
+                        backend = self.make(version)
+                        backend.load()
+                    except Exception as exc:  # one bad artefact never escapes as a 500
+                        self.failures[version] = _reason(exc).removeprefix(f"model '{self.name}' version {version}: ")
+                        log.error("model %s version %s failed to load: %s", self.name, version,
+                                  self.failures[version])
+                    else:
+                        self.backends[version] = backend
+        if version in self.failures:
+            raise Unavailable(f"model '{self.name}' version {version} failed to load: {self.failures[version]}",
+                              model=self.name)
         return self.backends[version]
+
+    def make(self, version: str) -> Backend:
+        """A backend for a version, not loaded; ConfigError when its metadata does not fit."""
+        if version in self.backends:
+            return self.backends[version]
+        return self._factory(version)  # type: ignore[operator]
 
     def route(self, routing_key: str | None = None) -> str:
         """The version an unversioned predict goes to: the traffic split, else the current one."""
@@ -66,9 +97,17 @@ class ServedModel:
             return self.current
         return pick_version(self.traffic, routing_key)
 
-    def health(self) -> Health:
+    def problem(self) -> str | None:
+        """Why this model is not fully serving (the model, or a version the config names), or None."""
         if self.failure is not None:
-            return Health(ready=False, detail=f"failed to load: {self.failure}")
+            return self.failure
+        failed = [f"version {v}: {self.failures[v]}" for v in self.named_versions if v in self.failures]
+        return "; ".join(failed) or None
+
+    def health(self) -> Health:
+        problem = self.problem()
+        if problem is not None:
+            return Health(ready=False, detail=f"failed to load: {problem}")
         return self.backend().health()
 
 
@@ -92,26 +131,92 @@ class Registry:
                 backend.unload()
 
 
-def build_registry(settings: Settings, plan: Plan, *, load: bool = True) -> Registry:
-    """Resolve every configured model; with load=True, load its current version now.
+def build_registry(settings: Settings, plan: Plan, *, load: bool = True, isolate: bool = False,
+                   pinned: bool = True) -> Registry:
+    """Resolve every configured model; with load=True, load every version its config names.
 
-    Start-up fails loudly (ConfigError naming the model) unless the model is `optional`.
+    Start-up fails loudly (ConfigError naming the model) unless the model is `optional`, or
+    `isolate` is set (a serving process): then a model that cannot load is only marked not
+    ready, with its reason, and every other model serves. With pinned=False, "latest" is the
+    store's newest version even where the last up/reload pinned another (see pinned_versions).
     """
     store = ModelStore(settings.store_path)
+    pins = pinned_versions(plan) if pinned else {}
     models: dict[str, ServedModel] = {}
     for model in settings.models.values():
         try:
-            served = _served_model(model, settings, store, plan)
+            served = _served_model(model, settings, store, plan, pins.get(model.name))
             _apply_rollout(served, model)
-            if load:
-                served.backend()
-        except ConfigError as exc:
-            if not model.optional:
+        except Exception as exc:  # isolated below unless the start must fail
+            if not isolate and not (model.optional and isinstance(exc, ConfigError)):
                 raise
-            log.warning("optional model %s is not served: %s", model.name, exc)
-            served = ServedModel(model, current="-", versions=[], failure=str(exc))
+            log.warning("model %s is not served: %s", model.name, _reason(exc))
+            served = ServedModel(model, current="-", versions=[], failure=_reason(exc))
+        if load and served.failure is None:
+            for version in served.named_versions:
+                with contextlib.suppress(Unavailable):
+                    served.backend(version)
+            if not (model.optional or isolate) and (problem := served.problem()) is not None:
+                raise ConfigError(f"model '{model.name}': {problem}")
         models[model.name] = served
     return Registry(models)
+
+
+@dataclass(frozen=True)
+class Checked:
+    problems: dict[str, str]  # optional model → why it cannot serve
+    versions: dict[str, str]  # Python and rpy2 model → the current version that was checked
+
+
+def check_models(settings: Settings, plan: Plan) -> Checked:
+    """Check every version each model's config names, without loading or running any artefact
+    (sha256, a script's directory hash, skops trust). Raises ConfigError, the cause in one
+    line, for a model that fails unless it is optional."""
+    problems: dict[str, str] = {}
+    versions: dict[str, str] = {}
+    registry = build_registry(settings, plan, load=False, isolate=True, pinned=False)
+    for served in registry:
+        problem = served.failure
+        for version in served.named_versions if problem is None else ():
+            try:
+                served.make(version).check()
+            except Exception as exc:  # a corrupt file raises whatever its reader raises
+                problem = _reason(exc)
+                break
+        if problem is None:
+            if served.settings.backend in ("python", "rpy2"):
+                versions[served.name] = served.current
+            continue
+        if not served.settings.optional:
+            prefix = f"model '{served.name}'"
+            raise ConfigError(problem if problem.startswith(prefix) else f"{prefix}: {problem}")
+        problems[served.name] = problem
+    return Checked(problems, versions)
+
+
+def pinned_versions(plan: Plan) -> dict[str, str]:
+    """model → version fixed by the last `gateway up` or `reload` (after they were checked), so
+    a worker restarted later never picks up an unchecked newer version; {} outside a stack."""
+    path = Path(plan.run_dir) / PINNED_FILE
+    try:
+        pinned = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in pinned.items()} if isinstance(pinned, dict) else {}
+
+
+def pin_versions(plan: Plan, checked: Checked) -> None:
+    """Record the versions check_models checked, for the workers (see pinned_versions)."""
+    path = Path(plan.run_dir) / PINNED_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(checked.versions, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: a ConfigError's own words, else the exception's type and message."""
+    text = str(exc) if isinstance(exc, ConfigError | GatewayError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:1000]
 
 
 def _apply_rollout(served: ServedModel, model: ModelSettings) -> None:
@@ -132,9 +237,10 @@ def _apply_rollout(served: ServedModel, model: ModelSettings) -> None:
         served.shadow = Shadow(resolve(model.shadow, "shadow"))
 
 
-def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, plan: Plan) -> ServedModel:
+def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, plan: Plan,
+                  pinned: str | None = None) -> ServedModel:
     if model.backend == "python":
-        current = store.resolve(model.name, model.version)
+        current = _current(store, model, pinned)
 
         def python_backend(version: str) -> Backend:
             meta = store.read_meta(model.name, version)
@@ -169,16 +275,23 @@ def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, p
         return ServedModel(model, current=pool.version, versions=sorted(backends, key=_version_order),
                            backends=backends)
     if model.backend == "rpy2":
-        return _rpy2_model(model, store)
+        return _rpy2_model(model, store, pinned)
     raise ConfigError(f"models.{model.name}: unknown backend {model.backend!r}; use python, plumber or rpy2")
 
 
-def _rpy2_model(model: ModelSettings, store: ModelStore) -> ServedModel:
+def _current(store: ModelStore, model: ModelSettings, pinned: str | None) -> str:
+    """The configured version; "latest" is the one pinned at the last up/reload while stored."""
+    if model.version == "latest" and pinned is not None and pinned in store.versions(model.name):
+        return pinned
+    return store.resolve(model.name, model.version)
+
+
+def _rpy2_model(model: ModelSettings, store: ModelStore, pinned: str | None = None) -> ServedModel:
     """Checked here without starting R (`gateway up` runs this in the CLI): R starts on load."""
     problem = missing_requirements()
     if problem is not None:
         raise ConfigError(f"models.{model.name}: backend = \"rpy2\" needs R in-process, but {problem}")
-    current = store.resolve(model.name, model.version)
+    current = _current(store, model, pinned)
 
     def rpy2_backend(version: str) -> Backend:
         meta = store.read_meta(model.name, version)

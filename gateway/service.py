@@ -16,7 +16,7 @@ from gateway.backends.base import Backend
 from gateway.backends.plumber import PlumberBackend
 from gateway.batching import MicroBatcher
 from gateway.codecs import DecodedRequest, Table, decode_request, validate_table
-from gateway.errors import BadGateway, InvalidInput, NotFound, UnknownParam
+from gateway.errors import BadGateway, GatewayError, InvalidInput, NotFound, UnknownParam
 from gateway.meta import ModelMeta
 from gateway.registry import Registry, ServedModel
 from gateway.settings import Settings
@@ -168,9 +168,14 @@ class PredictionService:
             "language": language,
             "ready": health.ready,
         }
+        if not health.ready and health.detail:
+            summary["detail"] = health.detail
         if not full:
             return summary
-        meta = served.meta
+        try:
+            meta = served.meta
+        except GatewayError:  # the current version did not load: the reason is all there is
+            return {**summary, "versions": served.versions}
         summary.update(
             versions=served.versions,
             description=served.settings.description or meta.description,

@@ -80,7 +80,7 @@ class ModelSettings:
     backend: BackendName = "python"  # python: in-process; plumber: an R worker pool; rpy2: R in-process
     version: str = "latest"  # the stored version served; latest: the newest at start
     description: str = ""  # shown in the model's metadata
-    trusted: bool = False  # allow pickle/joblib artefacts (they run code when loaded)
+    trusted: bool = False  # trust every skops type and pickle/joblib artefacts (they run code when loaded)
     workers: int = 2  # R pool size on this host (plumber backend)
     hosts: tuple[str, ...] = ()  # "host:port" of remote pool entrypoints (other hosts, k8s Services)
     timeout_s: float = 30.0  # per predict call; beyond it the client gets a 504

@@ -34,6 +34,12 @@ class Backend(ABC):
     def __init__(self, meta: ModelMeta) -> None:
         self.meta = meta
 
+    def check(self) -> object:
+        """Check the artefact is the registered one and trusted, without loading or running it:
+        cheap, so `gateway up` and `reload` check every version before a worker starts. Raises
+        ConfigError naming the model, version and fix."""
+        return None
+
     @abstractmethod
     def load(self) -> None:
         """Make the model ready; raise ConfigError with a fix when it cannot be."""

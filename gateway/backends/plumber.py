@@ -21,7 +21,7 @@ from urllib3.util import SKIP_HEADER
 
 from gateway import context
 from gateway.backends.base import Backend, BatchDefaults, Health
-from gateway.backends.r_reply import predictions_from_reply
+from gateway.backends.r_reply import last_r_error, predictions_from_reply
 from gateway.codecs import (
     Table,
     decode_wire_reply,
@@ -29,7 +29,8 @@ from gateway.codecs import (
     encode_wire_request,
     normalise_script_reply,
 )
-from gateway.errors import BadGateway, GatewayError, GatewayTimeout, NotFound, Unavailable
+from gateway.errors import BadGateway, ConfigError, GatewayError, GatewayTimeout, NotFound, Unavailable
+from gateway.integrity import file_problem, tree_problem
 from gateway.meta import ModelMeta
 from gateway.settings import ModelSettings
 from gateway.topology import Endpoint, PoolPlan
@@ -118,6 +119,19 @@ class PlumberBackend(Backend):
         size = DEFAULT_BATCH_ROWS if self.pool.kind == "model" else 1
         return BatchDefaults(size, DEFAULT_BATCH_WAIT_MS, slots=len(self.pool.upstreams))
 
+    def check(self) -> None:
+        """A stored version's files are the registered ones (R checks them again as it loads);
+        a script named by path in the config is served as written, unchecked."""
+        if self.meta.version == "script" or (self.pool.hosts and not self.pool.workers):
+            return
+        directory = Path(self.pool.target)
+        if self.pool.kind == "script":
+            problem = tree_problem(directory.parent, self.meta.tree_sha256)
+        else:
+            problem = file_problem(directory / self.meta.artefact, self.meta.sha256)
+        if problem is not None:
+            raise ConfigError(f"model '{self.model.name}' version {self.meta.version}: {problem}")
+
     def load(self) -> None:
         """Nothing to load here: supervisord runs the pool; readiness comes from health()."""
 
@@ -183,16 +197,9 @@ class PlumberBackend(Backend):
         if self.run_dir is None:
             return ""
         for index in range(1, len(self.pool.workers) + 1):
-            log = Path(self.run_dir) / "logs" / f"plumber-{self.pool.key}-{index}.log"
-            try:
-                with log.open("rb") as handle:
-                    handle.seek(max(0, log.stat().st_size - 4096))
-                    tail = handle.read().decode("utf-8", "replace").splitlines()
-            except OSError:
-                continue
-            errors = [line.strip() for line in tail if line.startswith("Error")]
-            if errors:
-                return f"; R said: {errors[-1][:300]}"
+            error = last_r_error(Path(self.run_dir) / "logs" / f"plumber-{self.pool.key}-{index}.log", 4096)
+            if error:
+                return f"; R said: {error}"
         return ""
 
     def _host_answers(self, host: Endpoint) -> bool:

@@ -11,8 +11,8 @@ import pandas as pd
 from gateway.backends.base import Backend, BatchDefaults
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
 from gateway.errors import ConfigError, ModelError
+from gateway.integrity import file_problem
 from gateway.meta import METHODS, InputSpec, ModelMeta
-from gateway.store import sha256_of
 
 DEFAULT_BATCH_ROWS = 64  # see bench/serving.py: batching on vs off for iris
 DEFAULT_BATCH_WAIT_MS = 2.0
@@ -27,11 +27,29 @@ class PythonBackend(Backend):
         self.trusted = trusted
         self.model: Any = None
 
+    @property
+    def where(self) -> str:
+        return f"model {self.meta.name!r} version {self.meta.version}"
+
+    def check(self) -> list[str]:
+        """The artefact is the registered one (sha256) and holds only types trusted for it.
+
+        Cheap and runs no artefact code, so `gateway up` and `reload` run it before any worker.
+        Returns the skops types to trust at load."""
+        problem = file_problem(self.path, self.meta.sha256)
+        if problem is not None:
+            raise ConfigError(f"{self.where}: {problem}")
+        return trusted_types(self.path, self.meta, trusted=self.trusted, where=self.where)
+
     def load(self) -> None:
-        where = f"model {self.meta.name!r} version {self.meta.version}"
-        if self.meta.sha256 and sha256_of(self.path) != self.meta.sha256:
-            raise ConfigError(f"{where}: {self.path} does not match the sha256 in model.json")
-        self.model = load_artefact(self.path, self.meta.format, trusted=self.trusted, where=where)
+        trust = self.check()
+        try:
+            self.model = load_artefact(self.path, self.meta.format, trust, where=self.where)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a corrupt file raises whatever its reader raises
+            raise ConfigError(f"{self.where}: {self.path.name} could not be loaded "
+                              f"({type(exc).__name__}: {str(exc)[:200]})") from exc
 
     def batching(self) -> BatchDefaults:
         """On: a 1-row sklearn predict is mostly fixed cost (DataFrame build, input checks),
@@ -53,25 +71,46 @@ class PythonBackend(Backend):
             raise ModelError(f"{type(exc).__name__}: {exc}", model=self.meta.name) from exc
 
 
-def load_artefact(path: Path, fmt: str, *, trusted: bool, where: str) -> Any:
-    """skops loads without running code; pickle-based formats need `trusted = true`."""
-    if fmt == "skops":
-        import skops.io as sio
+TRUST_HINT = 'see docs/security.md "Trusting a model"'
 
-        untrusted = sio.get_untrusted_types(file=path)
-        if untrusted and not trusted:
-            raise ConfigError(
-                f"{where}: {path.name} holds types skops does not trust by default "
-                f"({', '.join(untrusted)}); review them, then set trusted = true in its [models] entry"
-            )
-        return sio.load(path, trusted=untrusted)
-    if fmt == "joblib":
+
+def trusted_types(path: Path, meta: ModelMeta, *, trusted: bool, where: str) -> list[str]:
+    """The skops types to trust when loading `path`: those recorded at registration (checked
+    by sha256 before this), or all with the config's `trusted = true`. Raises ConfigError naming
+    any other type, and for a pickle (joblib) artefact unless the config trusts it."""
+    if meta.format == "joblib":
         if not trusted:
             raise ConfigError(
                 f"{where}: {path.name} is a pickle (joblib) artefact, and loading one runs arbitrary "
                 "code; re-register the model as .skops, or set trusted = true in its [models] entry "
-                "if you trust where it came from"
+                f"if you trust where it came from; {TRUST_HINT}"
             )
+        return []
+    if meta.format != "skops":
+        raise ConfigError(f"{where}: format {meta.format!r} is not a Python model format (skops, joblib)")
+    import skops.io as sio
+
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # not a zip, or no schema in it
+        raise ConfigError(f"{where}: {path.name} is not a readable skops file "
+                          f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+    if not trusted:
+        unknown = sorted(set(found) - set(meta.trusted_types))
+        if unknown:
+            raise ConfigError(f"{where}: skops types not trusted: {', '.join(unknown)}; {TRUST_HINT}")
+    return list(found)
+
+
+def load_artefact(path: Path, fmt: str, trust: list[str], *, where: str) -> Any:
+    """skops loads without running code and trusts exactly `trust`; joblib is a pickle.
+
+    Call PythonBackend.check (or trusted_types) first: this does no trust check of its own."""
+    if fmt == "skops":
+        import skops.io as sio
+
+        return sio.load(path, trusted=trust)
+    if fmt == "joblib":
         import joblib
 
         return joblib.load(path)

@@ -7,7 +7,10 @@ keeps the two R paths answering identically (status, error class and `detail`).
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -63,3 +66,21 @@ def error_from_reply(status: int, document: Any, *, model: str, source: str, scr
     if status == 422 or (script and status < 500) or code == "model_error":
         return ModelError(message or f"the model answered {status}", model=model)
     return BadGateway(f"{source} for model '{model}' failed ({status}): {message}", model=model)
+
+
+def last_r_error(log: Path, tail_bytes: int = 8192) -> str | None:
+    """R's last error in a worker's log, as one line, or None (no log, no error in its tail).
+
+    R writes `Error in f() : ` and continues a long message on indented lines; both are kept,
+    since the first line alone often says only where (`Error in stopOnLine(...)`), not why."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - tail_bytes))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    starts = [i for i, line in enumerate(lines) if line.startswith("Error")]
+    if not starts:
+        return None
+    error = [lines[starts[-1]], *itertools.takewhile(lambda x: x[:1].isspace(), lines[starts[-1] + 1:])]
+    return " ".join(" ".join(error).split())[:400]

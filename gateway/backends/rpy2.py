@@ -26,6 +26,7 @@ from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.backends.r_reply import predictions_from_reply
 from gateway.codecs import Table, decode_wire_reply, encode_wire_request
 from gateway.errors import ConfigError, GatewayTimeout
+from gateway.integrity import file_problem
 from gateway.meta import ModelMeta
 from gateway.paths import REPO_ROOT
 from gateway.settings import ModelSettings
@@ -163,6 +164,12 @@ class Rpy2Backend(Backend):
         self.model = model
         self._r = r or EMBEDDED_R
         self._loaded: Any = None
+
+    def check(self) -> None:
+        """model.rds is the saved one; gatewayr::load_model checks it again in R."""
+        problem = file_problem(self.version_dir / self.meta.artefact, self.meta.sha256)
+        if problem is not None:
+            raise ConfigError(f"model '{self.model.name}' version {self.meta.version}: {problem}")
 
     def load(self) -> None:
         self._r.start()

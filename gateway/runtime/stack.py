@@ -24,9 +24,10 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gateway.backends.r_reply import last_r_error
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.private_files import UMASK, open_private, private_dir
-from gateway.registry import build_registry
+from gateway.registry import check_models, pin_versions
 from gateway.runtime import privileges, procs
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan, socket_dir
 from gateway.runtime.render import (
@@ -67,14 +68,16 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
     shutil.rmtree(run_dir / RELAY_DIR, ignore_errors=True)  # sockets of a stack that was killed
     if listen is None:
         plan = make_plan(settings, port=port)
-        # Fail here, in seconds and with the config's words, rather than in a Gunicorn worker
-        # that supervisord then restarts until it gives up.
-        build_registry(settings, plan, load=False)
+        # Fail here, in seconds and with the config's words, before anything starts: every
+        # version the config names is checked (sha256, trust) without loading it.
+        verified = check_models(settings, plan)
     else:
-        plan = make_worker_plan(settings, listen)
+        plan, verified = make_worker_plan(settings, listen), None
     check_pool_scripts(settings, plan)  # a missing R package: one line now, not a crash loop
     _check_ports_free(plan)
     plan.save()
+    if verified is not None:
+        pin_versions(plan, verified)  # what a restarted worker serves: the versions checked above
     _fresh_metrics(run_dir)
     files = render_all(settings, plan, foreground=foreground)
     owners = privileges.accounts(settings)
@@ -195,6 +198,9 @@ def reload(settings: Settings) -> Plan:
         raise StackError(f"no stack is running in {run_dir}; start it with `gateway up`")
     plan = Plan.load(run_dir / PLAN_FILE)
     _check_same_pools(settings, plan)
+    # Nothing changes unless every version the new config names checks out: a new version that
+    # cannot load leaves the old one serving, and the ConfigError says why in one line.
+    verified = check_models(settings, plan)
     before = {name: (run_dir / name).read_bytes() for name in ("nginx.conf", "gunicorn.conf.py")}
     render_all(settings, plan)
     privileges.grant(settings, plan, privileges.accounts(settings))
@@ -212,6 +218,7 @@ def reload(settings: Settings) -> Plan:
                                   text=True, check=False)
         if reloaded.returncode != 0:
             raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
+    pin_versions(plan, verified)  # the new workers (and any restarted later) serve these
     if "gunicorn.conf.py" in changed:
         _hup_gunicorn(run_dir, settings.server.workers)  # only a HUP makes Gunicorn re-read it
     else:
@@ -308,9 +315,11 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
         optional_down = {p.model for p in plan.all_pools if settings.models[p.model].optional
                          and any(name.startswith(f"plumber-{p.key}-") for name in fatal)}
         required = [name for name in fatal if _program_model(name, plan) not in optional_down]
-        if required:
-            raise StackError(f"{', '.join(required)} could not be started (FATAL in supervisord)")
         code, body = _get(url)
+        if required:  # the cause first, one line per program: what R said last in its log
+            raise StackError("\n".join(_fatal_line(run_dir, name, _program_model(name, plan)) for name in required))
+        if code == 503 and (failed := _required_failures(settings, body)):
+            raise StackError("\n".join(f"model '{name}': {detail}" for name, detail in failed.items()))
         if code == 200 or (code == 503 and _only_optional_failed(settings, body, optional_down)):
             return
         if code:
@@ -359,6 +368,22 @@ def _only_optional_failed(settings: Settings, body: str,
         and (str(entry.get("detail", "")).startswith("failed to load") or name in optional_down)
         for name, entry in waiting.items()
     )
+
+
+def _required_failures(settings: Settings, body: str) -> dict[str, str]:
+    """Models not marked optional that a Gunicorn worker could not load: model → reason."""
+    models = _json_field(body, "models", {})
+    return {name: str(entry.get("detail")) for name, entry in models.items()
+            if isinstance(entry, dict) and name in settings.models and not settings.models[name].optional
+            and str(entry.get("detail", "")).startswith("failed to load")}
+
+
+def _fatal_line(run_dir: Path, program: str, model: str | None) -> str:
+    """`model 'x': plumber-x-1 could not be started (FATAL in supervisord); R said: Error ...`."""
+    error = last_r_error(run_dir / "logs" / f"{program}.log")
+    said = f"; R said: {error}" if error else ""
+    prefix = f"model '{model}': " if model else ""
+    return f"{prefix}{program} could not be started (FATAL in supervisord){said}"
 
 
 def _program_model(program: str, plan: Plan) -> str | None:

@@ -34,6 +34,7 @@ add_script_healthz <- function(pr, script) {
 #' @noRd
 script_router <- function(script) {
   script <- normalizePath(script, mustWork = TRUE)
+  check_script_dir(script)
   plumb_target(script) |>
     add_script_healthz(script) |>
     add_request_log(Sys.getenv("GATEWAY_MODEL", basename(dirname(script)))) |>

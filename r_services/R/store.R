@@ -125,3 +125,40 @@ load_model <- function(dir) {
     dir = normalizePath(dir)
   )
 }
+
+# sha256 of a `sha256sum`-style manifest ("<hex>  <relative path>\n", sorted bytewise) of every
+# file under dir but the top-level model.json: the same digest as gateway.integrity.tree_sha256.
+tree_sha256 <- function(dir) {
+  files <- list.files(dir, recursive = TRUE, all.files = TRUE, no.. = TRUE)
+  files <- sort(setdiff(files, "model.json"), method = "radix")
+  hashes <- vapply(file.path(dir, files), sha256_file, character(1), USE.NAMES = FALSE)
+  manifest <- tempfile()
+  on.exit(unlink(manifest))
+  writeBin(charToRaw(enc2utf8(paste0(hashes, "  ", files, "\n", collapse = ""))), manifest)
+  sha256_file(manifest)
+}
+
+#' Refuse to run a registered script whose directory changed after registration.
+#'
+#' A script registered with `gateway register` has a model.json beside it recording the hash of
+#' its whole directory (it sources and reads the files there); a script named by path in the
+#' config has none and runs as written.
+#' @param script path to the user's plumber.R.
+check_script_dir <- function(script) {
+  path <- normalizePath(script, mustWork = TRUE)
+  dir <- if (dir.exists(path)) path else dirname(path)  # a script's directory, as plumb(dir) takes it
+  meta_path <- file.path(dir, "model.json")
+  if (!file.exists(meta_path)) return(invisible(TRUE))
+  meta <- jsonlite::fromJSON(meta_path, simplifyVector = FALSE)
+  recorded <- meta$tree_sha256 %||% ""
+  if (!nzchar(recorded)) {
+    stop(sprintf("%s records no tree_sha256 for the script's directory; register the script again with `gateway register`",
+                 meta_path), call. = FALSE)
+  }
+  actual <- tree_sha256(dir)
+  if (!identical(actual, recorded)) {
+    stop(sprintf("the files of %s have tree_sha256 %s but model.json records %s: a file changed after the script was registered; register a new version instead",
+                 dir, actual, recorded), call. = FALSE)
+  }
+  invisible(TRUE)
+}

@@ -9,13 +9,25 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.app import create_app
+from gateway.registry import check_models
 from gateway.runtime.plan import make_plan
-from gateway.settings import settings_from_dict
+from gateway.settings import Settings, settings_from_dict
 
 BODY_LIMIT = 64 * 1024
 
 
 def make_app(store: Path, tmp_path: Path, models: dict | None = None, server: dict | None = None) -> Flask:
+    settings = make_settings(store, tmp_path, models, server)
+    return create_app(settings, make_plan(settings))
+
+
+def check_config(store: Path, tmp_path: Path, models: dict | None = None) -> dict[str, str]:
+    """What `gateway up` and `reload` check before anything starts (gateway.registry.check_models)."""
+    settings = make_settings(store, tmp_path, models)
+    return check_models(settings, make_plan(settings)).problems
+
+
+def make_settings(store: Path, tmp_path: Path, models: dict | None = None, server: dict | None = None) -> Settings:
     raw = {
         "server": {"body_limit_bytes": BODY_LIMIT, "run_dir": str(tmp_path / "run"), **(server or {})},
         "store": {"path": str(store)},
@@ -25,8 +37,7 @@ def make_app(store: Path, tmp_path: Path, models: dict | None = None, server: di
             "churn": {"backend": "python"},
         },
     }
-    settings = settings_from_dict(raw, base_dir=tmp_path)
-    return create_app(settings, make_plan(settings))
+    return settings_from_dict(raw, base_dir=tmp_path)
 
 
 @pytest.fixture(scope="module")

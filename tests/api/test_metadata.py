@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.store import ModelStore, sha256_of
-from tests.api.conftest import make_app
+from tests.api.conftest import check_config, make_app
 
 
 def test_models_lists_each_configured_model(client: FlaskClient) -> None:
@@ -60,5 +60,14 @@ def test_an_optional_model_that_cannot_load_makes_readiness_fail_but_not_the_app
 def test_a_required_model_that_cannot_load_stops_the_start(model_store: Path, tmp_path: Path) -> None:
     from gateway.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="ghost"):
-        make_app(model_store, tmp_path, {"ghost": {"backend": "python"}})
+    models = {"iris": {"backend": "python"}, "ghost": {"backend": "python"}}
+    with pytest.raises(ConfigError, match=r"^model 'ghost' has no versions"):
+        check_config(model_store, tmp_path, models)
+    # A worker that starts anyway (restarted after `up`) serves the rest: the app never raises.
+    client = make_app(model_store, tmp_path, models).test_client()
+    assert client.post("/models/iris/predict", json=[{
+        "sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]).status_code == 200
+    ghost = client.get("/models/ghost")
+    assert ghost.status_code == 200
+    assert ghost.get_json()["ready"] is False and "no versions" in ghost.get_json()["detail"]
+    assert client.get("/openapi.json").status_code == 200  # the document skips what did not load

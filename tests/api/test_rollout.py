@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ConfigError
-from tests.api.conftest import make_app
+from tests.api.conftest import check_config, make_app
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 ROLLOUT = {
@@ -71,4 +71,4 @@ def test_shadow_gets_a_copy_and_never_answers(model_store: Path, tmp_path: Path)
 )
 def test_rollout_mistakes_stop_the_start(model_store: Path, tmp_path: Path, entry: dict, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
-        make_app(model_store, tmp_path, {"iris": {"backend": "python", **entry}})
+        check_config(model_store, tmp_path, {"iris": {"backend": "python", **entry}})

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from gateway.register import REPO_ROOT, register_artefact
+from gateway.paths import REPO_ROOT
+from gateway.register import register_artefact
 from gateway.runtime.plan import free_ports
 from tests.integration.conftest import Stack, start_stack
 

@@ -24,7 +24,8 @@ import pytest
 import requests
 
 from gateway.auth import new_entry, write_keys
-from gateway.register import REPO_ROOT, register_artefact
+from gateway.paths import REPO_ROOT
+from gateway.register import register_artefact
 from gateway.runtime import procs, stack
 from gateway.runtime.plan import free_ports
 from gateway.runtime.tomlwrite import dump_toml

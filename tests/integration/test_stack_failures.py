@@ -29,8 +29,9 @@ def test_a_broken_plumber_script_fails_up_fast_naming_the_program_and_rs_error(t
         stack.up(load_settings(config, env={}), wait_s=90)
     assert time.monotonic() - started < 60
     message = str(caught.value)
-    assert "plumber-broken-1" in message
-    assert "notafile.csv" in message  # R's own words, from the worker's log
+    first = message.splitlines()[0]  # the cause first, in one line; the log tails after it
+    assert first.startswith("model 'broken': plumber-broken-1 could not be started (FATAL in supervisord); R said: ")
+    assert "notafile.csv" in first  # R's own words, from the worker's log
     assert stack._supervisord_pid(tmp_path / "run") is None
     assert processes_mentioning(tmp_path) == []
 
