@@ -43,6 +43,7 @@ _PRELOAD_PYTHON_MODELS = ("sklearn", "skops.io")
 # Several keys may share one address (a team behind one NAT): the address limit is looser.
 _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
+_SHM = Path("/dev/shm")
 
 
 def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> dict[str, Path]:
@@ -51,7 +52,7 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     `foreground` renders supervisord with nodaemon (containers: it runs as the main process).
     """
     run_dir = Path(plan.run_dir)
-    for sub in ("logs", "tmp", METRICS_DIR, WORKERS_READY_DIR):
+    for sub in ("logs", "tmp", WORKERS_READY_DIR):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     context = _context(settings, plan, foreground)
     env = _environment()
@@ -85,6 +86,19 @@ def supervisor_socket(run_dir: str | Path) -> Path:
         return path
     digest = hashlib.sha256(os.fsencode(path)).hexdigest()[:16]
     return Path("/tmp") / f"gateway-supervisor-{digest}.sock"
+
+
+def metrics_dir(run_dir: str | Path) -> Path:
+    """Where Gunicorn's workers keep prometheus_client's mmapped per-process files.
+
+    In memory (/dev/shm), one directory per run_dir: a worker that writes a metric into an
+    mmapped page of a full disk dies of SIGBUS, so these never live under run_dir (whose disk
+    also takes the logs). run_dir/metrics only where the host has no /dev/shm.
+    """
+    root = Path(run_dir).resolve()
+    if not _SHM.is_dir():
+        return root / METRICS_DIR
+    return _SHM / f"gateway-metrics-{hashlib.sha256(os.fsencode(root)).hexdigest()[:16]}"
 
 
 def nginx_command(run_dir: str | Path) -> list[str]:
@@ -150,7 +164,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             [str(bin_path("gunicorn")), "-c", f"{run_dir}/gunicorn.conf.py", "gateway.wsgi:app"]
         ),
         "nginx_command": shlex.join(nginx_command(run_dir)),
-        "metrics_dir": f"{run_dir}/{METRICS_DIR}",
+        "metrics_dir": str(metrics_dir(run_dir)),
         "workers_ready_dir": f"{run_dir}/{WORKERS_READY_DIR}",
         "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
         "restarts_command": shlex.join(

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
-from gateway.runtime.render import NGINX, nginx_command, render_all, render_to, supervisor_socket
+from gateway.runtime.render import NGINX, metrics_dir, nginx_command, render_all, render_to, supervisor_socket
 from gateway.runtime.tomlwrite import dump_toml
 from gateway.settings import Settings, load_settings, settings_from_dict
 
@@ -220,9 +220,10 @@ def test_observability_wiring(settings: Settings, plan: Plan) -> None:
     files = render_all(settings, plan)
     conf = configparser.RawConfigParser()
     conf.read(files["supervisord"])
-    metrics_dir = f"{plan.run_dir}/metrics"
-    assert f'PROMETHEUS_MULTIPROC_DIR="{metrics_dir}"' in conf.get("program:gunicorn", "environment")
-    assert Path(metrics_dir).is_dir()
+    metrics = metrics_dir(plan.run_dir)
+    assert f'PROMETHEUS_MULTIPROC_DIR="{metrics}"' in conf.get("program:gunicorn", "environment")
+    # In memory, never on run_dir's disk: a full disk would SIGBUS a worker writing an mmapped page.
+    assert metrics.parent == Path("/dev/shm") and not metrics.is_relative_to(plan.run_dir)
     assert conf.get("eventlistener:restarts", "events") == "PROCESS_STATE_STARTING"
     assert conf.get("eventlistener:restarts", "command").endswith(
         f"-m gateway.runtime.restarts {plan.run_dir}/restarts.json")
@@ -231,6 +232,7 @@ def test_observability_wiring(settings: Settings, plan: Plan) -> None:
         assert conf.get(section, "stdout_logfile_backups") == "7"
     config = runpy.run_path(str(files["gunicorn"]))
     assert callable(config["child_exit"])
+    assert f"os.makedirs({str(metrics)!r}, mode=0o700" in files["gunicorn"].read_text()
     nginx = files["nginx"].read_text()
     assert "log_format gateway escape=json '{" in nginx
     assert '"~^[A-Za-z0-9._-]{1,128}$" $http_x_request_id;' in nginx
