@@ -54,6 +54,14 @@ class PayloadTooLarge(GatewayError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 
 
+class UriTooLong(GatewayError):
+    status, code, title = 414, "uri_too_long", "Request line too long"
+
+
+class HeadersTooLarge(GatewayError):
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
 class UnsupportedMediaType(GatewayError):
     status, code, title = 415, "unsupported_media_type", "Unsupported content type"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from gateway.errors import PayloadTooLarge, TooManyRequests, Unavailable
+from gateway.errors import BadRequest, HeadersTooLarge, PayloadTooLarge, TooManyRequests, Unavailable, UriTooLong
 from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
@@ -151,6 +151,13 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "gunicorn_stop_wait_s": GRACEFUL_TIMEOUT_S + 5,
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
+        "bad_request_body": _problem_body(BadRequest(
+            "NGINX could not parse the request (malformed request line or headers)").to_problem(_REQUEST_ID)),
+        "uri_too_long_body": _problem_body(UriTooLong(
+            "the request line is longer than 8 KiB; send long inputs in the body").to_problem(_REQUEST_ID)),
+        "headers_too_large_body": _problem_body(HeadersTooLarge(
+            "a request header line is longer than 8 KiB, or all headers together exceed 32 KiB"
+        ).to_problem(_REQUEST_ID)),
         "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
         "rate_limited_body": _problem_body(TooManyRequests(
             f"more than {server.rate_limit_rps:g} requests per second from this key or address; "

@@ -1,0 +1,74 @@
+"""Limits on a real stack: NGINX refuses oversized or malformed requests itself, in problem+json,
+before Gunicorn's own HTML pages could; and what the stack writes about a request is bounded."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.conftest import Stack, start_stack
+
+IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+@pytest.fixture(scope="module")
+def gw(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with start_stack(tmp_path_factory.mktemp("limits"), {"iris": {"backend": "python"}},
+                     {"workers": 1, "threads": 4}, store=model_store) as running:
+        yield running
+
+
+def _raw(gw: Stack, request: bytes) -> tuple[int, str, str]:
+    """(status, content type, body) of one hand-written request."""
+    with socket.create_connection((gw.plan.public.host, gw.plan.public.port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers.get("Content-Type", ""), body.decode("utf-8", "replace")
+
+
+def _is_problem(reply: requests.Response, status: int) -> None:
+    assert reply.status_code == status, reply.text[:300]
+    assert reply.headers["Content-Type"] == "application/problem+json", reply.text[:300]
+    assert reply.json()["status"] == status
+
+
+@pytest.mark.parametrize("length", [4500, 8000])
+def test_a_long_request_line_that_nginx_accepts_reaches_the_app_not_gunicorns_414(gw: Stack, length: int) -> None:
+    """Gunicorn's own limit was 4094: between it and NGINX's 8 KiB, clients got its HTML 414."""
+    reply = gw.get("/models/iris?pad=" + "a" * length)
+    assert reply.status_code == 200, reply.text[:300]
+    assert reply.json()["name"] == "iris"
+
+
+def test_a_request_line_over_8k_is_nginxs_414_problem_json(gw: Stack) -> None:
+    _is_problem(gw.get("/models/iris?pad=" + "a" * 9000), 414)
+
+
+def test_many_headers_reach_the_app_not_gunicorns_431(gw: Stack) -> None:
+    """Gunicorn's own limit was 100 fields: NGINX passed 150, and clients got its HTML 431."""
+    headers = {f"X-Pad-{i}": "v" for i in range(150)}
+    reply = gw.post("/models/iris/predict", json=[IRIS_ROW], headers=headers)
+    assert reply.status_code == 200, reply.text[:300]
+
+
+def test_a_header_over_8k_is_nginxs_431_problem_json(gw: Stack) -> None:
+    _is_problem(gw.get("/models/iris", headers={"X-Pad": "v" * 9000}), 431)
+
+
+def test_too_many_header_bytes_are_nginxs_431_problem_json(gw: Stack) -> None:
+    _is_problem(gw.get("/models/iris", headers={f"X-Pad-{i}": "v" * 4000 for i in range(10)}), 431)
+
+
+def test_a_malformed_request_is_nginxs_400_problem_json(gw: Stack) -> None:
+    status, content_type, body = _raw(gw, b"GET /models HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+    assert (status, content_type) == (400, "application/problem+json"), body
+    assert '"status":400' in body
