@@ -102,9 +102,10 @@ def metrics_dir(run_dir: str | Path) -> Path:
 
 
 def nginx_command(run_dir: str | Path) -> list[str]:
-    """NGINX rooted in run_dir; `-e` keeps even start-up errors out of the system log."""
+    """NGINX rooted in run_dir; `-e stderr` keeps even start-up errors out of the system log
+    (under supervisord, stderr is logs/nginx-error.log, rotated)."""
     root = Path(run_dir).resolve()
-    return [NGINX, "-p", f"{root}/", "-c", str(root / "nginx.conf"), "-e", str(root / "logs" / "nginx-error.log")]
+    return [NGINX, "-p", f"{root}/", "-c", str(root / "nginx.conf"), "-e", "stderr"]
 
 
 def bin_path(name: str) -> Path:

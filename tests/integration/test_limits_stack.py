@@ -3,8 +3,10 @@ before Gunicorn's own HTML pages could; and what the stack writes about a reques
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,14 @@ import requests
 from tests.integration.conftest import Stack, start_stack
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+LOG_MAX_BYTES = 64 * 1024
 
 
 @pytest.fixture(scope="module")
 def gw(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with start_stack(tmp_path_factory.mktemp("limits"), {"iris": {"backend": "python"}},
-                     {"workers": 1, "threads": 4}, store=model_store) as running:
+                     {"workers": 1, "threads": 4, "log_max_bytes": LOG_MAX_BYTES, "log_backups": 2},
+                     store=model_store) as running:
         yield running
 
 
@@ -72,3 +76,32 @@ def test_a_malformed_request_is_nginxs_400_problem_json(gw: Stack) -> None:
     status, content_type, body = _raw(gw, b"GET /models HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
     assert (status, content_type) == (400, "application/problem+json"), body
     assert '"status":400' in body
+
+
+def test_an_unauthenticated_flood_leaves_every_log_rotated_and_echoed_values_clipped(gw: Stack) -> None:
+    """Today NGINX's and Gunicorn's own logs grew without bound (~17 MB/s under a flood), and a
+    made-up 3000-character column name came back whole in the detail and in every log line."""
+    rows = [{**IRIS_ROW, "c" * 3000: 1}]
+    reply = gw.post("/models/iris/predict", json=rows)
+    assert reply.status_code == 422, reply.text[:300]
+    detail = reply.json()["detail"]
+    assert "characters)" in detail and len(detail) < 600, detail[:300]
+
+    def flood(_: int) -> int:
+        with requests.Session() as http:
+            http.trust_env = False
+            return sum(http.post(f"{gw.url}/models/iris/predict?pad={'p' * 3000}", json=rows,
+                                 timeout=30).status_code == 422 for _ in range(100))
+
+    with ThreadPoolExecutor(6) as pool:
+        assert sum(pool.map(flood, range(6))) == 600
+    logs = gw.run_dir / "logs"
+    sizes = {path.name: path.stat().st_size for path in logs.iterdir()}
+    print(sizes)
+    # supervisord rotates once a write takes a file past the limit: one write of slack.
+    assert all(size <= 2 * LOG_MAX_BYTES for size in sizes.values()), sizes
+    assert "nginx-access.log.1" in sizes, sizes  # ~2 MB went through it: rotated, not grown
+    app_lines = [json.loads(line) for line in (logs / "gunicorn.log").read_text().splitlines()
+                 if line.startswith("{")]
+    assert app_lines and all(len(entry.get("error") or "") < 600
+                             for entry in app_lines)
