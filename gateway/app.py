@@ -71,7 +71,10 @@ def json_response(body: bytes, status: int = 200, content_type: str = "applicati
 
 
 def problem(error: GatewayError) -> Response:
-    return json_response(dumps(error.to_problem(g.get("request_id"))), error.status, PROBLEM_JSON)
+    response = json_response(dumps(error.to_problem(g.get("request_id"))), error.status, PROBLEM_JSON)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    return response
 
 
 def _echo_request_id(response: Response) -> Response:

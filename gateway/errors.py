@@ -28,6 +28,7 @@ class GatewayError(Exception):
     status = 500
     code = "internal"
     title = "Internal error"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, detail: str, *, model: str | None = None) -> None:
         detail = clip_detail(detail)
@@ -104,6 +105,13 @@ class BadGateway(GatewayError):
 
 class Unavailable(GatewayError):
     status, code, title = 503, "unavailable", "Model unavailable"
+
+
+class Busy(Unavailable):
+    """A model at its max_in_flight: refused at once, so its load never holds the threads that
+    other models' requests need."""
+
+    code, title, retry_after_s = "busy", "Model busy", 1
 
 
 class GatewayTimeout(GatewayError):

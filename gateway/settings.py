@@ -69,6 +69,9 @@ class ModelSettings:
     workers: int = 2  # R pool size on this host (plumber backend)
     hosts: tuple[str, ...] = ()  # "host:port" of remote pool entrypoints (other hosts, k8s Services)
     timeout_s: float = 30.0  # per predict call; beyond it the client gets a 504
+    # Requests of this model at once per Gunicorn worker; past it a 503 with Retry-After, so one
+    # model's load cannot take the threads other models need. 0: no cap.
+    max_in_flight: int = 0
     script: str | None = None  # a user's plumber.R served as written
     predict_route: str | None = None  # the script route that answers /models/<name>/predict
     input_format: Literal["records", "columns"] = "records"  # what the script's route expects
@@ -264,6 +267,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.traffic: weights are whole numbers >= 0 with a positive sum")
         if model.hosts and model.backend != "plumber":
             raise ConfigError(f"{where}.hosts needs backend = \"plumber\"")
+        if model.max_in_flight < 0:
+            raise ConfigError(f"{where}.max_in_flight must be >= 0 (0: no cap)")
         size, wait = model.batch.max_size, model.batch.max_wait_ms
         if (size is not None and size < 1) or (wait is not None and wait < 0):
             raise ConfigError(f"{where}.batch: max_size >= 1 and max_wait_ms >= 0")
