@@ -16,7 +16,7 @@ from gateway.backends.plumber import PlumberBackend
 from gateway.batching import MicroBatcher
 from gateway.bulkhead import Bulkheads
 from gateway.codecs import DecodedRequest, Table, decode_request, validate_table
-from gateway.errors import BadGateway, InvalidInput, NotFound, UnknownParam
+from gateway.errors import BadGateway, InvalidInput, NotFound, PayloadTooLarge, UnknownParam
 from gateway.meta import ModelMeta
 from gateway.registry import Registry, ServedModel
 from gateway.settings import Settings
@@ -59,6 +59,9 @@ class PredictionService:
             backend = served.backend(version if version is not None else served.route(routing_key))
             decoded = decode(backend.meta)
             table, params = decoded.table, decoded.params
+            if table.n_rows > self.settings.server.max_rows:
+                raise PayloadTooLarge(f"the request has {table.n_rows} rows, more than the limit of "
+                                      f"{self.settings.server.max_rows} (server.max_rows); split it", model=name)
             result = self.predict_table(served, backend.meta.version, table, params)
         shadow = served.shadow
         if shadow is not None and version is None and shadow.version != result.version:

@@ -28,6 +28,10 @@ class ServerSettings:
     threads: int = 4  # threads per gunicorn worker (gthread)
     timeout_s: float = 120.0  # gunicorn worker timeout; must exceed every model timeout
     body_limit_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 1_000_000  # rows one request may decode to; past it a 413 naming the limit
+    # A Gunicorn worker whose resident memory is past this after a request exits once it has
+    # answered it (Gunicorn starts a fresh one): memory a large request took comes back. 0: off.
+    max_worker_rss_mb: int = 1024
     extra_columns: Literal["reject", "ignore"] = "reject"
     run_dir: str = ".run"  # rendered configs, logs, sockets, pid files
     gunicorn_port: int = 0  # 0: pick a free loopback port at start
@@ -251,6 +255,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.log_max_bytes must be at least 1024 and server.log_backups at least 0")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
+    if server.max_rows < 1 or server.max_worker_rss_mb < 0:
+        raise ConfigError("server.max_rows must be at least 1 and server.max_worker_rss_mb at least 0 (0: off)")
     if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:
         raise ConfigError("server.rate_limit_rps and server.rate_limit_burst must be >= 0 (0 turns limiting off)")
     if server.cluster_secret_file:

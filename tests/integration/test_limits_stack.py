@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,16 +13,20 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway.runtime import stack
+from gateway.settings import load_settings
 from tests.integration.conftest import Stack, start_stack
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 LOG_MAX_BYTES = 64 * 1024
+MAX_ROWS = 50_000
 
 
 @pytest.fixture(scope="module")
 def gw(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with start_stack(tmp_path_factory.mktemp("limits"), {"iris": {"backend": "python"}},
-                     {"workers": 1, "threads": 4, "log_max_bytes": LOG_MAX_BYTES, "log_backups": 2},
+                     {"workers": 1, "threads": 4, "log_max_bytes": LOG_MAX_BYTES, "log_backups": 2,
+                      "max_rows": MAX_ROWS},
                      store=model_store) as running:
         yield running
 
@@ -105,3 +110,39 @@ def test_an_unauthenticated_flood_leaves_every_log_rotated_and_echoed_values_cli
                  if line.startswith("{")]
     assert app_lines and all(len(entry.get("error") or "") < 600
                              for entry in app_lines)
+
+
+def test_a_request_past_max_rows_is_a_413_naming_the_limit(gw: Stack) -> None:
+    reply = gw.post("/models/iris/predict", json=[IRIS_ROW] * (MAX_ROWS + 1), timeout=120)
+    _is_problem(reply, 413)
+    assert f"{MAX_ROWS + 1} rows, more than the limit of {MAX_ROWS} (server.max_rows)" in reply.json()["detail"]
+
+
+def _rss_mb(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * 4096 / 2**20
+
+
+def _reload(gw: Stack, max_worker_rss_mb: int) -> int:
+    """Reload the stack with this limit; returns the pid of the one fresh Gunicorn worker."""
+    config = gw.run_dir.parent / "gateway.toml"
+    text = "\n".join(line for line in config.read_text().splitlines() if not line.startswith("max_worker_rss_mb"))
+    config.write_text(text.replace("[server]", f"[server]\nmax_worker_rss_mb = {max_worker_rss_mb}", 1))
+    stack.reload(load_settings(config, env={}))
+    (worker,) = gw.gunicorn_workers()
+    return worker
+
+
+def test_a_worker_past_max_worker_rss_mb_is_recycled_after_its_request(gw: Stack) -> None:
+    """Last in this module: it reloads the stack with a limit just above a fresh worker's memory."""
+    fresh_mb = _rss_mb(_reload(gw, 0))
+    limit = int(fresh_mb) + 15
+    worker = _reload(gw, limit)
+    assert gw.post("/models/iris/predict", json=[IRIS_ROW]).status_code == 200
+    assert worker in gw.gunicorn_workers(), "a small request must not recycle a worker"
+    assert gw.post("/models/iris/predict", json=[IRIS_ROW] * MAX_ROWS, timeout=120).status_code == 200
+    deadline = time.monotonic() + 60
+    while worker in gw.gunicorn_workers() or not gw.gunicorn_workers():
+        assert time.monotonic() < deadline, f"worker {worker} at {_rss_mb(worker):.0f} MB was not recycled"
+        time.sleep(0.1)
+    print(f"fresh worker {fresh_mb:.0f} MB, limit {limit} MB: recycled after a {MAX_ROWS}-row request")
+    assert gw.post("/models/iris/predict", json=[IRIS_ROW]).status_code == 200
