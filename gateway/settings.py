@@ -48,6 +48,8 @@ class ServerSettings:
     open_paths: tuple[str, ...] = ("/healthz", "/readyz", "/metrics")  # reachable without a key
     rate_limit_rps: float = 0  # NGINX limit per API key, else per client address; 0: off
     rate_limit_burst: int = 20  # requests over the rate that are still accepted at once
+    # NGINX: requests in progress at once from one client address (limit_conn); past it a 429. 0: off.
+    max_requests_per_address: int = 128
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.log_max_bytes must be at least 1024 and server.log_backups at least 0")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
+    if server.max_requests_per_address < 0:
+        raise ConfigError("server.max_requests_per_address must be >= 0 (0 turns the limit off)")
     if server.max_rows < 1 or server.max_worker_rss_mb < 0:
         raise ConfigError("server.max_rows must be at least 1 and server.max_worker_rss_mb at least 0 (0: off)")
     if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:

@@ -25,7 +25,7 @@ from gateway.metrics import METRICS_DIR, RESTARTS_FILE
 from gateway.register import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.tomlwrite import settings_to_toml
-from gateway.settings import Settings, cluster_secret
+from gateway.settings import ServerSettings, Settings, cluster_secret
 
 NGINX = "/usr/sbin/nginx"
 SETTINGS_COPY = "settings.toml"
@@ -44,6 +44,8 @@ _PRELOAD_PYTHON_MODELS = ("sklearn", "skops.io")
 _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 _SHM = Path("/dev/shm")
+# Per NGINX worker; thousands of slow clients must not exhaust it (issue 14: 1024 did).
+_WORKER_CONNECTIONS = 8192
 
 
 def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> dict[str, Path]:
@@ -160,9 +162,10 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             "a request header line is longer than 8 KiB, or all headers together exceed 32 KiB"
         ).to_problem(_REQUEST_ID)),
         "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
-        "rate_limited_body": _problem_body(TooManyRequests(
-            f"more than {server.rate_limit_rps:g} requests per second from this key or address; "
-            "retry after a second").to_problem(_REQUEST_ID)),
+        "conn_limit": server.max_requests_per_address,
+        "worker_connections": _WORKER_CONNECTIONS,
+        "worker_rlimit_nofile": 2 * _WORKER_CONNECTIONS + 64,
+        "rate_limited_body": _problem_body(TooManyRequests(_too_many(server)).to_problem(_REQUEST_ID)),
         "pool_failed_body": _pool_failed_body,
         "socket": str(supervisor_socket(run_dir)),
         "rlib": str(REPO_ROOT / ".rlib"),
@@ -179,6 +182,16 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),
     }
+
+
+def _too_many(server: ServerSettings) -> str:
+    """The 429's detail: which of NGINX's limits the client may have hit."""
+    limits = []
+    if server.rate_limit_rps > 0:
+        limits.append(f"more than {server.rate_limit_rps:g} requests per second from this key or address")
+    if server.max_requests_per_address:
+        limits.append(f"more than {server.max_requests_per_address} requests at once from this address")
+    return " or ".join(limits) + "; retry after a second"
 
 
 def _rate_limit(rps: float, burst: int) -> dict[str, str | int] | None:

@@ -118,6 +118,55 @@ def test_a_request_past_max_rows_is_a_413_naming_the_limit(gw: Stack) -> None:
     assert f"{MAX_ROWS + 1} rows, more than the limit of {MAX_ROWS} (server.max_rows)" in reply.json()["detail"]
 
 
+SLOW_CLIENTS = 3000
+ATTACKER = "127.0.0.2"  # another loopback address: the per-address limits must not hit the normal client
+
+
+def _predict_p99(gw: Stack, samples: int = 40) -> float:
+    times = []
+    with requests.Session() as http:
+        http.trust_env = False
+        for _ in range(samples):
+            started = time.perf_counter()
+            reply = http.post(gw.url + "/models/iris/predict", json=[IRIS_ROW], timeout=30)
+            times.append(time.perf_counter() - started)
+            assert reply.status_code == 200, reply.text[:300]
+    return sorted(times)[int(0.99 * (samples - 1))]
+
+
+def _slow_clients(gw: Stack, count: int) -> list[socket.socket]:
+    """`count` connections from ATTACKER: half stop inside their headers (slowloris), half after
+    the headers and one byte of a 1000-byte body (a body trickled at a byte per 20 s)."""
+    opened = []
+    for i in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind((ATTACKER, 0))
+        sock.settimeout(5)
+        sock.connect((gw.plan.public.host, gw.plan.public.port))
+        head = b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\n"
+        if i % 2:
+            head += b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n["
+        sock.sendall(head)
+        opened.append(sock)
+    return opened
+
+
+def test_a_thousand_slow_connections_from_one_address_do_not_stop_other_clients(gw: Stack) -> None:
+    idle = _predict_p99(gw)
+    attackers = _slow_clients(gw, SLOW_CLIENTS)
+    try:
+        started = time.monotonic()
+        loaded = _predict_p99(gw)
+        window = time.monotonic() - started
+    finally:
+        for sock in attackers:
+            sock.close()
+    print(f"iris p99 idle {idle * 1000:.1f} ms, beside {SLOW_CLIENTS} slow connections {loaded * 1000:.1f} ms "
+          f"(measured within {window:.1f} s of opening them)")
+    assert window < 10, "the slow connections may have timed out before the measurement ended"
+    assert loaded <= max(3 * idle, 0.05), f"p99 went from {idle * 1000:.1f} ms to {loaded * 1000:.1f} ms"
+
+
 def _rss_mb(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * 4096 / 2**20
 

@@ -91,10 +91,10 @@ def test_nginx_error_bodies_are_json(rendered: dict[str, Path]) -> None:
     """Every `return` body NGINX answers is valid JSON once the request id is filled in."""
     text = rendered["nginx"].read_text()
     bodies = re.findall(r"return (\d{3}) '((?:[^'\\]|\\.)*)';", text)
-    assert {code for code, _ in bodies} == {"400", "413", "414", "431", "503", "502", "404"}
+    assert {code for code, _ in bodies} == {"400", "413", "414", "429", "431", "503", "502", "404"}
     for code, raw in bodies:
         body = json.loads(re.sub(r"\\(.)", r"\1", raw).replace("${gateway_request_id}", "rid"))
-        if code in ("400", "413", "414", "431", "503"):
+        if code in ("400", "413", "414", "429", "431", "503"):
             assert body["status"] == int(code)
             assert body["request_id"] == "rid"
     too_large = dict(bodies)["413"]

@@ -33,7 +33,8 @@ def test_header_limits_timeouts_and_no_banner(tmp_path: Path) -> None:
     text = render_all(settings, plan)["nginx"].read_text()
     nginx_test(plan)
     for directive in ("server_tokens off;", "large_client_header_buffers 4 8k;", "client_header_timeout 10s;",
-                      "client_body_timeout 30s;", "send_timeout 30s;"):
+                      "client_body_timeout 10s;", "send_timeout 10s;", "worker_connections 8192;",
+                      "worker_rlimit_nofile 16448;", "limit_conn gateway_conn_addr 128;"):
         assert directive in text
     assert "limit_req" not in text  # off by default
 
