@@ -154,6 +154,9 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "gunicorn_stop_wait_s": GRACEFUL_TIMEOUT_S + 5,
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
+        "nginx_failed_body": _problem_body(Unavailable(
+            "NGINX could not handle the request (most often: no space left under server.run_dir to buffer "
+            "the request body; see logs/nginx-error.log); retry later").to_problem(_REQUEST_ID)),
         "bad_request_body": _problem_body(BadRequest(
             "NGINX could not parse the request (malformed request line or headers)").to_problem(_REQUEST_ID)),
         "uri_too_long_body": _problem_body(UriTooLong(
