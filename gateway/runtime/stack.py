@@ -114,6 +114,7 @@ def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
     pid = _supervisord_pid(run_dir)
     family = (procs.family(pid) if pid is not None else set()) | _session_members(run_dir)
     if not procs.alive(family):
+        _forget(run_dir)  # a stack that died by itself leaves its metrics files in memory
         return
     supervisord = {p for p in family if p.pid == pid}
     if pid is not None:
