@@ -167,6 +167,22 @@ def test_a_thousand_slow_connections_from_one_address_do_not_stop_other_clients(
     assert loaded <= max(3 * idle, 0.05), f"p99 went from {idle * 1000:.1f} ms to {loaded * 1000:.1f} ms"
 
 
+def test_a_body_trickled_slower_than_a_byte_per_10_s_is_cut_off(gw: Stack) -> None:
+    """One byte, then silence (the next would come after 20 s): NGINX drops the connection after
+    client_body_timeout (10 s; it was 30 s) instead of holding it and its buffer."""
+    with socket.create_connection((gw.plan.public.host, gw.plan.public.port), timeout=25) as sock:
+        sock.sendall(b"POST /models/iris/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n[")
+        started = time.monotonic()
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:  # reset_timedout_connection on
+            pass
+        waited = time.monotonic() - started
+    assert waited < 15, f"the connection was held {waited:.0f} s"
+
+
 def _rss_mb(pid: int) -> float:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * 4096 / 2**20
 
