@@ -151,6 +151,15 @@ def _slow_clients(gw: Stack, count: int) -> list[socket.socket]:
     return opened
 
 
+def _answered_429(sock: socket.socket, deadline: float) -> bool:
+    """Whether NGINX answered this connection with a 429 (by `deadline`, time.monotonic())."""
+    sock.settimeout(max(0.01, deadline - time.monotonic()))
+    try:
+        return sock.recv(64).startswith(b"HTTP/1.1 429 ")
+    except (TimeoutError, ConnectionResetError):
+        return False
+
+
 def test_a_thousand_slow_connections_from_one_address_do_not_stop_other_clients(gw: Stack) -> None:
     idle = _predict_p99(gw)
     attackers = _slow_clients(gw, SLOW_CLIENTS)
@@ -158,12 +167,16 @@ def test_a_thousand_slow_connections_from_one_address_do_not_stop_other_clients(
         started = time.monotonic()
         loaded = _predict_p99(gw)
         window = time.monotonic() - started
+        answers_by = time.monotonic() + 5
+        refused = sum(_answered_429(sock, answers_by) for sock in attackers[1::2])
     finally:
         for sock in attackers:
             sock.close()
     print(f"iris p99 idle {idle * 1000:.1f} ms, beside {SLOW_CLIENTS} slow connections {loaded * 1000:.1f} ms "
-          f"(measured within {window:.1f} s of opening them)")
+          f"(measured within {window:.1f} s of opening them); {refused} refused with 429")
     assert window < 10, "the slow connections may have timed out before the measurement ended"
+    # Past server.max_requests_per_address (128) requests in progress, the address gets 429s.
+    assert refused >= SLOW_CLIENTS // 2 - 128 - 20, refused
     assert loaded <= max(3 * idle, 0.05), f"p99 went from {idle * 1000:.1f} ms to {loaded * 1000:.1f} ms"
 
 
