@@ -1,5 +1,7 @@
-"""Limits on a real stack: NGINX refuses oversized or malformed requests itself, in problem+json,
-before Gunicorn's own HTML pages could; and what the stack writes about a request is bounded."""
+"""Limits on one real stack: NGINX refuses oversized or malformed requests itself, in
+problem+json, before Gunicorn's own HTML pages could; what the stack logs about a request is
+bounded and rotated; slow clients from one address leave others served; a request past
+server.max_rows is a 413; a worker past server.max_worker_rss_mb is recycled (last: it reloads)."""
 
 from __future__ import annotations
 
