@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import re
+
+CLIP_CHARS = 200  # a value echoed in a detail or a log line: at most this, then its length
+DETAIL_CHARS = 2000  # a whole detail, however many values it names
+_LONG_RUN = re.compile(rf"\S{{{CLIP_CHARS + 1},}}")
+
+
+def clip(value: object, limit: int = CLIP_CHARS) -> str:
+    """`value` as text of at most `limit` characters; a cut one says how long it was, so an
+    attacker's megabyte name costs neither the client's body nor the logs more than this."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def clip_detail(detail: str) -> str:
+    """Every unbroken run over CLIP_CHARS (a name, a path, a value) clipped, then the whole."""
+    return clip(_LONG_RUN.sub(lambda m: clip(m.group()), detail), DETAIL_CHARS)
+
 
 class GatewayError(Exception):
-    """Base of every error the API reports. `detail` names the problem for a human."""
+    """Base of every error the API reports. `detail` names the problem for a human; the values
+    it echoes are clipped (clip_detail), whoever raised it."""
 
     status = 500
     code = "internal"
     title = "Internal error"
+    retry_after_s: int | None = None  # sent as Retry-After when set
 
     def __init__(self, detail: str, *, model: str | None = None) -> None:
+        detail = clip_detail(detail)
         super().__init__(detail)
         self.detail = detail
-        self.model = model
+        self.model = None if model is None else clip(model)
 
     def to_problem(self, request_id: str | None = None) -> dict[str, object]:
         """The application/problem+json body (RFC 9457) for this error."""
@@ -66,6 +87,18 @@ class PayloadTooLarge(GatewayError):
     status, code, title = 413, "payload_too_large", "Request body too large"
 
 
+class UriTooLong(GatewayError):
+    """A request line over NGINX's 8 KiB (NGINX's own page answers it, in this shape)."""
+
+    status, code, title = 414, "uri_too_long", "Request line too long"
+
+
+class HeadersTooLarge(GatewayError):
+    """A header line over 8 KiB, or all headers over 32 KiB (NGINX's own page, in this shape)."""
+
+    status, code, title = 431, "headers_too_large", "Request headers too large"
+
+
 class UnsupportedMediaType(GatewayError):
     """A content type or charset the protocol does not read."""
 
@@ -100,6 +133,13 @@ class Unavailable(GatewayError):
     """The model failed to load or is not ready, its R pool has no live worker, or Gunicorn restarts."""
 
     status, code, title = 503, "unavailable", "Model unavailable"
+
+
+class Busy(Unavailable):
+    """A model at its max_in_flight: refused at once, so its load never holds the threads that
+    other models' requests need."""
+
+    code, title, retry_after_s = "busy", "Model busy", 1
 
 
 class GatewayTimeout(GatewayError):

@@ -19,7 +19,7 @@ import orjson
 from flask import Flask, Response, current_app, g, request
 
 from gateway import context, metrics
-from gateway.errors import NotFound
+from gateway.errors import NotFound, clip, clip_detail
 
 # Flask endpoint → the `protocol` label. The mlflow, vetiver and v2 blueprints add theirs here.
 PROTOCOLS = {
@@ -71,7 +71,7 @@ def _finish(response: Response) -> Response:
     entry: dict[str, Any] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "source": "gateway", "pid": os.getpid(), "request_id": record.request_id,
-        "method": request.method, "path": request.path, "model": model, "version": version,
+        "method": request.method, "path": clip(request.path), "model": model, "version": version,
         "backend": backend, "protocol": protocol, "status": response.status_code,
         "duration_ms": round(seconds * 1000, 3), "rows": record.rows,
     }
@@ -79,6 +79,8 @@ def _finish(response: Response) -> Response:
         entry["traceparent"] = record.traceparent
     if response.status_code >= 400 and (response.is_json or protocol == "v2"):
         entry["error"] = _problem_detail(response)  # problem+json, MLflow's or v2's error JSON
+        if entry["error"] is not None:  # an R script's own error body too: bounded in the log
+            entry["error"] = clip_detail(entry["error"])
     _log.info("%s", orjson.dumps(entry).decode())
     return response
 

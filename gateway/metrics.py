@@ -12,6 +12,7 @@ The other issues call in here: the batcher calls `observe_batch`, nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -29,9 +30,24 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-METRICS_DIR = "metrics"  # under run_dir: prometheus_client's per-process files
+METRICS_DIR = "metrics"  # under run_dir: prometheus_client's per-process files where no /dev/shm
 RESTARTS_FILE = "restarts.json"  # under run_dir: kept by gateway.runtime.restarts
 UNKNOWN = "_unknown"  # the label for a model or version that does not exist (bounded cardinality)
+_SHM = Path("/dev/shm")
+
+
+def metrics_dir(run_dir: str | Path) -> Path:
+    """Where Gunicorn's workers keep prometheus_client's mmapped per-process files.
+
+    In memory (/dev/shm), one directory per run_dir: a worker that writes a metric into an
+    mmapped page of a full disk dies of SIGBUS, so these never live under run_dir (whose disk
+    also takes the logs). run_dir/metrics only where the host has no /dev/shm.
+    """
+    root = Path(run_dir).resolve()
+    if not _SHM.is_dir():
+        return root / METRICS_DIR
+    return _SHM / f"gateway-metrics-{hashlib.sha256(os.fsencode(root)).hexdigest()[:16]}"
+
 
 # Recorded metrics live in a registry of our own, not prometheus_client's global one, so that
 # importing the package never exports anything by accident.

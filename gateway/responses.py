@@ -29,5 +29,9 @@ def json_response(body: bytes, status: int = 200, content_type: str = "applicati
 
 
 def problem(error: GatewayError) -> Response:
-    """An RFC 9457 problem+json response carrying the error's status and this request's id."""
-    return json_response(dumps(error.to_problem(g.get("request_id"))), error.status, PROBLEM_JSON)
+    """An RFC 9457 problem+json response carrying the error's status and this request's id (and
+    Retry-After when the error says when to come back, e.g. a model past its max_in_flight)."""
+    response = json_response(dumps(error.to_problem(g.get("request_id"))), error.status, PROBLEM_JSON)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    return response

@@ -15,8 +15,9 @@ from gateway import context, metrics
 from gateway.backends.base import Backend
 from gateway.backends.plumber import PlumberBackend
 from gateway.batching import MicroBatcher
+from gateway.bulkhead import Bulkheads
 from gateway.codecs import DecodedRequest, Table, decode_request, validate_table
-from gateway.errors import BadGateway, GatewayError, InvalidInput, NotFound, UnknownParam
+from gateway.errors import BadGateway, GatewayError, InvalidInput, NotFound, PayloadTooLarge, UnknownParam
 from gateway.meta import ModelMeta
 from gateway.registry import Registry, ServedModel
 from gateway.settings import Settings
@@ -35,6 +36,7 @@ class PredictionService:
         self.settings = settings
         self._batchers: dict[tuple[str, str], MicroBatcher] = {}
         self._batchers_lock = threading.Lock()
+        self._bulkheads = Bulkheads({name: m.max_in_flight for name, m in settings.models.items()})
 
     def predict(
         self, name: str, version: str | None, body: bytes, content_type: str | None,
@@ -54,10 +56,14 @@ class PredictionService:
         """As `predict`, for a protocol that decodes its own body form: `decode` gets the chosen
         version's metadata (model.json) and returns the table and params."""
         served = self.registry.get(name)
-        backend = served.backend(version if version is not None else served.route(routing_key))
-        decoded = decode(backend.meta)
-        table, params = decoded.table, decoded.params
-        result = self.predict_table(served, backend.meta.version, table, params)
+        with self._bulkheads.enter(served.name):  # decoding a large body is part of the load
+            backend = served.backend(version if version is not None else served.route(routing_key))
+            decoded = decode(backend.meta)
+            table, params = decoded.table, decoded.params
+            if table.n_rows > self.settings.server.max_rows:
+                raise PayloadTooLarge(f"the request has {table.n_rows} rows, more than the limit of "
+                                      f"{self.settings.server.max_rows} (server.max_rows); split it", model=name)
+            result = self.predict_table(served, backend.meta.version, table, params)
         shadow = served.shadow
         if shadow is not None and version is None and shadow.version != result.version:
             shadow.submit(lambda: self.predict_table(served, shadow.version, table, params).predictions,
@@ -113,7 +119,8 @@ class PredictionService:
             record.version, record.backend = backend.meta.version, backend.kind
         started = time.perf_counter()
         try:
-            return backend.forward(method, path, query, headers, body)
+            with self._bulkheads.enter(name):
+                return backend.forward(method, path, query, headers, body)
         finally:
             metrics.observe_backend(name, backend.kind, time.perf_counter() - started, None)
 

@@ -31,6 +31,10 @@ class ServerSettings:
     # Streamed predict bodies (NDJSON, or CSV asking for NDJSON or CSV back) are read chunk by
     # chunk, so their limit is separate and large.
     stream_limit_bytes: int = 16 * 1024 * 1024 * 1024
+    max_rows: int = 1_000_000  # rows one request may decode to; past it a 413 naming the limit
+    # A Gunicorn worker whose resident memory is past this after a request exits once it has
+    # answered it (Gunicorn starts a fresh one): memory a large request took comes back. 0: off.
+    max_worker_rss_mb: int = 1024
     extra_columns: Literal["reject", "ignore"] = "reject"  # input columns the model lacks: 422, or dropped
     run_dir: str = ".run"  # rendered configs, logs, sockets, pid files
     # Gunicorn, the internal NGINX (R upstreams) and the R workers: 0 (default) serves them on Unix
@@ -59,6 +63,8 @@ class ServerSettings:
     # The model behind MLflow's unprefixed /invocations, /ping, /health, /version (what
     # `mlflow models serve` and SageMaker-style clients call); empty: the only model, if one.
     default_model: str = ""
+    # NGINX: requests in progress at once from one client address (limit_conn); past it a 429. 0: off.
+    max_requests_per_address: int = 128
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ class ModelSettings:
     workers: int = 2  # R pool size on this host (plumber backend)
     hosts: tuple[str, ...] = ()  # "host:port" of remote pool entrypoints (other hosts, k8s Services)
     timeout_s: float = 30.0  # per predict call; beyond it the client gets a 504
+    # Requests of this model at once per Gunicorn worker; past it a 503 with Retry-After, so one
+    # model's load cannot take the threads other models need. 0: no cap.
+    max_in_flight: int = 0
     script: str | None = None  # a user's plumber.R served as written
     predict_route: str | None = None  # the script route that answers /models/<name>/predict
     input_format: Literal["records", "columns"] = "records"  # what the script's route expects
@@ -270,6 +279,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.log_max_bytes must be at least 1024 and server.log_backups at least 0")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
+    if server.max_requests_per_address < 0:
+        raise ConfigError("server.max_requests_per_address must be >= 0 (0 turns the limit off)")
+    if server.max_rows < 1 or server.max_worker_rss_mb < 0:
+        raise ConfigError("server.max_rows must be at least 1 and server.max_worker_rss_mb at least 0 (0: off)")
     if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:
         raise ConfigError("server.rate_limit_rps and server.rate_limit_burst must be >= 0 (0 turns limiting off)")
     if server.default_model and server.default_model not in settings.models:
@@ -289,6 +302,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.traffic: weights are whole numbers >= 0 with a positive sum")
         if model.hosts and model.backend != "plumber":
             raise ConfigError(f"{where}.hosts needs backend = \"plumber\"")
+        if model.max_in_flight < 0:
+            raise ConfigError(f"{where}.max_in_flight must be >= 0 (0: no cap)")
         size, wait = model.batch.max_size, model.batch.max_wait_ms
         if (size is not None and size < 1) or (wait is not None and wait < 0):
             raise ConfigError(f"{where}.batch: max_size >= 1 and max_wait_ms >= 0")

@@ -72,7 +72,10 @@ def version(name: str) -> Response:
 
 @blueprint.errorhandler(GatewayError)
 def _error(error: GatewayError) -> Response:
-    return json_response(encode_mlflow_error(error, g.get("request_id")), error.status)
+    response = json_response(encode_mlflow_error(error, g.get("request_id")), error.status)
+    if error.retry_after_s is not None:
+        response.headers["Retry-After"] = str(error.retry_after_s)
+    return response
 
 
 @blueprint.errorhandler(HTTPException)

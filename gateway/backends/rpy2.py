@@ -178,9 +178,9 @@ class Rpy2Backend(Backend):
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         name, timeout_s = self.model.name, self.model.timeout_s
+        started = time.monotonic()  # the budget covers encoding, R's decoding and validation too
         body = encode_wire_request(table, self.meta.inputs, params, self.model.name).decode("utf-8")
-        started = time.monotonic()
-        if not self._r.lock.acquire(timeout=timeout_s):
+        if not self._r.lock.acquire(timeout=max(0.0, timeout_s - (time.monotonic() - started))):
             raise GatewayTimeout(
                 f"model '{name}' did not answer within its timeout of {timeout_s:g} s "
                 "(the embedded R of this worker was busy with other requests)", model=name,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+_SPARSE_FACTOR = 4  # at most 4 cells per value sent (3 of them missing), ...
+_SPARSE_SLACK = 10_000  # ... beyond a small table, which may be as sparse as it likes
+
 
 @dataclass(frozen=True)
 class Table:
@@ -16,11 +19,18 @@ class Table:
     def from_records(cls, records: list[Any], *, where: str = "records") -> Table:
         """Rows as objects; a key absent from some rows is a missing value there."""
         names: dict[str, None] = {}
+        present = 0
         for index, row in enumerate(records):
             if not isinstance(row, dict):
                 raise TypeError(f"{where}[{index}] is {_kind(row)}, expected an object of column values")
+            present += len(row)
             for key in row:
                 names.setdefault(key, None)
+        # Every row gets every column: rows that each bring new keys would grow rows x keys, a
+        # few MB of body becoming GBs of missing values. Sparse records are fine, disjoint are not.
+        if len(records) * len(names) > _SPARSE_FACTOR * present + _SPARSE_SLACK:
+            raise TypeError(f"{where}: {len(records)} rows with {len(names)} distinct keys but only {present} "
+                            "values; send every row with the same keys (missing values as null)")
         columns = {name: [row.get(name) for row in records] for name in names}
         return cls(columns, len(records))
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import ConfigError
-from gateway.metrics import METRICS_DIR
+from gateway.metrics import METRICS_DIR, metrics_dir
 from gateway.paths import REPO_ROOT
 from gateway.runtime.plan import GATEWAY_SOCKETS, PLAN_FILE, R_SOCKETS, Plan, socket_dir
 from gateway.settings import Settings
@@ -119,6 +119,8 @@ def grant(settings: Settings, plan: Plan, owners: Accounts | None) -> None:
     for name in _SERVICE_DIRS:
         if (run_dir / name).is_dir():
             _own(run_dir / name, owners.uid, owners.gid, 0o700)
+    if metrics_dir(run_dir).is_dir():  # Gunicorn's per-process metric files, in /dev/shm
+        _own(metrics_dir(run_dir), owners.uid, owners.gid, 0o700)
     for name in _SERVICE_FILES:
         if (run_dir / name).exists():
             _own(run_dir / name, owners.uid, owners.gid, 0o600)

@@ -58,6 +58,35 @@ def wait_gone(procs: set[Proc], timeout_s: float) -> bool:
     return True
 
 
+def session(sid: int, since: int) -> set[Proc]:
+    """This user's live processes of session `sid` that started at or after `since` (clock ticks).
+
+    A daemonized supervisord leads its own session and every program it starts stays in it,
+    so its orphans (after a `kill -9` of supervisord or of NGINX's master) are still found here.
+    """
+    found = set()
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _stat(int(entry.name))
+        if stat is None or stat[0] in ("Z", "X") or stat[2] < since or _session(int(entry.name)) != sid:
+            continue
+        with contextlib.suppress(OSError):
+            if entry.stat().st_uid == os.geteuid() or os.geteuid() == 0:
+                found.add(Proc(int(entry.name), stat[2]))
+    return found
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of a live pid (None when it is gone)."""
+    return _session(pid)
+
+
+def start_of(pid: int) -> int | None:
+    """The start time of a live pid in clock ticks after boot (None when it is gone)."""
+    return _identity(pid)
+
+
 def is_running(pid: int, name: str) -> bool:
     """pid is a live process whose command line mentions name (guards against pid reuse)."""
     if _identity(pid) is None:
@@ -76,6 +105,14 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
         return None
     fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces
     return fields[0], int(fields[1]), int(fields[19])
+
+
+def _session(pid: int) -> int | None:
+    try:
+        text = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(text[text.rindex(")") + 2:].split()[3])
 
 
 def _identity(pid: int) -> int | None:

@@ -20,14 +20,23 @@ from typing import Any
 
 import jinja2
 
-from gateway.errors import ConfigError, GatewayError, PayloadTooLarge, TooManyRequests, Unavailable
-from gateway.metrics import METRICS_DIR, RESTARTS_FILE
+from gateway.errors import (
+    BadRequest,
+    ConfigError,
+    GatewayError,
+    HeadersTooLarge,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unavailable,
+    UriTooLong,
+)
+from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.paths import REPO_ROOT
 from gateway.private_files import private_dir, write_private
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.privileges import accounts
 from gateway.runtime.tomlwrite import settings_to_toml
-from gateway.settings import Settings, cluster_secret
+from gateway.settings import ServerSettings, Settings, cluster_secret
 
 NGINX = "/usr/sbin/nginx"
 SETTINGS_COPY = "settings.toml"
@@ -47,6 +56,8 @@ _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 # Under run_dir: the Unix sockets of the relays that add the cluster secret on hops to other hosts.
 RELAY_DIR = "relay"
+# Per NGINX worker; thousands of slow clients must not exhaust it (issue 14: 1024 did).
+_WORKER_CONNECTIONS = 8192
 
 
 def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> dict[str, Path]:
@@ -58,7 +69,7 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     # users' group, or NGINX and Gunicorn could not reach the sockets until it ran again.
     shared = accounts(settings) is not None
     run_dir = private_dir(plan.run_dir, group_may_read=shared)
-    for sub in ("logs", "tmp", METRICS_DIR, WORKERS_READY_DIR, RELAY_DIR):
+    for sub in ("logs", "tmp", WORKERS_READY_DIR, RELAY_DIR):
         private_dir(run_dir / sub, group_may_read=shared)
     # `nginx -t` binds its Unix sockets: their directories must exist (`up` makes them afresh).
     for endpoint in (plan.internal, *(w for pool in plan.all_pools for w in pool.workers)):
@@ -115,9 +126,10 @@ def relay_socket(run_dir: str | Path, pool: PoolPlan, host: Endpoint) -> str:
 
 
 def nginx_command(run_dir: str | Path) -> list[str]:
-    """NGINX rooted in run_dir; `-e` keeps even start-up errors out of the system log."""
+    """NGINX rooted in run_dir; `-e stderr` keeps even start-up errors out of the system log
+    (under supervisord, stderr is logs/nginx-error.log, rotated)."""
     root = Path(run_dir).resolve()
-    return [NGINX, "-p", f"{root}/", "-c", str(root / "nginx.conf"), "-e", str(root / "logs" / "nginx-error.log")]
+    return [NGINX, "-p", f"{root}/", "-c", str(root / "nginx.conf"), "-e", "stderr"]
 
 
 def bin_path(name: str) -> Path:
@@ -146,8 +158,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
     too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
     app_down = Unavailable("the gateway application is not running; it is being restarted, retry shortly")
     secret = cluster_secret(settings)
-    rate_limited = TooManyRequests(f"more than {server.rate_limit_rps:g} requests per second from this key or "
-                                   "address; retry after a second")
+    rate_limited = TooManyRequests(_too_many(server))
     return {
         "source": settings.config_path or "settings built in code",
         "plan": plan,
@@ -170,7 +181,20 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "gunicorn_stop_wait_s": GRACEFUL_TIMEOUT_S + 5,
         "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
         "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
+        "nginx_failed_body": _problem_body(Unavailable(
+            "NGINX could not handle the request (most often: no space left under server.run_dir to buffer "
+            "the request body; see logs/nginx-error.log); retry later").to_problem(_REQUEST_ID)),
+        "bad_request_body": _problem_body(BadRequest(
+            "NGINX could not parse the request (malformed request line or headers)").to_problem(_REQUEST_ID)),
+        "uri_too_long_body": _problem_body(UriTooLong(
+            "the request line is longer than 8 KiB; send long inputs in the body").to_problem(_REQUEST_ID)),
+        "headers_too_large_body": _problem_body(HeadersTooLarge(
+            "a request header line is longer than 8 KiB, or all headers together exceed 32 KiB"
+        ).to_problem(_REQUEST_ID)),
         "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
+        "conn_limit": server.max_requests_per_address,
+        "worker_connections": _WORKER_CONNECTIONS,
+        "worker_rlimit_nofile": 2 * _WORKER_CONNECTIONS + 64,
         "rate_limited_body": _problem_body(rate_limited.to_problem(_REQUEST_ID)),
         "mlflow_rate_limited_body": _mlflow_body(rate_limited),
         "pool_failed_body": _pool_failed_body,
@@ -184,13 +208,23 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
             [str(bin_path("gunicorn")), "-c", f"{run_dir}/gunicorn.conf.py", "gateway.wsgi:app"]
         ),
         "nginx_command": shlex.join(nginx_command(run_dir)),
-        "metrics_dir": f"{run_dir}/{METRICS_DIR}",
+        "metrics_dir": str(metrics_dir(run_dir)),
         "workers_ready_dir": f"{run_dir}/{WORKERS_READY_DIR}",
         "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),
     }
+
+
+def _too_many(server: ServerSettings) -> str:
+    """The 429's detail: which of NGINX's limits the client may have hit."""
+    limits = []
+    if server.rate_limit_rps > 0:
+        limits.append(f"more than {server.rate_limit_rps:g} requests per second from this key or address")
+    if server.max_requests_per_address:
+        limits.append(f"more than {server.max_requests_per_address} requests at once from this address")
+    return " or ".join(limits) + "; retry after a second"
 
 
 def _rate_limit(rps: float, burst: int) -> dict[str, str | int] | None:

@@ -1,7 +1,9 @@
 """Start, stop, inspect and reload a stack: supervisord and everything it runs, in one run_dir.
 
 supervisord is the only process we start; it owns NGINX, Gunicorn and the R pools. `down`
-waits until every process of the stack is gone, so a port or a file is never left held.
+waits until every process of the stack is gone, so a port or a file is never left held. The
+daemonized supervisord leads its own session, recorded in run_dir at `up`: after a `kill -9` of
+supervisord or of NGINX's master, their orphans are still found (and stopped) by that session.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.backends.r_reply import last_r_error
-from gateway.metrics import METRICS_DIR, RESTARTS_FILE
+from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.private_files import UMASK, open_private, private_dir
 from gateway.registry import check_models, pin_versions
 from gateway.runtime import privileges, procs
@@ -44,6 +46,7 @@ from gateway.script_deps import check_pool_scripts
 from gateway.settings import Settings, cluster_secret, load_settings
 
 SUPERVISORD_PID = "supervisord.pid"
+SESSION_FILE = "session.json"  # the daemonized supervisord's session: {"sid", "start"}
 _ERROR_WORDS = re.compile(r"error|exception|traceback|fatal|emerg|crit|failed", re.IGNORECASE)
 
 
@@ -65,6 +68,10 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
     if running is not None:
         raise StackError(f"a stack is already running in {run_dir} (supervisord pid {running}); "
                          "stop it with `gateway down` or use another server.run_dir")
+    orphans = procs.alive(_session_members(run_dir))
+    if orphans:
+        raise StackError(f"processes of an earlier stack in {run_dir} outlived its supervisord "
+                         f"(pids {sorted(p.pid for p in orphans)}); stop them with `gateway down`")
     shutil.rmtree(run_dir / RELAY_DIR, ignore_errors=True)  # sockets of a stack that was killed
     if listen is None:
         plan = make_plan(settings, port=port)
@@ -93,6 +100,7 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
                                  env=_child_env(), check=False, umask=UMASK)
     if started.returncode != 0:
         raise StackError(f"supervisord did not start: {start_log.read_text(errors='replace').strip()}")
+    _record_session(run_dir)
     try:
         _wait_ready(settings, plan, wait_s)
     except StackError as exc:
@@ -108,23 +116,35 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
 def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
     """Stop the stack in run_dir and wait until supervisord and all its descendants are gone.
 
-    Leftovers are SIGKILLed after timeout_s. No running stack is not an error.
+    Processes of the stack's session that supervisord no longer owns (it was killed, or NGINX's
+    master was and left its workers behind) get SIGTERM once supervisord is gone. Leftovers are
+    SIGKILLed after timeout_s. No running stack is not an error.
     """
     run_dir = Path(run_dir)
     pid = _supervisord_pid(run_dir)
-    if pid is None:
+    family = (procs.family(pid) if pid is not None else set()) | _session_members(run_dir)
+    if not procs.alive(family):
+        _forget(run_dir)  # a stack that died by itself leaves its metrics files in memory
         return
-    family = procs.family(pid)
-    try:
-        _rpc(run_dir, "shutdown")
-    except (OSError, xmlrpc.client.Error):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+    supervisord = {p for p in family if p.pid == pid}
+    if pid is not None:
+        try:
+            _rpc(run_dir, "shutdown")
+        except (OSError, xmlrpc.client.Error):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    orphans_stopped = False
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        family |= procs.family(pid)  # a program supervisord restarted just before the stop
+        if pid is not None:
+            family |= procs.family(pid)  # a program supervisord restarted just before the stop
+        if not orphans_stopped and not procs.alive(supervisord):
+            # Nobody else will stop these: supervisord only stops its own children.
+            family |= _session_members(run_dir)
+            procs.kill(family, signal.SIGTERM)
+            orphans_stopped = True
         if not procs.alive(family):
-            privileges.remove_sockets(run_dir)
+            _forget(run_dir)
             return
         time.sleep(0.1)
     leftovers = procs.alive(family)
@@ -132,6 +152,14 @@ def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
     if not procs.wait_gone(leftovers, 5.0):
         raise StackError(f"processes of the stack in {run_dir} survived SIGKILL: "
                          f"{sorted(p.pid for p in procs.alive(leftovers))}")
+    _forget(run_dir)
+
+
+def _forget(run_dir: Path) -> None:
+    """Once every process is gone: the session record, the in-memory metrics files and the
+    sockets go too."""
+    (run_dir / SESSION_FILE).unlink(missing_ok=True)
+    shutil.rmtree(metrics_dir(run_dir), ignore_errors=True)
     privileges.remove_sockets(run_dir)
 
 
@@ -142,6 +170,10 @@ def status(run_dir: str | Path) -> str:
     """
     run_dir = Path(run_dir)
     if _supervisord_pid(run_dir) is None:
+        orphans = procs.alive(_session_members(run_dir))
+        if orphans:
+            return (f"supervisord of the stack in {run_dir} is gone, but {len(orphans)} of its processes "
+                    f"still run (pids {sorted(p.pid for p in orphans)}); stop them with `gateway down`")
         return f"no stack is running in {run_dir}"
     programs = _supervisorctl(run_dir, "status").stdout.rstrip()
     plan = Plan.load(run_dir / PLAN_FILE)
@@ -349,8 +381,8 @@ def _wait_worker_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
 
 def _fresh_metrics(run_dir: Path) -> None:
     """A new stack counts from zero: no per-process metric files or restart counts of the last one."""
-    shutil.rmtree(run_dir / METRICS_DIR, ignore_errors=True)
-    (run_dir / METRICS_DIR).mkdir(mode=0o700)
+    shutil.rmtree(metrics_dir(run_dir), ignore_errors=True)
+    metrics_dir(run_dir).mkdir(mode=0o700, parents=True)
     (run_dir / RESTARTS_FILE).unlink(missing_ok=True)
 
 
@@ -437,6 +469,36 @@ def _check_ports_free(plan: Plan) -> None:
             except OSError as exc:
                 raise StackError(f"cannot listen on {endpoint.address} ({exc.strerror}); stop what "
                                  "holds it, or pick another port (--port, server.port)") from None
+
+
+def _record_session(run_dir: Path, wait_s: float = 10.0) -> None:
+    """Note the daemonized supervisord's session, so `down` finds its processes even once it is gone.
+
+    supervisord writes its pid file after it has forked away from us: wait for it briefly.
+    Not recorded in the foreground (containers): there the session is the caller's, not ours.
+    """
+    deadline = time.monotonic() + wait_s
+    while (pid := _supervisord_pid(run_dir)) is None:
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)
+    start = procs.start_of(pid)
+    if procs.session_of(pid) == pid and start is not None:
+        (run_dir / SESSION_FILE).write_text(json.dumps({"sid": pid, "start": start}), encoding="utf-8")
+
+
+def _session_members(run_dir: Path) -> set[procs.Proc]:
+    """Live processes of the recorded supervisord session (empty if none was recorded, or if
+    its leader's pid now belongs to another process: then that whole session is long gone)."""
+    try:
+        raw = json.loads((run_dir / SESSION_FILE).read_text(encoding="utf-8"))
+        sid, start = int(raw["sid"]), int(raw["start"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    leader = procs.start_of(sid)
+    if leader is not None and leader != start:
+        return set()
+    return procs.session(sid, start)
 
 
 def _supervisord_pid(run_dir: Path) -> int | None:

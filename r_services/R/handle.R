@@ -84,9 +84,34 @@ safely_predict <- function(loaded, frame, params, timeout_s = Inf) {
 #'   timeout_s and R stopped it); 500 internal (the model broke the one-prediction-per-row
 #'   contract, or the reply could not be encoded).
 handle_predict <- function(loaded, body_text, timeout_s = Inf) {
+  # timeout_s bounds the whole call, not only predict: parsing and validating a huge body can
+  # take longer than the model itself (a 1e6-row request ran 30 s with timeout_s = 10).
+  deadline <- proc.time()[["elapsed"]] + timeout_s
+  arm_until(deadline)
+  on.exit(setTimeLimit(elapsed = Inf), add = TRUE)
+  out <- tryCatch(handle_in_time(loaded, body_text, deadline), error = function(e) e)
+  late <- proc.time()[["elapsed"]] >= deadline
+  # A step that turns R errors into a 400/422 may have caught the time limit's error itself.
+  if (!inherits(out, "error") && (out$status == 200L || !late)) return(out)
+  if (late) {
+    return(fail(504, "timeout", sprintf("model '%s' did not answer within its timeout of %s s",
+                                        loaded$meta$name, format(timeout_s, digits = 6))))
+  }
+  fail(500, "internal", conditionMessage(out))
+}
+
+# A time limit that fires at `deadline` (proc.time elapsed seconds); none when it is infinite.
+arm_until <- function(deadline) {
+  if (is.finite(deadline)) {
+    setTimeLimit(elapsed = max(0.01, deadline - proc.time()[["elapsed"]]), transient = TRUE)
+  }
+}
+
+handle_in_time <- function(loaded, body_text, deadline) {
   meta <- loaded$meta
   request <- tryCatch(jsonlite::fromJSON(body_text, simplifyVector = FALSE), error = function(e) e)
   if (inherits(request, "error")) {
+    if (proc.time()[["elapsed"]] >= deadline) stop(request)
     return(fail(400, "bad_request", paste0("the body is not valid JSON: ", conditionMessage(request))))
   }
   problem <- shape_problem(request, loaded$inputs) %||% params_problem(request[["params"]] %||% list(), meta)
@@ -99,18 +124,18 @@ handle_predict <- function(loaded, body_text, timeout_s = Inf) {
     frame <- columns_to_frame(request[["columns"]], request[["types"]] %||% list(), loaded$inputs)
   }
   params <- request[["params"]] %||% list()
-  started <- proc.time()[["elapsed"]]
-  result <- safely_predict(loaded, frame, params, timeout_s)
-  if (inherits(result, "error") && proc.time()[["elapsed"]] - started >= timeout_s) {
-    return(fail(504, "timeout", sprintf("model '%s' did not answer within its timeout of %s s",
-                                        meta$name, format(timeout_s, digits = 6)), rows))
-  }
+  result <- safely_predict(loaded, frame, params, max(0.01, deadline - proc.time()[["elapsed"]]))
+  if (inherits(result, "error") && proc.time()[["elapsed"]] >= deadline) stop(result)
+  arm_until(deadline)  # safely_predict lifted its limit on exit: encoding is in the budget too
   if (inherits(result, "error")) return(fail(422, "model_error", conditionMessage(result), rows))
   if (prediction_count(result) != nrow(frame)) {
     return(fail(500, "internal", sprintf("model '%s' returned %d predictions for %d rows",
                                          meta$name, prediction_count(result), nrow(frame)), rows))
   }
   body <- tryCatch(encode_predictions(result), error = function(e) e)
-  if (inherits(body, "error")) return(fail(500, "internal", conditionMessage(body), rows))
+  if (inherits(body, "error")) {
+    if (proc.time()[["elapsed"]] >= deadline) stop(body)
+    return(fail(500, "internal", conditionMessage(body), rows))
+  }
   reply(200, body, rows = rows)
 }

@@ -218,6 +218,13 @@ def test_keys_added_while_running_work_at_once(gw: Stack, capsys: pytest.Capture
 
 def test_rate_limit_answers_429_problem_json(tmp_path: Path) -> None:
     with start_stack(tmp_path, {}, {"rate_limit_rps": 1, "rate_limit_burst": 2}) as limited:
+        # The bucket is the key id's, however the header is spelt: no fresh bucket per spelling
+        # (first, while the per-address backstop is still empty).
+        secret = "s" * 43
+        spellings = [f"Bearer gw.0000000b.{secret}", f"bearer   gw.0000000b.{secret}", f"KEY gw.0000000b.{secret}",
+                     f"bEaReR gw.0000000b.{secret}x", f"Bearer\tgw.0000000b.{secret}"]
+        respelt = [limited.get("/healthz", headers={"Authorization": a}).status_code for a in spellings]
+        assert respelt[-2:] == [429, 429], respelt
         replies = [limited.get("/healthz") for _ in range(12)]
         codes = [r.status_code for r in replies]
         assert codes.count(200) <= 4 and codes.count(429) >= 8, codes
@@ -225,8 +232,9 @@ def test_rate_limit_answers_429_problem_json(tmp_path: Path) -> None:
         assert refused.headers["Content-Type"] == "application/problem+json"
         assert refused.json()["status"] == 429 and refused.headers["Retry-After"] == "1"
         # Another key has its own bucket, but inventing keys from one address hits its backstop.
-        assert limited.get("/healthz", headers={"Authorization": "Bearer other"}).status_code == 200
-        rotated = [limited.get("/healthz", headers={"Authorization": f"Bearer k{i}"}).status_code for i in range(30)]
+        assert limited.get("/healthz", headers={"Authorization": f"Bearer gw.0000000a.{secret}"}).status_code == 200
+        rotated = [limited.get("/healthz", headers={"Authorization": f"Bearer gw.{i:08x}.{secret}"}).status_code
+                   for i in range(16, 46)]
         assert rotated.count(429) >= 10, rotated
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from gateway.paths import REPO_ROOT
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
-from gateway.runtime.render import NGINX, nginx_command, render_all, render_to, supervisor_socket
+from gateway.runtime.render import NGINX, metrics_dir, nginx_command, render_all, render_to, supervisor_socket
 from gateway.runtime.tomlwrite import dump_toml
 from gateway.settings import Settings, load_settings, settings_from_dict
 
@@ -91,11 +91,14 @@ def test_nginx_error_bodies_are_json(rendered: dict[str, Path]) -> None:
     """Every `return` body NGINX answers is valid JSON once the request id is filled in."""
     text = rendered["nginx"].read_text()
     bodies = re.findall(r"return (\d{3}) '((?:[^'\\]|\\.)*)';", text)
-    assert {code for code, _ in bodies} == {"413", "503", "502", "404"}
+    assert {code for code, _ in bodies} == {"400", "413", "414", "429", "431", "503", "502", "404"}
     for code, raw in bodies:
         body = json.loads(re.sub(r"\\(.)", r"\1", raw).replace("${gateway_request_id}", "rid"))
-        if code in ("413", "503"):
-            assert body["status"] == int(code)
+        if code in ("400", "413", "414", "429", "431", "503"):
+            if "error_code" in body:  # the 429 on MLflow's routes: MLflow's own shape
+                assert code == "429" and body["message"]
+            else:
+                assert body["status"] == int(code)
             assert body["request_id"] == "rid"
     too_large = dict(bodies)["413"]
     assert f"limit of {BODY_LIMIT} bytes" in too_large
@@ -220,9 +223,10 @@ def test_observability_wiring(settings: Settings, plan: Plan) -> None:
     files = render_all(settings, plan)
     conf = configparser.RawConfigParser()
     conf.read(files["supervisord"])
-    metrics_dir = f"{plan.run_dir}/metrics"
-    assert f'PROMETHEUS_MULTIPROC_DIR="{metrics_dir}"' in conf.get("program:gunicorn", "environment")
-    assert Path(metrics_dir).is_dir()
+    metrics = metrics_dir(plan.run_dir)
+    assert f'PROMETHEUS_MULTIPROC_DIR="{metrics}"' in conf.get("program:gunicorn", "environment")
+    # In memory, never on run_dir's disk: a full disk would SIGBUS a worker writing an mmapped page.
+    assert metrics.parent == Path("/dev/shm") and not metrics.is_relative_to(plan.run_dir)
     assert conf.get("eventlistener:restarts", "events") == "PROCESS_STATE_STARTING"
     assert conf.get("eventlistener:restarts", "command").endswith(
         f"-m gateway.runtime.restarts {plan.run_dir}/restarts.json")
@@ -231,6 +235,7 @@ def test_observability_wiring(settings: Settings, plan: Plan) -> None:
         assert conf.get(section, "stdout_logfile_backups") == "7"
     config = runpy.run_path(str(files["gunicorn"]))
     assert callable(config["child_exit"])
+    assert f"os.makedirs({str(metrics)!r}, mode=0o700" in files["gunicorn"].read_text()
     nginx = files["nginx"].read_text()
     assert "log_format gateway escape=json '{" in nginx
     assert '"~^[A-Za-z0-9._-]{1,128}$" $http_x_request_id;' in nginx

@@ -120,3 +120,18 @@ test_that("an error within timeout_s stays R's own 422", {
   out <- handle_predict(loaded, wire_request(data.frame(x = 3)), timeout_s = 30)
   expect_error_reply(out, 422, "model_error", "no good")
 })
+
+test_that("timeout_s covers the whole call: a body too big to decode and check in time is a 504", {
+  model <- lm_loaded()
+  big <- wire_request(rows()[rep(1:3, length.out = 150000), ])
+  started <- proc.time()[["elapsed"]]
+  expect_identical(handle_predict(model$loaded, big)$status, 200L)
+  whole <- proc.time()[["elapsed"]] - started
+  predict_only <- system.time(predict(model$fit, rows()[rep(1:3, length.out = 150000), ]))[["elapsed"]]
+  # Before, only predict() was timed: a limit between the two let the request run to its end.
+  limit <- max(predict_only * 2, whole / 4)
+  expect_lt(limit, whole / 2)  # decoding and checking the body are most of the call
+  out <- handle_predict(model$loaded, big, timeout_s = limit)
+  expect_error_reply(out, 504, "timeout")
+  expect_identical(handle_predict(model$loaded, wire_request(rows()))$status, 200L)
+})
