@@ -94,7 +94,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def worker_host(directory: Path, store: Path, secret_file: Path, address: str) -> Iterator[Path]:
     """`gateway worker --listen 127.0.0.1`: echo's pool behind its own secret-checking NGINX."""
     config = directory / "worker.toml"
-    raw = {"server": {"run_dir": str(directory / "run"), "cluster_secret_file": str(secret_file)},
+    raw = {"server": {"run_dir": str(directory / "run"), "cluster_secret_file": str(secret_file), "user": ""},
            "store": {"path": str(store)}, "models": {"echo": {"backend": "plumber", "workers": 1, "hosts": [address]}}}
     config.write_text(dump_toml(raw), encoding="utf-8")
     settings = load_settings(config, env={})

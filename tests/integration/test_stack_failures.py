@@ -31,7 +31,7 @@ def test_a_broken_plumber_script_fails_up_fast_naming_the_program_and_rs_error(t
     message = str(caught.value)
     first = message.splitlines()[0]  # the cause first, in one line; the log tails after it
     assert first.startswith("model 'broken': plumber-broken-1 could not be started (FATAL in supervisord); R said: ")
-    assert "notafile.csv" in first  # R's own words, from the worker's log
+    assert "cannot open the connection" in first  # R's own words (read.csv of a missing file), from the worker's log
     assert stack._supervisord_pid(tmp_path / "run") is None
     assert processes_mentioning(tmp_path) == []
 

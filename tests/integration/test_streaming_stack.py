@@ -78,8 +78,8 @@ def test_400k_rows_stream_through_a_python_model_in_bounded_memory(gw: Stack) ->
     store = ModelStore(Path(gw.settings.store_path))
     path = store.version_dir("iris", store.resolve("iris", "latest")) / "model.skops"
     model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
-    distinct = [iris_row(i) for i in range(40 * 7 * 50 * 23)][:5000]
-    local = dict(zip(map(json.dumps, distinct), model.predict(pd.DataFrame(distinct)).tolist(), strict=True))
+    checked_rows = range(0, PY_ROWS, 997)  # compared with the estimator's own predict
+    local = model.predict(pd.DataFrame([iris_row(i) for i in checked_rows])).tolist()
 
     def body() -> Iterator[bytes]:  # generated as it is sent: `requests` sends it chunked
         for start in range(0, PY_ROWS, 10_000):
@@ -89,14 +89,12 @@ def test_400k_rows_stream_through_a_python_model_in_bounded_memory(gw: Stack) ->
         reply = gw.post("/models/iris/predict", data=body(), stream=True, timeout=600,
                         headers={"Content-Type": "application/x-ndjson"})
         assert reply.status_code == 200
-        count = checked = 0
+        count, got = 0, []
         for count, line in enumerate(reply.iter_lines(), start=1):
-            key = json.dumps(iris_row(count - 1))
-            if key in local and count % 997 == 0:
-                assert json.loads(line) == {"prediction": local[key]}, f"row {count}"
-                checked += 1
+            if (count - 1) % 997 == 0:
+                got.append(json.loads(line)["prediction"])
     assert count == PY_ROWS
-    assert checked > 100
+    assert got == local
     assert rss.peak_mb - rss.idle_mb < RSS_GROWTH_LIMIT_MB, (rss.idle_mb, rss.peak_mb)
 
 
