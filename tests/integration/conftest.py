@@ -8,6 +8,7 @@ process it ever saw is still alive.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -112,3 +113,16 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             return stacks.enter_context(start_stack(directory, models, server_overrides, **kwargs))
 
         yield factory
+
+
+def p99_latency(gw: Stack, path: str, body: Any, samples: int) -> float:
+    """p99 seconds of `samples` POSTs of `body` to `path`, one after another, each a 200."""
+    times = []
+    with requests.Session() as http:
+        http.trust_env = False
+        for _ in range(samples):
+            started = time.perf_counter()
+            reply = http.post(gw.url + path, json=body, timeout=60)
+            times.append(time.perf_counter() - started)
+            assert reply.status_code == 200, reply.text[:300]
+    return sorted(times)[int(0.99 * (samples - 1))]

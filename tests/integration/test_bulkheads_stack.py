@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from gateway.demo import build_iris
-from tests.integration.conftest import Stack, start_stack
+from tests.integration.conftest import Stack, p99_latency, start_stack
 from tests.integration.r_models import FUNCTION_MODELS, rscript
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -34,21 +34,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-def _p99(gw: Stack) -> float:
-    """p99 of SAMPLES iris predicts, one after another."""
-    times = []
-    with requests.Session() as http:
-        http.trust_env = False
-        for _ in range(SAMPLES):
-            started = time.perf_counter()
-            reply = http.post(gw.url + "/models/iris/predict", json=[IRIS_ROW], timeout=60)
-            times.append(time.perf_counter() - started)
-            assert reply.status_code == 200, reply.text
-    return sorted(times)[int(0.99 * (SAMPLES - 1))]
-
-
 def test_a_slow_models_clients_do_not_starve_another_model(gw: Stack) -> None:
-    idle = _p99(gw)
+    idle = p99_latency(gw, "/models/iris/predict", [IRIS_ROW], SAMPLES)
     stop = threading.Event()
     statuses: list[int] = []
     retry_after: set[str] = set()
@@ -70,7 +57,7 @@ def test_a_slow_models_clients_do_not_starve_another_model(gw: Stack) -> None:
         deadline = time.monotonic() + 30
         while statuses.count(200) < 2 and time.monotonic() < deadline:  # the load is on
             time.sleep(0.05)
-        loaded = _p99(gw)
+        loaded = p99_latency(gw, "/models/iris/predict", [IRIS_ROW], SAMPLES)
     finally:
         stop.set()
         for client in clients:

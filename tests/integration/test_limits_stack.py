@@ -17,7 +17,7 @@ import requests
 
 from gateway.runtime import stack
 from gateway.settings import load_settings
-from tests.integration.conftest import Stack, start_stack
+from tests.integration.conftest import Stack, p99_latency, start_stack
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 LOG_MAX_BYTES = 64 * 1024
@@ -124,18 +124,6 @@ SLOW_CLIENTS = 3000
 ATTACKER = "127.0.0.2"  # another loopback address: the per-address limits must not hit the normal client
 
 
-def _predict_p99(gw: Stack, samples: int = 40) -> float:
-    times = []
-    with requests.Session() as http:
-        http.trust_env = False
-        for _ in range(samples):
-            started = time.perf_counter()
-            reply = http.post(gw.url + "/models/iris/predict", json=[IRIS_ROW], timeout=30)
-            times.append(time.perf_counter() - started)
-            assert reply.status_code == 200, reply.text[:300]
-    return sorted(times)[int(0.99 * (samples - 1))]
-
-
 def _slow_clients(gw: Stack, count: int) -> list[socket.socket]:
     """`count` connections from ATTACKER: half stop inside their headers (slowloris), half after
     the headers and one byte of a 1000-byte body (a body trickled at a byte per 20 s)."""
@@ -163,11 +151,11 @@ def _answered_429(sock: socket.socket, deadline: float) -> bool:
 
 
 def test_a_thousand_slow_connections_from_one_address_do_not_stop_other_clients(gw: Stack) -> None:
-    idle = _predict_p99(gw)
+    idle = p99_latency(gw, "/models/iris/predict", [IRIS_ROW], 40)
     attackers = _slow_clients(gw, SLOW_CLIENTS)
     try:
         started = time.monotonic()
-        loaded = _predict_p99(gw)
+        loaded = p99_latency(gw, "/models/iris/predict", [IRIS_ROW], 40)
         window = time.monotonic() - started
         answers_by = time.monotonic() + 5
         refused = sum(_answered_429(sock, answers_by) for sock in attackers[1::2])

@@ -14,10 +14,9 @@ import pytest
 
 from gateway import private_files
 from gateway.auth import new_entry, write_keys
-from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.render import render_all, render_to
-from gateway.settings import Settings, settings_from_dict
 from gateway.store import ModelStore
+from tests.unit.test_render_secret import secret_settings
 
 SECRET = "s" * 43
 
@@ -75,18 +74,6 @@ def test_keys_file_and_its_new_directory_are_private(tmp_path: Path) -> None:
     shared.mkdir(mode=0o755)
     write_keys(shared / "keys.json", [entry])
     assert shared.stat().st_mode & 0o777 == 0o755  # an existing directory is the user's business
-
-
-def secret_settings(tmp_path: Path) -> tuple[Settings, Plan]:
-    secret = tmp_path / "cluster.secret"
-    secret.write_text(SECRET)
-    settings = settings_from_dict({"server": {"run_dir": "run", "cluster_secret_file": str(secret)}, "models": {}},
-                                  base_dir=tmp_path)
-    pool = PoolPlan("echo", "script", str(tmp_path / "plumber.R"), "script", (Endpoint("127.0.0.1", 40190),), 10.0,
-                    hosts=(Endpoint("10.0.0.2", 9100), Endpoint("10.0.0.3", 9100)))
-    plan = Plan(str(settings.run_dir), Endpoint("127.0.0.1", 40180), Endpoint("127.0.0.1", 40181),
-                Endpoint("127.0.0.1", 40182), {"echo": pool})
-    return settings, plan
 
 
 def test_rendered_configs_and_the_run_dir_are_private(tmp_path: Path) -> None:
