@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from gateway.backends.python import PythonBackend
 from gateway.backends.rpy2 import Rpy2Backend, missing_requirements
 from gateway.errors import ConfigError, GatewayError, NotFound, Unavailable
 from gateway.meta import ModelMeta
+from gateway.private_files import write_private
 from gateway.routing import Shadow, pick_version
 from gateway.settings import ModelSettings, Settings, cluster_secret
 from gateway.store import ModelStore
@@ -207,10 +207,9 @@ def pinned_versions(plan: Plan) -> dict[str, str]:
 
 def pin_versions(plan: Plan, checked: Checked) -> None:
     """Record the versions check_models checked, for the workers (see pinned_versions)."""
-    path = Path(plan.run_dir) / PINNED_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(checked.versions, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    # Private like the rest of the run dir; on reload it keeps the owner privileges.grant gave it
+    # at up (the service user, whose Gunicorn workers read it).
+    write_private(Path(plan.run_dir) / PINNED_FILE, json.dumps(checked.versions, indent=2), keep_owner=True)
 
 
 def _reason(exc: BaseException) -> str:

@@ -27,13 +27,14 @@ from pathlib import Path
 from gateway.errors import ConfigError
 from gateway.metrics import METRICS_DIR, metrics_dir
 from gateway.paths import REPO_ROOT
+from gateway.registry import PINNED_FILE
 from gateway.runtime.plan import GATEWAY_SOCKETS, PLAN_FILE, R_SOCKETS, Plan, socket_dir
 from gateway.settings import Settings
 
 # Run-dir entries the service user writes (Gunicorn's logs, NGINX workers' temp files, metrics).
 _SERVICE_DIRS = ("logs", "tmp", METRICS_DIR, "workers-ready")  # render.WORKERS_READY_DIR
 # Run-dir files Gunicorn reads (the rest, nginx.conf and supervisord.conf, only root reads).
-_SERVICE_FILES = ("settings.toml", PLAN_FILE, "gunicorn.conf.py")
+_SERVICE_FILES = ("settings.toml", PLAN_FILE, "gunicorn.conf.py", PINNED_FILE)
 CREATE_USERS = ("useradd --system --no-create-home --shell /usr/sbin/nologin {user}; "
                 "useradd --system --no-create-home --shell /usr/sbin/nologin --gid {user} {r_user}")
 

@@ -28,7 +28,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.backends.r_reply import last_r_error
 from gateway.metrics import RESTARTS_FILE, metrics_dir
-from gateway.private_files import UMASK, open_private, private_dir
+from gateway.private_files import UMASK, open_private, private_dir, write_private
 from gateway.registry import check_models, pin_versions
 from gateway.runtime import privileges, procs
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan, socket_dir
@@ -484,7 +484,7 @@ def _record_session(run_dir: Path, wait_s: float = 10.0) -> None:
         time.sleep(0.05)
     start = procs.start_of(pid)
     if procs.session_of(pid) == pid and start is not None:
-        (run_dir / SESSION_FILE).write_text(json.dumps({"sid": pid, "start": start}), encoding="utf-8")
+        write_private(run_dir / SESSION_FILE, json.dumps({"sid": pid, "start": start}))
 
 
 def _session_members(run_dir: Path) -> set[procs.Proc]:
