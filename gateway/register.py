@@ -105,8 +105,14 @@ def register_artefact(
         return _register_rds(store_root, name, path, _need_sample(sample, path), description, target)
     if suffix == ".r":
         return _register_script(store_root, name, path, sample, description)
+    saver = KINDS.saver(suffix.lstrip("."))
+    if saver is not None and saver.adopt is not None:
+        return _register_adopted(store_root, name, path, _need_sample(sample, path), description, saver.adopt,
+                                 target)
+    others = "".join(f", .{k.saver.fmt}" for k in KINDS if k.saver is not None and k.saver.adopt is not None)
     raise ConfigError(
-        f"{path.name}: unknown artefact type; expected .skops, .joblib, .rds, a plumber .R or a script directory"
+        f"{path.name}: unknown artefact type; expected .skops, .joblib{others}, .rds, a plumber .R or a script "
+        "directory"
     )
 
 
@@ -156,6 +162,23 @@ def _register_python_file(store_root: Path, name: str, path: Path, sample: Path,
         artefact = directory / f"model.{fmt}"
         shutil.copyfile(path, artefact)
         _write_python_meta(directory, name, version, artefact, frame, outputs, description, trusted)
+
+    return ModelStore(store_root).add_version(name, write)
+
+
+def _register_adopted(store_root: Path, name: str, path: Path, sample: Path, description: str,
+                      adopt: Any, target: str | None) -> str:
+    """A file in a backend kind's own format (model.onnx): the kind checks it against the sample."""
+    frame = pd.read_csv(sample)
+    if target is not None:
+        if target not in frame.columns:
+            raise ConfigError(f"target column {target!r} is not in the sample; its columns: "
+                              f"{', '.join(map(str, frame.columns))}")
+        frame = frame.drop(columns=target)
+
+    def write(directory: Path, version: str) -> None:
+        artefact = directory / f"model{path.suffix.lower()}"
+        _write_python_meta(directory, name, version, artefact, frame, adopt(path, frame, artefact), description)
 
     return ModelStore(store_root).add_version(name, write)
 

@@ -53,6 +53,9 @@ class Saver:
     fmt: str  # the `fmt` argument and the artefact's suffix (model.<fmt>)
     # (estimator, features sample, artefact path) → the outputs to record in model.json
     save: Callable[[Any, Any, Path], dict[str, Any]]
+    # `gateway register NAME file.<fmt> --sample CSV`: (file, features sample, artefact path) →
+    # the outputs; checks the file fits the sample and copies it to the artefact path
+    adopt: Callable[[Path, Any, Path], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ no Python code from the artefact (no pickle).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from gateway.meta import ModelMeta
 from gateway.schema_infer import infer_inputs
 from gateway.settings import ModelSettings
 
-INPUT = "input"  # the one input tensor of an all-numeric model: (rows, features), float32
+INPUT = "input"  # save's name for the one input of an all-numeric model: (rows, features), float32
 NUMERIC = ("double", "integer", "logical")  # float32 columns; "string" and "factor" are string columns
 DEFAULT_BATCH_ROWS = 64  # as for Python models: a 1-row run is mostly fixed cost
 DEFAULT_BATCH_WAIT_MS = 2.0
@@ -70,11 +71,12 @@ class OnnxBackend(Backend):
     def _feeds(self, table: Table) -> dict[str, Any]:
         """The session's inputs from a validated table: one float block, or one tensor per column
         (matched by position: skl2onnx rewrites names it finds unsafe)."""
-        if all(spec.type in NUMERIC for spec in self.meta.inputs):
+        nodes = self.session.get_inputs()
+        if len(nodes) == 1 and all(spec.type in NUMERIC for spec in self.meta.inputs):
             block = np.array([table.columns[spec.name] for spec in self.meta.inputs], dtype=np.float64)  # None: NaN
-            return {INPUT: block.T.astype(np.float32)}
+            return {nodes[0].name: block.T.astype(np.float32)}
         feeds = {}
-        for spec, node in zip(self.meta.inputs, self.session.get_inputs(), strict=True):
+        for spec, node in zip(self.meta.inputs, nodes, strict=True):
             values = table.columns[spec.name]
             column = (np.array(values, dtype=np.float64).astype(np.float32) if spec.type in NUMERIC
                       else np.array(values, dtype=object))
@@ -102,11 +104,7 @@ def save(estimator: Any, sample: Any, path: Path) -> dict[str, Any]:
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
-    specs = infer_inputs(sample)
-    for spec in specs:
-        if spec.type not in (*NUMERIC, "string", "factor"):
-            raise ConfigError(f"column {spec.name!r} is a {spec.type}: the ONNX backend takes numbers, text and "
-                              "categories (encode it before the model, or register with fmt=\"skops\")")
+    specs = _specs(sample)
     if all(spec.type in NUMERIC for spec in specs):
         types = [(INPUT, FloatTensorType([None, len(specs)]))]
     else:
@@ -120,17 +118,80 @@ def save(estimator: Any, sample: Any, path: Path) -> dict[str, Any]:
         raise ConfigError(f"skl2onnx could not convert {type(estimator).__name__}: "
                           f"{type(exc).__name__}: {str(exc)[:300]}") from exc
     path.write_bytes(model.SerializeToString())
-    meta = ModelMeta(name="-", version="-", language="python", format="onnx", artefact=path.name,
-                     inputs=tuple(specs), outputs={}, sha256="", created_at="", framework={})
-    backend = OnnxBackend(meta, path.parent)
-    backend.session = _session(path, f"the converted {type(estimator).__name__}")
-    head = sample.head(2)
-    backend.predict(Table({c: head[c].astype(object).tolist() for c in head.columns}, len(head)), {})  # or fails now
+    outputs = _outputs(None if classes is None else list(np.ravel(classes)))
+    _try(path, specs, outputs, sample, f"the converted {type(estimator).__name__}")
+    return outputs
+
+
+def adopt(source: Path, sample: Any, path: Path) -> dict[str, Any]:
+    """`gateway register NAME model.onnx --sample CSV`: a file converted elsewhere, with the
+    inputs `save` would have given it (see the module's docstring) and, for a classifier, a
+    probability tensor (no ZipMap). Raises ConfigError saying what does not fit."""
+    specs = _specs(sample)
+    session = _session(source, source.name)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    numeric = all(spec.type in NUMERIC for spec in specs)
+    if not (len(inputs) == len(specs) or (numeric and len(inputs) == 1)):
+        raise ConfigError(f"{source.name} takes {len(inputs)} input(s) ({', '.join(i.name for i in inputs)}); the "
+                          f"sample has {len(specs)} column(s): expected one input per column"
+                          + (", or one float input of all of them" if numeric else ""))
+    classes: list[Any] | None = None
+    if len(outputs) > 1:
+        if not outputs[1].type.startswith("tensor("):
+            raise ConfigError(f"{source.name}: its probabilities are a {outputs[1].type} (ZipMap); convert it "
+                              "with options={id(model): {'zipmap': False}}")
+        classes = _class_labels(source)
+    result = _outputs(classes)
+    _try(source, specs, result, sample, source.name)
+    shutil.copyfile(source, path)
+    return result
+
+
+def _specs(sample: Any) -> list[Any]:
+    specs = infer_inputs(sample)
+    for spec in specs:
+        if spec.type not in (*NUMERIC, "string", "factor"):
+            raise ConfigError(f"column {spec.name!r} is a {spec.type}: the ONNX backend takes numbers, text and "
+                              "categories (encode it before the model, or register with fmt=\"skops\")")
+    return list(specs)
+
+
+def _outputs(classes: list[Any] | None) -> dict[str, Any]:
+    """model.json's outputs: a regression, or a classifier with its labels (probability columns)."""
     if classes is None:
         return {"kind": "regression", "type": "double", "classes": None, "methods": ["response"]}
-    labels = [c.item() if isinstance(c, np.generic) else c for c in np.ravel(classes)]
-    kind = "integer" if np.asarray(classes).dtype.kind in "iu" else "string"
+    labels = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    kind = "integer" if all(isinstance(c, int) for c in labels) else "string"
     return {"kind": "classification", "type": kind, "classes": labels, "methods": ["response", "prob"]}
+
+
+def _class_labels(path: Path) -> list[Any]:
+    """The labels of the graph's ONNX-ML classifier node, in its probability columns' order."""
+    import onnx
+
+    for node in onnx.load(str(path)).graph.node:
+        if node.domain == "ai.onnx.ml" and node.op_type.endswith("Classifier"):
+            for attribute in node.attribute:
+                if attribute.name == "classlabels_strings":
+                    return [label.decode("utf-8") for label in attribute.strings]
+                if attribute.name == "classlabels_int64s":
+                    return list(attribute.ints)
+    raise ConfigError(f"{path.name} has two outputs but no ONNX-ML classifier node naming its classes")
+
+
+def _try(path: Path, specs: list[Any], outputs: dict[str, Any], sample: Any, where: str) -> None:
+    """Run the model on the sample's first rows, as served: it runs now, or registering fails."""
+    meta = ModelMeta(name="-", version="-", language="python", format="onnx", artefact=path.name,
+                     inputs=tuple(specs), outputs=outputs, sha256="", created_at="", framework={})
+    backend = OnnxBackend(meta, path.parent)
+    backend.session = _session(path, where)
+    head = sample.head(2)
+    table = Table({c: head[c].astype(object).tolist() for c in head.columns}, len(head))
+    for kind in outputs["methods"]:
+        try:
+            backend.predict(table, {"type": kind})
+        except ModelError as exc:
+            raise ConfigError(f"{where} cannot predict on the sample ({kind}): {exc}") from exc
 
 
 def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
@@ -148,5 +209,5 @@ def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
 
 KIND = BackendKind(
     name="onnx", language="python", summary="scikit-learn models converted to ONNX, run by ONNX Runtime in-process",
-    build=_build, preload=("onnxruntime",), saver=Saver("onnx", save),
+    build=_build, preload=("onnxruntime",), saver=Saver("onnx", save, adopt),
 )

@@ -19,7 +19,7 @@ from sklearn.preprocessing import OneHotEncoder
 from gateway.backends.base import Backend
 from gateway.codecs import Table, validate_table
 from gateway.errors import ConfigError, Unavailable
-from gateway.register import register_model
+from gateway.register import register_artefact, register_model
 from gateway.registry import Registry, build_registry
 from gateway.runtime.plan import make_plan
 from gateway.settings import settings_from_dict
@@ -100,3 +100,37 @@ def test_an_unknown_format_names_the_known_ones(tmp_path: Path) -> None:
     frame, labels = iris()
     with pytest.raises(ValueError, match="fmt must be one of 'skops', 'joblib', 'onnx', not 'pt'"):
         register_model(LogisticRegression(max_iter=1000).fit(frame, labels), "iris", frame, store=tmp_path, fmt="pt")
+
+
+def convert(model: Any, frame: pd.DataFrame, path: Path, *, zipmap: bool = False) -> Path:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onx = to_onnx(model, initial_types=[("x", FloatTensorType([None, frame.shape[1]]))],
+                  options={id(model): {"zipmap": zipmap}})
+    path.write_bytes(onx.SerializeToString())
+    return path
+
+
+def test_a_file_converted_elsewhere_registers_from_the_shell_with_its_classes(tmp_path: Path) -> None:
+    frame, labels = iris()
+    model = LogisticRegression(max_iter=1000).fit(frame, labels)
+    sample = tmp_path / "iris.csv"
+    frame.assign(species=labels).to_csv(sample, index=False)
+    source = convert(model, frame, tmp_path / "iris.onnx")
+    register_artefact(tmp_path / "store", "iris", source, sample, target="species")
+    meta = ModelStore(tmp_path / "store").read_meta("iris", "1")
+    assert (meta.format, meta.artefact, meta.outputs["classes"]) == ("onnx", "model.onnx", list(model.classes_))
+    backend = registry_for(tmp_path / "store", tmp_path, {"iris": {"backend": "onnx"}}).get("iris").backend()
+    probs = backend.predict(request(frame, backend), {"type": "prob"})
+    assert np.array([list(row.values()) for row in probs]) == pytest.approx(model.predict_proba(frame), abs=1e-5)
+
+
+def test_a_zipmap_classifier_is_refused_with_the_option_to_convert_it_with(tmp_path: Path) -> None:
+    frame, labels = iris()
+    sample = tmp_path / "iris.csv"
+    frame.to_csv(sample, index=False)
+    source = convert(LogisticRegression(max_iter=1000).fit(frame, labels), frame, tmp_path / "m.onnx", zipmap=True)
+    with pytest.raises(ConfigError, match=r"m\.onnx: its probabilities are a seq\(map\(string,tensor\(float\)\)\) "
+                                          r"\(ZipMap\); convert it with options=\{id\(model\): \{'zipmap': False\}\}"):
+        register_artefact(tmp_path / "store", "iris", source, sample)
