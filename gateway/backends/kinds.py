@@ -83,6 +83,9 @@ class KindRegistry:
     def register(self, kind: BackendKind) -> None:
         if kind.name in self._kinds:
             raise ValueError(f"backend kind {kind.name!r} is registered twice")
+        plain = {f.name for f in dataclasses.fields(ModelSettings) if f.default is not dataclasses.MISSING}
+        if unknown := [key for key in kind.keys if key not in plain]:
+            raise ValueError(f"backend kind {kind.name!r}: keys {unknown} are not [models] keys with a plain default")
         if kind.saver is not None and any(k.saver and k.saver.fmt == kind.saver.fmt for k in self):
             raise ValueError(f"format {kind.saver.fmt!r} of backend kind {kind.name!r} is registered twice")
         self._kinds[kind.name] = kind
@@ -108,7 +111,7 @@ class KindRegistry:
 
         Settings cannot ask the kinds (they sit below them), so the plan, the renderers and the
         registry call this before they read a model's backend."""
-        defaults = {f.name: f.default for f in dataclasses.fields(ModelSettings)}  # every kind's keys: plain defaults
+        defaults = {f.name: f.default for f in dataclasses.fields(ModelSettings)}  # kinds' keys have plain ones
         for model in settings.models.values():
             where = f"models.{model.name}"
             kind = self.get(model.backend, f"{where}.backend")

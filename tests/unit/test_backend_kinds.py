@@ -28,6 +28,8 @@ def test_a_second_kind_of_the_same_name_is_refused() -> None:
     kind = BackendKind(name="dup", language="python", summary="", build=build)
     with pytest.raises(ValueError, match="'dup' is registered twice"):
         KindRegistry([kind, kind])
+    with pytest.raises(ValueError, match=r"keys \['gpu'\] are not \[models\] keys"):
+        KindRegistry([BackendKind(name="gpu", language="python", summary="", build=build, keys=("gpu",))])
 
 
 def test_an_unknown_backend_names_the_key_the_value_and_the_kinds(tmp_path: Path) -> None:
