@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
     register = commands.add_parser("register", help="add a model file or Plumber script to the store")
     register.add_argument("name")
-    register.add_argument("path", type=Path, help=".skops, .joblib, .rds, a plumber .R / entrypoint.R or its folder")
+    register.add_argument("path", type=Path,
+                          help=".skops, .joblib, .onnx, .rds, a plumber .R / entrypoint.R or its folder")
     register.add_argument("--sample", type=Path, help="CSV slice of the training data (fixes the schema)")
     register.add_argument("--description", default="")
     register.add_argument("--target", help="the sample's target column, left out of the inputs")

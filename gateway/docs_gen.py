@@ -3,10 +3,11 @@
     python -m gateway.docs_gen            rewrite the blocks between the markers
     python -m gateway.docs_gen --check    exit 1, naming the stale blocks, if the page is out of date
 
-Four blocks: the routes (the Flask app's URL map), the config keys (the settings dataclasses;
+Five blocks: the routes (the Flask app's URL map), the config keys (the settings dataclasses;
 a field's comments in gateway/settings.py are its documentation), the errors (the GatewayError
-classes in gateway/errors.py; a class's docstring says when it is raised) and the R worker's
-error replies (tests/data/wire_errors.json, the golden file pytest and testthat both check).
+classes in gateway/errors.py; a class's docstring says when it is raised), the backend kinds
+(gateway.backends.KINDS) and the R worker's error replies (tests/data/wire_errors.json, the
+golden file pytest and testthat both check).
 Everything outside the markers is written by hand and left alone.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from gateway import errors, settings
+from gateway.backends import KINDS
 from gateway.paths import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "architecture.md"
@@ -120,6 +122,11 @@ def generated_blocks(app: Any) -> dict[str, str]:
                           for k, t, d, w in config_rows()]),
         "errors": _table(("class", "status", "code", "title", "MLflow `error_code`", "when"),
                          [(f"`{c}`", s, f"`{code}`", t, f"`{m}`", w) for c, s, code, t, m, w in error_rows()]),
+        "backends": _table(("backend", "language", "serves", "R pools", "preloaded", "its own keys", "register fmt"),
+                           [(f"`{k.name}`", k.language, k.summary, "yes" if k.r_pool else "no",
+                             ", ".join(f"`{m}`" for m in k.preload) or "-",
+                             ", ".join(f"`{key}`" for key in k.keys) or "-",
+                             f"`{k.saver.fmt}`" if k.saver else "-") for k in KINDS]),
         "wire-errors": _table(("R status", "R code", "when", "the gateway answers"),
                               [(s, f"`{code}`", w, g) for s, code, w, g in wire_error_rows()]),
     }

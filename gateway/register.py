@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.integrity import outside_links, tree_sha256
 from gateway.meta import ModelMeta
@@ -43,17 +44,27 @@ def register_model(
     names it, which drops it. skops (the default) loads without running code, and the types it
     does not trust by default that this estimator holds are recorded as trusted for this
     artefact (and only while its sha256 matches); "joblib" is for objects skops cannot save and
-    must be served with `trusted = true`. `targets` names the outputs of a multi-output model
-    (the training frame's y columns), which it answers keyed by them ("0", "1", ... without).
+    must be served with `trusted = true`. A backend kind with its own format takes its name
+    (fmt="onnx": converted with skl2onnx, served by backend = "onnx"). `targets` names the
+    outputs of a multi-output model (the training frame's y columns), which it answers keyed by
+    them ("0", "1", ... without).
     """
-    if fmt not in ("skops", "joblib"):
-        raise ValueError(f"fmt must be 'skops' or 'joblib', not {fmt!r}")
+    saver = KINDS.saver(fmt)
+    if fmt not in ("skops", "joblib") and saver is None:
+        formats = ["skops", "joblib", *(k.saver.fmt for k in KINDS if k.saver is not None)]
+        raise ValueError(f"fmt must be one of {', '.join(map(repr, formats))}, not {fmt!r}")
     sample = features_only(estimator, sample, target)
-    outputs = infer_outputs(estimator, sample, targets)
+    if saver is not None and getattr(estimator, "feature_names_in_", None) is not None:
+        sample = sample[[str(c) for c in estimator.feature_names_in_]]  # the converted model's column order
+    outputs = infer_outputs(estimator, sample, targets) if saver is None else {}
 
     def write(directory: Path, version: str) -> None:
         artefact = directory / f"model.{fmt}"
         trusted: list[str] = []
+        if saver is not None:
+            _write_python_meta(directory, name, version, artefact, sample,
+                               saver.save(estimator, sample, artefact), description)
+            return
         if fmt == "skops":
             import skops.io as sio
 
@@ -94,8 +105,14 @@ def register_artefact(
         return _register_rds(store_root, name, path, _need_sample(sample, path), description, target)
     if suffix == ".r":
         return _register_script(store_root, name, path, sample, description)
+    saver = KINDS.saver(suffix.lstrip("."))
+    if saver is not None and saver.adopt is not None:
+        return _register_adopted(store_root, name, path, _need_sample(sample, path), description, saver.adopt,
+                                 target)
+    others = "".join(f", .{k.saver.fmt}" for k in KINDS if k.saver is not None and k.saver.adopt is not None)
     raise ConfigError(
-        f"{path.name}: unknown artefact type; expected .skops, .joblib, .rds, a plumber .R or a script directory"
+        f"{path.name}: unknown artefact type; expected .skops, .joblib{others}, .rds, a plumber .R or a script "
+        "directory"
     )
 
 
@@ -145,6 +162,23 @@ def _register_python_file(store_root: Path, name: str, path: Path, sample: Path,
         artefact = directory / f"model.{fmt}"
         shutil.copyfile(path, artefact)
         _write_python_meta(directory, name, version, artefact, frame, outputs, description, trusted)
+
+    return ModelStore(store_root).add_version(name, write)
+
+
+def _register_adopted(store_root: Path, name: str, path: Path, sample: Path, description: str,
+                      adopt: Any, target: str | None) -> str:
+    """A file in a backend kind's own format (model.onnx): the kind checks it against the sample."""
+    frame = pd.read_csv(sample)
+    if target is not None:
+        if target not in frame.columns:
+            raise ConfigError(f"target column {target!r} is not in the sample; its columns: "
+                              f"{', '.join(map(str, frame.columns))}")
+        frame = frame.drop(columns=target)
+
+    def write(directory: Path, version: str) -> None:
+        artefact = directory / f"model{path.suffix.lower()}"
+        _write_python_meta(directory, name, version, artefact, frame, adopt(path, frame, artefact), description)
 
     return ModelStore(store_root).add_version(name, write)
 

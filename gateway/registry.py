@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.backends import KINDS
 from gateway.backends.base import Backend, Health
-from gateway.backends.plumber import PlumberBackend
-from gateway.backends.python import PythonBackend
-from gateway.backends.rpy2 import Rpy2Backend, missing_requirements
+from gateway.backends.kinds import BackendKind, BuildContext
+from gateway.backends.kinds import version_order as _version_order
 from gateway.errors import ConfigError, GatewayError, NotFound, Unavailable
 from gateway.meta import ModelMeta
 from gateway.private_files import write_private
 from gateway.routing import Shadow, pick_version
-from gateway.settings import ModelSettings, Settings, cluster_secret
+from gateway.settings import ModelSettings, Settings
 from gateway.store import ModelStore
 from gateway.topology import Plan
 
@@ -43,6 +43,14 @@ class ServedModel:
     @property
     def name(self) -> str:
         return self.settings.name
+
+    @property
+    def kind(self) -> BackendKind:
+        return KINDS.get(self.settings.backend)
+
+    @property
+    def language(self) -> str:
+        return self.kind.language
 
     @property
     def meta(self) -> ModelMeta:
@@ -140,6 +148,7 @@ def build_registry(settings: Settings, plan: Plan, *, load: bool = True, isolate
     ready, with its reason, and every other model serves. With pinned=False, "latest" is the
     store's newest version even where the last up/reload pinned another (see pinned_versions).
     """
+    KINDS.check_settings(settings)
     store = ModelStore(settings.store_path)
     pins = pinned_versions(plan) if pinned else {}
     models: dict[str, ServedModel] = {}
@@ -184,7 +193,7 @@ def check_models(settings: Settings, plan: Plan) -> Checked:
                 problem = _reason(exc)
                 break
         if problem is None:
-            if served.settings.backend in ("python", "rpy2"):
+            if not served.kind.r_pool:  # a pool's version is fixed in the run plan instead
                 versions[served.name] = served.current
             continue
         if not served.settings.optional:
@@ -225,7 +234,8 @@ def _apply_rollout(served: ServedModel, model: ModelSettings) -> None:
     def resolve(name: str, key: str) -> str:
         version = model.aliases.get(name, name)
         if version not in served.versions:
-            hint = "" if model.backend == "python" else " (an R pool starts at `gateway up` per stored version named)"
+            pool = KINDS.get(model.backend).r_pool
+            hint = " (an R pool starts at `gateway up` per stored version named)" if pool else ""
             raise ConfigError(f"{where}.{key}: {name!r} is not a served version{hint}; "
                               f"served: {', '.join(served.versions)}")
         return version
@@ -238,83 +248,7 @@ def _apply_rollout(served: ServedModel, model: ModelSettings) -> None:
 
 def _served_model(model: ModelSettings, settings: Settings, store: ModelStore, plan: Plan,
                   pinned: str | None = None) -> ServedModel:
-    if model.backend == "python":
-        current = _current(store, model, pinned)
-
-        def python_backend(version: str) -> Backend:
-            meta = store.read_meta(model.name, version)
-            if meta.language != "python":
-                raise ConfigError(
-                    f"models.{model.name}: version {version} is an R model ({meta.format}); "
-                    "use backend = \"plumber\" or \"rpy2\""
-                )
-            return PythonBackend(meta, store.version_dir(model.name, version), trusted=model.trusted)
-
-        served = ServedModel(model, current=current, versions=store.versions(model.name))
-        served._factory = python_backend
-        return served
-    if model.backend == "plumber":
-        pool = plan.pools.get(model.name)
-        if pool is None:
-            raise ConfigError(f"models.{model.name}: the run plan has no R pool for it; run `gateway up`")
-        meta = (
-            script_meta(model.name) if pool.version == "script" else store.read_meta(model.name, pool.version)
-        )
-        if meta.language != "r":
-            raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
-        backends: dict[str, Backend] = {
-            pool.version: PlumberBackend(meta, model, pool, plan.internal_url, cluster_secret(settings),
-                                         run_dir=plan.run_dir)
-        }
-        for extra in plan.all_pools:  # the versions its aliases, traffic and shadow name
-            if extra.model == model.name and not extra.primary:
-                extra_meta = store.read_meta(model.name, extra.version)
-                backends[extra.version] = PlumberBackend(extra_meta, model, extra, plan.internal_url,
-                                                         cluster_secret(settings), run_dir=plan.run_dir)
-        return ServedModel(model, current=pool.version, versions=sorted(backends, key=_version_order),
-                           backends=backends)
-    if model.backend == "rpy2":
-        return _rpy2_model(model, store, pinned)
-    raise ConfigError(f"models.{model.name}: unknown backend {model.backend!r}; use python, plumber or rpy2")
-
-
-def _current(store: ModelStore, model: ModelSettings, pinned: str | None) -> str:
-    """The configured version; "latest" is the one pinned at the last up/reload while stored."""
-    if model.version == "latest" and pinned is not None and pinned in store.versions(model.name):
-        return pinned
-    return store.resolve(model.name, model.version)
-
-
-def _rpy2_model(model: ModelSettings, store: ModelStore, pinned: str | None = None) -> ServedModel:
-    """Checked here without starting R (`gateway up` runs this in the CLI): R starts on load."""
-    problem = missing_requirements()
-    if problem is not None:
-        raise ConfigError(f"models.{model.name}: backend = \"rpy2\" needs R in-process, but {problem}")
-    current = _current(store, model, pinned)
-
-    def rpy2_backend(version: str) -> Backend:
-        meta = store.read_meta(model.name, version)
-        if meta.language != "r" or meta.format != "rds":
-            raise ConfigError(
-                f"models.{model.name}: version {version} is a {meta.language} {meta.format} model; "
-                "backend = \"rpy2\" serves saved R models (model.rds); use \"python\" or \"plumber\""
-            )
-        return Rpy2Backend(meta, store.version_dir(model.name, version), model)
-
-    rpy2_backend(current)  # refuse a wrong artefact at start-up, not on the first request
-    served = ServedModel(model, current=current, versions=store.versions(model.name))
-    served._factory = rpy2_backend
+    resolved = KINDS.get(model.backend).build(model, BuildContext(settings, store, plan, pinned))
+    served = ServedModel(model, current=resolved.current, versions=resolved.versions, backends=resolved.backends)
+    served._factory = resolved.make
     return served
-
-
-def script_meta(name: str) -> ModelMeta:
-    """Metadata for a script named in the config: no schema, so rows pass as sent."""
-    return ModelMeta(
-        name=name, version="script", language="r", format="plumber", artefact="plumber.R",
-        inputs=(), outputs={}, sha256="", created_at="", framework={},
-        description="a Plumber script served as written",
-    )
-
-
-def _version_order(version: str) -> tuple[int, str]:
-    return (int(version), "") if version.isdigit() else (-1, version)

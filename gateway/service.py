@@ -12,8 +12,7 @@ from typing import Any
 import urllib3
 
 from gateway import context, metrics
-from gateway.backends.base import Backend
-from gateway.backends.plumber import PlumberBackend
+from gateway.backends.base import Backend, Forwarder
 from gateway.batching import MicroBatcher
 from gateway.bulkhead import Bulkheads
 from gateway.codecs import DecodedRequest, Table, decode_request, validate_table
@@ -112,7 +111,7 @@ class PredictionService:
                 body: bytes) -> urllib3.BaseHTTPResponse:
         """`/plumber/<name>/<path>`: a Plumber script's own route, passed through and timed."""
         backend = self.registry.get(name).backend()
-        if not isinstance(backend, PlumberBackend) or backend.pool.kind != "script":
+        if not isinstance(backend, Forwarder):
             raise NotFound(f"model '{name}' is not a Plumber script; use /models/{name}/predict", model=name)
         record = context.current()
         if record is not None:
@@ -167,12 +166,11 @@ class PredictionService:
 
     def describe(self, served: ServedModel, *, full: bool) -> dict[str, Any]:
         health = served.health()
-        language = "python" if served.settings.backend == "python" else "r"
         summary: dict[str, Any] = {
             "name": served.name,
             "version": served.current,
             "backend": served.settings.backend,
-            "language": language,
+            "language": served.language,
             "ready": health.ready,
         }
         if not health.ready and health.detail:

@@ -16,7 +16,6 @@ from typing import Any, Literal, get_args, get_type_hints
 
 from gateway.errors import ConfigError
 
-BackendName = Literal["python", "plumber", "rpy2"]
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
@@ -83,7 +82,9 @@ class BatchSettings:
 @dataclass(frozen=True)
 class ModelSettings:
     name: str
-    backend: BackendName = "python"  # python: in-process; plumber: an R worker pool; rpy2: R in-process
+    # The name of a registered backend kind (gateway.backends.KINDS; docs/models.md lists them):
+    # python (scikit-learn in-process), plumber (R worker pools), rpy2 (R in-process), ...
+    backend: str = "python"
     version: str = "latest"  # the stored version served; latest: the newest at start
     description: str = ""  # shown in the model's metadata
     trusted: bool = False  # trust every skops type and pickle/joblib artefacts (they run code when loaded)
@@ -300,8 +301,6 @@ def _validate(settings: Settings) -> None:
                 raise ConfigError(f"{where}.hosts: {host!r} is not host:port")
         if any(weight < 0 for weight in model.traffic.values()) or (model.traffic and not sum(model.traffic.values())):
             raise ConfigError(f"{where}.traffic: weights are whole numbers >= 0 with a positive sum")
-        if model.hosts and model.backend != "plumber":
-            raise ConfigError(f"{where}.hosts needs backend = \"plumber\"")
         if model.max_in_flight < 0:
             raise ConfigError(f"{where}.max_in_flight must be >= 0 (0: no cap)")
         size, wait = model.batch.max_size, model.batch.max_wait_ms
@@ -314,8 +313,6 @@ def _validate(settings: Settings) -> None:
                 f"{where}.timeout_s = {model.timeout_s} must be at least 10 s below "
                 f"server.timeout_s = {server.timeout_s}; raise server.timeout_s"
             )
-        if model.script is not None and model.backend != "plumber":
-            raise ConfigError(f"{where}.script needs backend = \"plumber\"")
         if model.script is not None and not settings.resolve(model.script).exists():  # a file or its folder
             raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")
 

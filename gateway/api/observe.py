@@ -80,6 +80,6 @@ def _models() -> Iterator[metrics.ModelState]:
         health = served.health()
         yield metrics.ModelState(
             name=served.name, version=served.current, backend=served.settings.backend,
-            language="python" if served.settings.backend == "python" else "r", sha256=sha256,
+            language=served.language, sha256=sha256,
             ready=health.ready, timeout_s=served.settings.timeout_s, live=health.live, total=health.total,
         )

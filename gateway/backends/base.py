@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from gateway.codecs.table import Table
 from gateway.meta import ModelMeta
+
+if TYPE_CHECKING:
+    import urllib3
 
 
 @dataclass(frozen=True)
@@ -60,3 +63,12 @@ class Backend(ABC):
 
     def unload(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release what load() took; the default holds nothing."""
+
+
+@runtime_checkable
+class Forwarder(Protocol):
+    """A backend that passes a request to the user's own routes (`/plumber/<name>/<path>`);
+    the core asks for this capability, never for a backend's class."""
+
+    def forward(self, method: str, path: str, query: bytes, headers: list[tuple[str, str]],
+                body: bytes) -> urllib3.BaseHTTPResponse: ...

@@ -1,4 +1,6 @@
-"""R models in supervisor-managed Plumber pools, reached through the internal NGINX upstream.
+"""R in supervisor-managed Plumber pools, reached through the internal NGINX upstream: the
+generic worker pool (saved R models, gatewayr's wire format) and the user-script pool (a
+plumber.R served as written; only it passes requests through, see `forward`).
 
 NGINX balances (least_conn) and retries another worker on connection errors and 502s; this
 backend adds explicit timeouts and turns every failure into the contract's status.
@@ -21,6 +23,7 @@ from urllib3.util import SKIP_HEADER
 
 from gateway import context
 from gateway.backends.base import Backend, BatchDefaults, Health
+from gateway.backends.kinds import BackendKind, BuildContext, Resolved, version_order
 from gateway.backends.r_reply import last_r_error, predictions_from_reply
 from gateway.codecs import (
     Table,
@@ -32,7 +35,7 @@ from gateway.codecs import (
 from gateway.errors import BadGateway, ConfigError, GatewayError, GatewayTimeout, NotFound, Unavailable
 from gateway.integrity import file_problem, tree_problem
 from gateway.meta import ModelMeta
-from gateway.settings import ModelSettings
+from gateway.settings import ModelSettings, cluster_secret
 from gateway.topology import Endpoint, PoolPlan
 from gateway.unix_http import SOCKET_HOST, UnixAdapter, connection_pool
 
@@ -97,7 +100,9 @@ class _Sessions:
         return self._session
 
 
-class PlumberBackend(Backend):
+class PlumberPool(Backend):
+    """A generic R worker pool: gatewayr loads the saved model and answers the wire format."""
+
     kind = "plumber"
 
     def __init__(self, meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
@@ -114,21 +119,16 @@ class PlumberBackend(Backend):
         self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.upstreams)), internal_url=internal_url)
 
     def batching(self) -> BatchDefaults:
-        """On for the generic worker (R's predict is vectorised); off for a user's own script,
-        whose route may not be row-wise, unless its config sets batch.max_size."""
-        size = DEFAULT_BATCH_ROWS if self.pool.kind == "model" else 1
-        return BatchDefaults(size, DEFAULT_BATCH_WAIT_MS, slots=len(self.pool.upstreams))
+        """On: R's predict is vectorised; one call slot per worker."""
+        return BatchDefaults(DEFAULT_BATCH_ROWS, DEFAULT_BATCH_WAIT_MS, slots=len(self.pool.upstreams))
 
     def check(self) -> None:
-        """A stored version's files are the registered ones (R checks them again as it loads);
-        a script named by path in the config is served as written, unchecked."""
-        if self.meta.version == "script" or (self.pool.hosts and not self.pool.workers):
+        """A stored version's files are the registered ones (R checks them again as it loads)."""
+        if self.pool.hosts and not self.pool.workers:
             return
-        directory = Path(self.pool.target)
-        if self.pool.kind == "script":
-            problem = tree_problem(directory.parent, self.meta.tree_sha256)
-        else:
-            problem = file_problem(directory / self.meta.artefact, self.meta.sha256)
+        self._refuse(file_problem(Path(self.pool.target) / self.meta.artefact, self.meta.sha256))
+
+    def _refuse(self, problem: str | None) -> None:
         if problem is not None:
             raise ConfigError(f"model '{self.model.name}' version {self.meta.version}: {problem}")
 
@@ -136,50 +136,10 @@ class PlumberBackend(Backend):
         """Nothing to load here: supervisord runs the pool; readiness comes from health()."""
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
-        if self.pool.kind == "model":
-            body = encode_wire_request(table, self.meta.inputs, params, self.model.name)
-            reply = self._post("/predict", body)
-            return self._decode(reply, lambda doc: decode_wire_reply(doc, table.n_rows))
-        route = self.model.predict_route
-        if route is None:
-            raise NotFound(
-                f"model '{self.model.name}' is a Plumber script with no predict_route in its config; "
-                f"call its own routes under /plumber/{self.model.name}/",
-                model=self.model.name,
-            )
-        reply = self._post(route, encode_script_request(table, self.model.input_format), {PREDICT_HEADER: "1"})
-        return self._decode(reply, lambda doc: normalise_script_reply(doc, table.n_rows))
+        body = encode_wire_request(table, self.meta.inputs, params, self.model.name)
+        reply = self._post("/predict", body)
+        return self._decode(reply, lambda doc: decode_wire_reply(doc, table.n_rows))
 
-    def forward(
-        self, method: str, path: str, query: bytes, headers: list[tuple[str, str]], body: bytes
-    ) -> urllib3.BaseHTTPResponse:
-        """Pass a request to the script's own route unchanged (for /plumber/<name>/<path>).
-
-        `path` is already confined and escaped (gateway.api.plumber_path); it goes under this
-        pool's prefix, whatever it says. No session, no cookie jar: the connection pool is
-        shared, nothing else is, so a request carries its own client's headers only, and the
-        reply's headers stay as they came (Set-Cookie not folded, body not decoded).
-        """
-        target = f"{self._base_path}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
-        # The id the gateway settled on replaces the client's (which may have been refused).
-        trace = context.trace_headers()
-        sent = urllib3.HTTPHeaderDict()
-        for name, value in headers:
-            if name.lower() not in {h.lower() for h in trace}:
-                sent.add(name, value)
-        sent.update(trace)
-        for name in ("User-Agent", "Accept-Encoding"):  # only what the client itself sent
-            sent.setdefault(name, SKIP_HEADER)
-        try:
-            reply = self._sessions.pool().urlopen(
-                method, target, body=body or None, headers=sent, timeout=self._timeout, retries=False,
-                redirect=False, preload_content=True, decode_content=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise self._transport_error(exc) from exc
-        if reply.headers.get(UPSTREAM_FAILED_HEADER):
-            raise self._pool_failure()
-        return reply
 
     def health(self) -> Health:
         """Local workers: live = accepting connections on their socket (a worker busy with a long
@@ -253,6 +213,62 @@ class PlumberBackend(Backend):
             "and the retry on another worker failed too", model=name,
         )
 
+class ScriptPool(PlumberPool):
+    """A user's Plumber script: predict calls its `predict_route`; its own routes pass through."""
+
+    def batching(self) -> BatchDefaults:
+        """Off: a user's route may not be row-wise, unless its config sets batch.max_size."""
+        return BatchDefaults(1, DEFAULT_BATCH_WAIT_MS, slots=len(self.pool.upstreams))
+
+    def check(self) -> None:
+        """A stored script's directory is the registered one; a script named by path in the
+        config is served as written, unchecked."""
+        if self.meta.version == "script" or (self.pool.hosts and not self.pool.workers):
+            return
+        self._refuse(tree_problem(Path(self.pool.target).parent, self.meta.tree_sha256))
+
+    def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
+        route = self.model.predict_route
+        if route is None:
+            raise NotFound(
+                f"model '{self.model.name}' is a Plumber script with no predict_route in its config; "
+                f"call its own routes under /plumber/{self.model.name}/",
+                model=self.model.name,
+            )
+        reply = self._post(route, encode_script_request(table, self.model.input_format), {PREDICT_HEADER: "1"})
+        return self._decode(reply, lambda doc: normalise_script_reply(doc, table.n_rows))
+
+    def forward(
+        self, method: str, path: str, query: bytes, headers: list[tuple[str, str]], body: bytes
+    ) -> urllib3.BaseHTTPResponse:
+        """Pass a request to the script's own route unchanged (for /plumber/<name>/<path>).
+
+        `path` is already confined and escaped (gateway.api.plumber_path); it goes under this
+        pool's prefix, whatever it says. No session, no cookie jar: the connection pool is
+        shared, nothing else is, so a request carries its own client's headers only, and the
+        reply's headers stay as they came (Set-Cookie not folded, body not decoded).
+        """
+        target = f"{self._base_path}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
+        # The id the gateway settled on replaces the client's (which may have been refused).
+        trace = context.trace_headers()
+        sent = urllib3.HTTPHeaderDict()
+        for name, value in headers:
+            if name.lower() not in {h.lower() for h in trace}:
+                sent.add(name, value)
+        sent.update(trace)
+        for name in ("User-Agent", "Accept-Encoding"):  # only what the client itself sent
+            sent.setdefault(name, SKIP_HEADER)
+        try:
+            reply = self._sessions.pool().urlopen(
+                method, target, body=body or None, headers=sent, timeout=self._timeout, retries=False,
+                redirect=False, preload_content=True, decode_content=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+        if reply.headers.get(UPSTREAM_FAILED_HEADER):
+            raise self._pool_failure()
+        return reply
+
 
 def _accepts(endpoint: Endpoint) -> bool:
     try:
@@ -265,3 +281,48 @@ def _accepts(endpoint: Endpoint) -> bool:
             return True
     except OSError:
         return False
+
+
+def pool_backend(meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
+                 cluster_secret: str = "", run_dir: str | None = None) -> PlumberPool:
+    """The backend for one pool of the plan: a user's script pool, or the generic worker pool."""
+    cls = ScriptPool if pool.kind == "script" else PlumberPool
+    return cls(meta, model, pool, internal_url, cluster_secret, run_dir=run_dir)
+
+
+def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
+    """The pools `gateway up` planned for the model: its current version and those its aliases,
+    traffic and shadow name (R pools start at up, so no other version is served)."""
+    plan = ctx.plan
+    pool = plan.pools.get(model.name)
+    if pool is None:
+        raise ConfigError(f"models.{model.name}: the run plan has no R pool for it; run `gateway up`")
+    meta = script_meta(model.name) if pool.version == "script" else ctx.store.read_meta(model.name, pool.version)
+    if meta.language != "r":
+        raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
+    secret = cluster_secret(ctx.settings)
+    backends: dict[str, Backend] = {
+        pool.version: pool_backend(meta, model, pool, plan.internal_url, secret, run_dir=plan.run_dir)
+    }
+    for extra in plan.all_pools:  # the versions its aliases, traffic and shadow name
+        if extra.model == model.name and not extra.primary:
+            extra_meta = ctx.store.read_meta(model.name, extra.version)
+            backends[extra.version] = pool_backend(extra_meta, model, extra, plan.internal_url, secret,
+                                                   run_dir=plan.run_dir)
+    return Resolved(pool.version, sorted(backends, key=version_order), backends=backends)
+
+
+def script_meta(name: str) -> ModelMeta:
+    """Metadata for a script named in the config: no schema, so rows pass as sent."""
+    return ModelMeta(
+        name=name, version="script", language="r", format="plumber", artefact="plumber.R",
+        inputs=(), outputs={}, sha256="", created_at="", framework={},
+        description="a Plumber script served as written",
+    )
+
+
+KIND = BackendKind(
+    name="plumber", language="r",
+    summary="saved R models in generic R worker pools, or a user's Plumber script served as written",
+    build=_build, r_pool=True, keys=("hosts", "script"),
+)

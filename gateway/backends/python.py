@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 
 from gateway.backends.base import Backend, BatchDefaults
+from gateway.backends.kinds import BackendKind, BuildContext, Resolved
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
 from gateway.errors import ConfigError, ModelError
 from gateway.integrity import file_problem
 from gateway.meta import METHODS, InputSpec, ModelMeta
+from gateway.settings import ModelSettings
 
 DEFAULT_BATCH_ROWS = 64  # see bench/serving.py: batching on vs off for iris
 DEFAULT_BATCH_WAIT_MS = 2.0
@@ -138,3 +140,25 @@ def to_frame(table: Table, inputs: tuple[InputSpec, ...]) -> pd.DataFrame:
         else:
             data[spec.name] = pd.Series(values, dtype="object")
     return pd.DataFrame(data)
+
+
+def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
+    """Every stored version; each loads on first use (the named ones at start)."""
+    current = ctx.current(model)
+
+    def make(version: str) -> Backend:
+        meta = ctx.store.read_meta(model.name, version)
+        if meta.language != "python":
+            raise ConfigError(
+                f"models.{model.name}: version {version} is an R model ({meta.format}); "
+                "use backend = \"plumber\" or \"rpy2\""
+            )
+        return PythonBackend(meta, ctx.store.version_dir(model.name, version), trusted=model.trusted)
+
+    return Resolved(current, ctx.store.versions(model.name), make)
+
+
+KIND = BackendKind(
+    name="python", language="python", summary="scikit-learn estimators and callables (skops, joblib), in-process",
+    build=_build, preload=("sklearn", "skops.io"),
+)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.backends.base import Backend, BatchDefaults, Health
+from gateway.backends.kinds import BackendKind, BuildContext, Resolved
 from gateway.backends.r_reply import predictions_from_reply
 from gateway.codecs import Table, decode_wire_reply, encode_wire_request
 from gateway.errors import ConfigError, GatewayTimeout
@@ -212,3 +213,29 @@ class Rpy2Backend(Backend):
         with self._r.lock:  # dropping the last reference releases the R object: under the lock
             self._loaded = None
 
+
+
+def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
+    """Checked here without starting R (`gateway up` runs this in the CLI): R starts on load."""
+    problem = missing_requirements()
+    if problem is not None:
+        raise ConfigError(f"models.{model.name}: backend = \"rpy2\" needs R in-process, but {problem}")
+    current = ctx.current(model)
+
+    def make(version: str) -> Backend:
+        meta = ctx.store.read_meta(model.name, version)
+        if meta.language != "r" or meta.format != "rds":
+            raise ConfigError(
+                f"models.{model.name}: version {version} is a {meta.language} {meta.format} model; "
+                "backend = \"rpy2\" serves saved R models (model.rds); use \"python\" or \"plumber\""
+            )
+        return Rpy2Backend(meta, ctx.store.version_dir(model.name, version), model)
+
+    make(current)  # refuse a wrong artefact at start-up, not on the first request
+    return Resolved(current, ctx.store.versions(model.name), make)
+
+
+KIND = BackendKind(
+    name="rpy2", language="r", summary="saved R models (model.rds) in an R embedded in each Gunicorn worker",
+    build=_build,
+)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.runtime.tomlwrite import settings_to_toml
 from gateway.settings import KubernetesSettings, ModelSettings, Settings
@@ -31,7 +32,8 @@ def render_manifests(settings: Settings) -> dict[str, list[dict[str, Any]]]:
     """File name → the documents it holds. Versions are pinned from the store now."""
     k8s = settings.kubernetes
     store = ModelStore(settings.store_path)
-    pools = [m for m in settings.models.values() if m.backend == "plumber"]
+    KINDS.check_settings(settings)
+    pools = [m for m in settings.models.values() if KINDS.get(m.backend).r_pool]
     files: dict[str, list[dict[str, Any]]] = {
         "store.yaml": [_store_claim(k8s)],
         "gateway.yaml": _gateway(settings, k8s, pools),

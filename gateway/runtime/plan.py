@@ -14,6 +14,7 @@ import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
+from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.settings import ModelSettings, Settings
 from gateway.store import ModelStore
@@ -36,7 +37,8 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     """Resolve ports (0 → a free loopback port) and the versions each R pool will serve."""
     server = settings.server
     store = ModelStore(settings.store_path)
-    r_models = [m for m in settings.models.values() if m.backend == "plumber"]
+    KINDS.check_settings(settings)
+    r_models = [m for m in settings.models.values() if KINDS.get(m.backend).r_pool]
     rollouts = {m.name: rollout_versions(m, store) for m in r_models}
     n_workers = sum(m.workers * (1 + len(rollouts[m.name])) for m in r_models)
     sockets = socket_dir(settings.run_dir)
@@ -151,10 +153,11 @@ def make_worker_plan(settings: Settings, listen_host: str) -> Plan:
     It runs the pools of every model whose `hosts` names this address; each pool gets its
     model's `workers` local Plumber processes behind an NGINX on that host:port.
     """
+    KINDS.check_settings(settings)
     store = ModelStore(settings.store_path)
     assigned = [
         (model, _endpoint(address))
-        for model in settings.models.values() if model.backend == "plumber"
+        for model in settings.models.values() if KINDS.get(model.backend).r_pool
         for address in model.hosts if _endpoint(address).host == listen_host
     ]
     if not assigned:

@@ -20,6 +20,7 @@ from typing import Any
 
 import jinja2
 
+from gateway.backends import KINDS
 from gateway.errors import (
     BadRequest,
     ConfigError,
@@ -48,9 +49,8 @@ GRACEFUL_TIMEOUT_S = 30
 # Under run_dir: one empty file per Gunicorn worker that has loaded the app and its models.
 WORKERS_READY_DIR = "workers-ready"
 # Libraries the Gunicorn master imports before forking (see gunicorn.conf.py.j2): every worker
-# imports Flask, numpy and pandas (gateway.backends.python); Python models need sklearn and skops.
+# imports Flask, numpy and pandas (gateway.backends.python); each configured kind adds its own.
 _PRELOAD_ALWAYS = ("flask", "numpy", "pandas")
-_PRELOAD_PYTHON_MODELS = ("sklearn", "skops.io")
 # Several keys may share one address (a team behind one NAT): the address limit is looser.
 _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
@@ -147,8 +147,9 @@ def r_command(pool: PoolPlan, worker: Endpoint) -> list[str]:
 
 
 def _preload_modules(settings: Settings) -> list[str]:
-    python_models = any(model.backend == "python" for model in settings.models.values())
-    return [*_PRELOAD_ALWAYS, *(_PRELOAD_PYTHON_MODELS if python_models else ())]
+    """What every configured kind asks for, once each, in the order the kinds are configured."""
+    kinds = (KINDS.get(model.backend) for model in settings.models.values())
+    return list(dict.fromkeys([*_PRELOAD_ALWAYS, *(module for kind in kinds for module in kind.preload)]))
 
 
 def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """One surface, three backends: every case of tests/data/parity_cases.json against one real stack.
 
 The stack serves the R demo lm (`mtcars`) twice from the same store version, through a
-Plumber pool and through rpy2, and a scikit-learn LinearRegression fitted on the same rows
-and columns. A client must not be able to tell them apart, except for the Python model's
-last bits of floating point.
+Plumber pool and through rpy2, a scikit-learn LinearRegression fitted on the same rows and
+columns, and that pipeline converted to ONNX (backend = "onnx"). A client must not be able to
+tell them apart, except for the Python model's last bits of floating point and ONNX Runtime's
+float32.
 
 It also serves each R model family of tests/data/r_families.R (rpart, nnet::multinom,
 MASS::lda, a binomial glm, mgcv::gam, lm, randomForest) through both R backends: the two
@@ -37,13 +38,15 @@ from tests.integration.r_models import r_env, r_own_predictions, rscript
 
 PARITY = json.loads((DATA_DIR / "parity_cases.json").read_text(encoding="utf-8"))
 CASES = {case["name"]: case for case in PARITY["cases"]}
-PLUMBER, RPY2, PYTHON = PARITY["models"]
+PLUMBER, RPY2, PYTHON, ONNX = PARITY["models"]
 COLUMNS = ["wt", "hp", "cyl", "am"]
 MODELS = {
     PLUMBER: {"backend": "plumber", "workers": 2, "timeout_s": 90},
     RPY2: {"backend": "rpy2", "timeout_s": 90},
     PYTHON: {"backend": "python"},
+    ONNX: {"backend": "onnx"},
 }
+LANGUAGES = {"plumber": "r", "rpy2": "r", "python": "python", "onnx": "python"}
 FAMILIES = PARITY["families"]
 FAMILY_NAMES = sorted({case["family"] for case in FAMILIES["cases"]})
 R_BACKENDS = ("plumber", "rpy2")
@@ -76,6 +79,7 @@ def build_store(store: Path, scratch: Path) -> None:
     encode = ColumnTransformer([("am", OneHotEncoder(drop="first"), ["am"])], remainder="passthrough")
     model = make_pipeline(encode, LinearRegression()).fit(frame[COLUMNS], frame["mpg"])
     register_model(model, PYTHON, frame[COLUMNS], store=store, description="mtcars lm, fitted by sklearn")
+    register_model(model, ONNX, frame[COLUMNS], store=store, fmt="onnx", description="the same, in ONNX")
     build_family_store(store, scratch)
 
 
@@ -154,7 +158,7 @@ def test_predictions_agree(ask: Any, name: str) -> None:
         assert (status, media) == (200, "application/json"), f"{model}: {answers[model][2][:500]}"
     docs = {model: json.loads(text) for model, (_, _, text) in answers.items()}
     shapes = {model: shape({k: v for k, v in doc.items()}) for model, doc in docs.items()}
-    assert shapes[PLUMBER] == shapes[RPY2] == shapes[PYTHON]
+    assert shapes[PLUMBER] == shapes[RPY2] == shapes[PYTHON] == shapes[ONNX]
     assert shapes[PLUMBER]["predictions"] == ['"float"']  # doubles, also for whole numbers
     for model, doc in docs.items():
         assert (doc["model"], len(doc["predictions"])) == (model, n_rows)
@@ -163,6 +167,8 @@ def test_predictions_agree(ask: Any, name: str) -> None:
     assert raw[PLUMBER] == raw[RPY2]
     # The same least-squares fit solved by LAPACK via sklearn: equal to rounding.
     assert docs[PYTHON]["predictions"] == pytest.approx(docs[PLUMBER]["predictions"], rel=1e-9)
+    # ONNX Runtime computes in float32 (about 7 significant digits).
+    assert docs[ONNX]["predictions"] == pytest.approx(docs[PYTHON]["predictions"], rel=1e-5)
 
 
 @pytest.mark.parametrize("name", [n for n, c in CASES.items() if c["status"] != 200])
@@ -176,17 +182,17 @@ def test_errors_agree(gw: Stack, ask: Any, name: str) -> None:
         assert problem["detail"] == case["detail"].format(model=model, types=types)
         assert (problem["status"], problem["model"]) == (case["status"], model)
         problems[model] = {k: v for k, v in problem.items() if k not in ("detail", "model", "request_id")}
-    assert problems[PLUMBER] == problems[RPY2] == problems[PYTHON]
+    assert problems[PLUMBER] == problems[RPY2] == problems[PYTHON] == problems[ONNX]
 
 
 def test_the_stack_describes_each_backend(gw: Stack) -> None:
     listed = {m["name"]: m for m in gw.get("/models").json()["models"]}
     assert {name: (m["backend"], m["language"], m["ready"]) for name, m in listed.items()} == {
-        name: (config["backend"], "python" if config["backend"] == "python" else "r", True)
+        name: (config["backend"], LANGUAGES[config["backend"]], True)
         for name, config in MODELS.items()
     }
     inputs = {name: gw.get(f"/models/{name}").json()["inputs"] for name in MODELS}
-    assert inputs[PLUMBER] == inputs[RPY2] == inputs[PYTHON]
+    assert inputs[PLUMBER] == inputs[RPY2] == inputs[PYTHON] == inputs[ONNX]
     for family in FAMILY_NAMES:
         plumber, rpy2 = (gw.get(f"/models/{family}_{kind}").json() for kind in R_BACKENDS)
         assert {k: plumber[k] for k in ("inputs", "outputs", "params", "framework")} == {

@@ -27,9 +27,10 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # through gateway.wsgi): neither imports the other.
     ("processes", frozenset({"app", "runtime"})),
     ("http", frozenset({"api", "auth", "instrument", "responses", "openapi", "openapi_v2"})),
-    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead"})),
+    # register: a kind with its own artefact format writes it (gateway.backends.kinds.Saver).
+    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register"})),
     ("backends", frozenset({"backends"})),
-    ("storage and codecs", frozenset({"store", "register", "schema_infer", "names", "codecs", "integrity",
+    ("storage and codecs", frozenset({"store", "schema_infer", "names", "codecs", "integrity",
                                       "script_deps", "rscript"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
@@ -43,7 +44,6 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "service": frozenset({"registry", "batching", "bulkhead"}),
     "streaming": frozenset({"service"}),
     "store": frozenset({"names"}),
-    "register": frozenset({"store", "names", "schema_infer", "integrity", "script_deps", "rscript"}),
     "script_deps": frozenset({"rscript"}),
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),

@@ -1,4 +1,4 @@
-"""PlumberBackend maps every upstream outcome to the contract's status.
+"""The R pool backends (generic worker pool, user-script pool) map every upstream outcome to the contract's status.
 
 A stand-in HTTP server plays the internal NGINX (this is a unit test; the integration tests
 run the real NGINX and R workers). Each test scripts one reply.
@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gateway.backends.plumber import UPSTREAM_FAILED_HEADER, PlumberBackend
+from gateway.backends.plumber import UPSTREAM_FAILED_HEADER, PlumberPool, pool_backend
 from gateway.codecs import Table
 from gateway.errors import BadGateway, GatewayTimeout, InvalidInput, ModelError, Unavailable
 from gateway.meta import InputSpec, ModelMeta
@@ -64,13 +64,13 @@ def upstream() -> Iterator[Upstream]:
 
 
 def backend_for(upstream: Upstream, *, kind: str = "model", workers: tuple[int, ...] | None = None,
-                timeout_s: float = 5.0, predict_route: str | None = None) -> PlumberBackend:
+                timeout_s: float = 5.0, predict_route: str | None = None) -> PlumberPool:
     meta = ModelMeta(name="mtcars", version="3", language="r", format="rds", artefact="model.rds",
                      inputs=INPUTS, outputs={"kind": "regression"}, sha256="", created_at="", framework={})
     settings = ModelSettings(name="mtcars", backend="plumber", timeout_s=timeout_s, predict_route=predict_route)
     ports = workers if workers is not None else (upstream.port,)
     pool = PoolPlan("mtcars", kind, "/nowhere", "3", tuple(Endpoint("127.0.0.1", p) for p in ports), timeout_s)  # type: ignore[arg-type]
-    return PlumberBackend(meta, settings, pool, f"http://127.0.0.1:{upstream.port}")
+    return pool_backend(meta, settings, pool, f"http://127.0.0.1:{upstream.port}")
 
 
 TABLE = Table.from_records([{"wt": 2.5, "am": "manual"}, {"wt": 3.0, "am": "auto"}])

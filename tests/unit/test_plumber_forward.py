@@ -1,4 +1,4 @@
-"""PlumberBackend.forward keeps nothing between requests: no cookie jar, no default headers.
+"""ScriptPool.forward keeps nothing between requests: no cookie jar, no default headers.
 
 A stand-in upstream (a unit test: the integration test runs NGINX and R) sets cookies on the
 first request it sees and records the headers of every request.
@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gateway.backends.plumber import PlumberBackend
+from gateway.backends.plumber import ScriptPool
 from gateway.meta import ModelMeta
 from gateway.runtime.plan import Endpoint, PoolPlan
 from gateway.settings import ModelSettings
@@ -47,12 +47,12 @@ def upstream() -> Iterator[tuple[int, list[tuple[str, dict[str, str]]]]]:
     server.server_close()
 
 
-def backend(port: int) -> PlumberBackend:
+def backend(port: int) -> ScriptPool:
     meta = ModelMeta(name="echo", version="1", language="r", format="plumber", artefact="plumber.R",
                      inputs=(), outputs={}, sha256="", created_at="", framework={})
     pool = PoolPlan("echo", "script", "/nowhere", "script", (Endpoint("127.0.0.1", port),), 5.0)
-    return PlumberBackend(meta, ModelSettings(name="echo", backend="plumber", timeout_s=5.0), pool,
-                          f"http://127.0.0.1:{port}", cluster_secret="c" * 43)
+    return ScriptPool(meta, ModelSettings(name="echo", backend="plumber", timeout_s=5.0), pool,
+                      f"http://127.0.0.1:{port}", cluster_secret="c" * 43)
 
 
 def test_no_cookie_or_default_header_is_added_and_replies_stay_as_sent(

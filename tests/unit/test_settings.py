@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.settings import ModelSettings, ServerSettings, load_settings, settings_from_dict
 
@@ -107,7 +108,6 @@ def test_an_unknown_key_from_the_environment_is_refused_too(tmp_path: Path) -> N
         ("server.host", 127),
         ("server.timeout_s", "soon"),
         ("server.extra_columns", "drop"),
-        ("models.iris.backend", "torch"),
         ("models.iris.trusted", "yes"),
         ("models.iris.workers", [2]),
     ],
@@ -200,7 +200,7 @@ def test_a_script_resolves_against_the_config_directory(tmp_path: Path) -> None:
 def test_a_script_needs_the_plumber_backend(tmp_path: Path) -> None:
     (tmp_path / "plumber.R").write_text("# an API\n")
     with pytest.raises(ConfigError, match=r'models\.cars\.script needs backend = "plumber"'):
-        build({"models": {"cars": {"script": "plumber.R"}}}, tmp_path)
+        KINDS.check_settings(build({"models": {"cars": {"script": "plumber.R"}}}, tmp_path))
 
 
 def test_a_relative_store_path_resolves_against_the_config_directory(
