@@ -105,7 +105,8 @@ def check_envelope(reply: Any, envelope: str, status: int) -> str:
     assert reply.content_type == "application/json"
     if envelope == "mlflow":
         assert set(body) == {"error_code", "message", "request_id"}
-        assert body["error_code"] == ERROR_CODES.get(status, "INTERNAL_ERROR") and body["request_id"] == reply.headers["X-Request-ID"]
+        assert body["error_code"] == ERROR_CODES.get(status, "INTERNAL_ERROR")
+        assert body["request_id"] == reply.headers["X-Request-ID"]
         return str(body["message"])
     assert envelope == "v2" and set(body) == {"error"}
     return str(body["error"])
