@@ -58,7 +58,7 @@ def test_a_key_for_another_model_gets_mlflows_403(gw: Stack, path: str) -> None:
     assert allowed.status_code == 200 and allowed.json() == {"predictions": ["setosa"]}
 
 
-def test_nginx_429_is_mlflows_shape_on_mlflow_routes_only(gw: Stack) -> None:
+def test_nginx_429_is_in_each_protocols_shape(gw: Stack) -> None:
     headers = bearer(gw, "flood")
     replies = [gw.get("/models/iris/ping", headers=headers) for _ in range(150)]
     limited = [r for r in replies if r.status_code == 429]
@@ -68,6 +68,9 @@ def test_nginx_429_is_mlflows_shape_on_mlflow_routes_only(gw: Stack) -> None:
     native = [gw.get("/models/iris", headers=headers) for _ in range(5)]
     refused = next(r for r in native if r.status_code == 429)
     assert refused.headers["Content-Type"] == "application/problem+json" and refused.json()["status"] == 429
+    v2 = next(r for r in (gw.get("/v2/models/iris", headers=headers) for _ in range(5)) if r.status_code == 429)
+    assert v2.headers["Content-Type"] == "application/json" and set(v2.json()) == {"error"}
+    assert v2.headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize(("path", "envelope"), [
