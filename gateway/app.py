@@ -1,30 +1,28 @@
-"""The Flask app factory: builds the registry and service for one process, wires blueprints."""
+"""The Flask app factory: builds the registry and service for one process, registers the
+protocols (gateway/api/registered.py) and the one error pipeline."""
 
 from __future__ import annotations
 
-import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from flask import Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Flask, Response, g
 
-from gateway import auth, instrument, names
+from gateway import auth, error_pipeline, instrument, protocol
+from gateway.api import plumber_path
+from gateway.api.registered import PROTOCOLS
 from gateway.auth import keys_path
-from gateway.errors import GatewayError, NotFound, PayloadTooLarge
+from gateway.protocol import Protocol
 from gateway.registry import build_registry
-from gateway.responses import problem
 from gateway.service import PredictionService
 from gateway.settings import Settings
 from gateway.topology import Plan
 
-log = logging.getLogger(__name__)
 
-
-def create_app(settings: Settings, plan: Plan) -> Flask:
-    """An app serving the configured models; the models are loaded here, in this process."""
-    from gateway.api import admin, docs, health, mlflow, native, observe, plumber_path, plumber_proxy, v2, vetiver
-
+def create_app(settings: Settings, plan: Plan, protocols: Iterable[Protocol] | None = None) -> Flask:
+    """An app serving the configured models (loaded here, in this process) in the given protocols;
+    None: every registered one (gateway.api.registered.PROTOCOLS)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.body_limit_bytes
     app.config["GATEWAY_STREAM_LIMIT"] = settings.server.stream_limit_bytes
@@ -36,24 +34,10 @@ def create_app(settings: Settings, plan: Plan) -> Flask:
     # Before auth: a key limited to one script is checked against a path that stays in it.
     app.before_request(plumber_path.check_passthrough_path)
     auth.install(app, keys_path(settings), settings.server.open_paths)  # after the request id
-    app.before_request(names.check_url_values)  # after auth: no probing without a key
+    app.before_request(protocol.check_url_values)  # after auth: no probing without a key
     app.after_request(_echo_request_id)
-    app.register_error_handler(GatewayError, _gateway_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected_error)
-    app.register_blueprint(admin.blueprint)
-    app.register_blueprint(health.blueprint)
-    app.register_blueprint(native.blueprint)
-    app.register_blueprint(mlflow.blueprint)
-    app.register_blueprint(vetiver.blueprint)
-    app.register_blueprint(docs.blueprint)
-    app.register_blueprint(plumber_proxy.blueprint)
-    app.register_blueprint(observe.blueprint)
-    app.register_blueprint(v2.blueprint)
-    from gateway.openapi import add_paths
-    from gateway.openapi_v2 import v2_paths
-
-    add_paths(app, v2_paths)
+    error_pipeline.install(app)
+    protocol.install(app, PROTOCOLS if protocols is None else protocols)
     return app
 
 
@@ -70,23 +54,3 @@ def _echo_request_id(response: Response) -> Response:
     if "request_id" in g:
         response.headers["X-Request-ID"] = g.request_id
     return response
-
-
-def _gateway_error(error: GatewayError) -> Response:
-    return problem(error)
-
-
-def _http_error(error: HTTPException) -> Response:
-    if isinstance(error, RequestEntityTooLarge):
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        return problem(PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes"))
-    if error.code == 404:
-        return problem(NotFound(f"no route {request.method} {request.path}; see GET /models"))
-    mapped = GatewayError(error.description or error.name)
-    mapped.status, mapped.title, mapped.code = error.code or 500, error.name, "http_error"
-    return problem(mapped)
-
-
-def _unexpected_error(error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=error)
-    return problem(GatewayError(f"internal error ({type(error).__name__}); see the gateway log"))

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, current_app, request
 
-from gateway.errors import ConfigError, Forbidden, GatewayError, Unauthorized, Unavailable
+from gateway.errors import ConfigError, Forbidden, Unauthorized, Unavailable
 from gateway.private_files import private_dir, write_private
-from gateway.responses import problem
+from gateway.protocol import model_in_url
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,6 @@ _KEY = re.compile(r"^gw\.([0-9a-f]{8})\.([A-Za-z0-9_-]{20,100})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SCHEMES = ("bearer", "key")
 ADMIN_PREFIX = "/admin/"
-# URL variables that name a model, across the native, vetiver and v2 surfaces.
-_MODEL_ARGS = ("name", "model_name", "model")
 
 
 @dataclass(frozen=True)
@@ -193,25 +191,21 @@ def install(app: Flask, keys_file: Path | None, open_paths: tuple[str, ...]) -> 
     app.before_request(_check_access)
 
 
-def _check_access() -> Response | None:
+def _check_access() -> None:
+    """Raises Unauthorized or Forbidden, which the error pipeline writes in the called protocol's
+    envelope (gateway/error_pipeline.py)."""
     if request.path in current_app.extensions["gateway.open_paths"]:
-        return None
+        return
     ring: KeyRing = current_app.extensions["gateway.keys"]
     key = presented_key(request.headers.get("Authorization"))
     entry = ring.lookup(key) if key is not None else None
     if entry is None:
-        detail = ("this route needs an API key: send 'Authorization: Bearer <key>' (create one with "
-                  "`gateway keys add NAME --scope predict`)" if key is None else "the API key is not valid")
-        response = problem(Unauthorized(detail))
-        response.headers["WWW-Authenticate"] = 'Bearer realm="gateway", Key realm="gateway"'
-        return response
+        raise Unauthorized("this route needs an API key: send 'Authorization: Bearer <key>' (create one with "
+                           "`gateway keys add NAME --scope predict`)" if key is None else "the API key is not valid")
     scope = required_scope(request.path)
-    model = next((str(request.view_args[a]) for a in _MODEL_ARGS if request.view_args and a in request.view_args),
-                 None)
+    model = model_in_url()
     if not entry.allows(scope, model):
         why = (f"key '{entry.name}' has scope '{entry.scope}'; this route needs '{scope}'"
                if scope == "admin" and entry.scope != "admin"
                else f"key '{entry.name}' may not use model '{model}'; it is limited to {', '.join(entry.models)}")
-        error: GatewayError = Forbidden(why, model=model)
-        return problem(error)
-    return None
+        raise Forbidden(why, model=model)

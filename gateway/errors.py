@@ -50,6 +50,10 @@ class GatewayError(Exception):
             body["request_id"] = request_id
         return body
 
+    def headers(self) -> dict[str, str]:
+        """Headers every envelope of this error carries: Retry-After when it says when to retry."""
+        return {} if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
+
 
 class BadRequest(GatewayError):
     """Malformed JSON or CSV, an unknown body form, a bad model or version name in the URL."""
@@ -67,6 +71,9 @@ class Unauthorized(GatewayError):
     """No API key, or one that is not in the keys file (when `server.api_keys_file` is set)."""
 
     status, code, title = 401, "unauthorized", "API key missing or not valid"
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "WWW-Authenticate": 'Bearer realm="gateway", Key realm="gateway"'}
 
 
 class Forbidden(GatewayError):

@@ -1,8 +1,9 @@
 """Per-request observability, in one place: the request id, metrics and the JSON request log.
 
 Flask hooks open a `context.RequestRecord` per request and, when the request is one that
-reaches a model (see PROTOCOLS), count it, time it and write one JSON log line for it. Views
-and backends do nothing for this; the service fills in the record.
+reaches a model (an endpoint a registered protocol lists in `metered`, gateway/protocol.py),
+count it under the protocol's name, time it and write one JSON log line for it. Views and
+backends do nothing for this; the service fills in the record.
 """
 
 from __future__ import annotations
@@ -18,17 +19,9 @@ from typing import Any
 import orjson
 from flask import Flask, Response, current_app, g, request
 
-from gateway import context, metrics
+from gateway import context, metrics, protocol
 from gateway.errors import NotFound, clip, clip_detail
 
-# Flask endpoint → the `protocol` label. The mlflow, vetiver and v2 blueprints add theirs here.
-PROTOCOLS = {
-    "native.predict": "native",
-    "plumber_proxy.passthrough": "plumber",
-    "v2.infer": "v2",
-    "mlflow.invocations": "mlflow",
-    "vetiver.predict": "vetiver",
-}
 REQUEST_LOG = "gateway.requests"
 _log = logging.getLogger(REQUEST_LOG)
 
@@ -61,23 +54,23 @@ def _begin() -> None:
 
 
 def _finish(response: Response) -> Response:
-    protocol = PROTOCOLS.get(request.endpoint or "")
+    metered = protocol.registered().metered(request.endpoint)
     record = context.current()
-    if protocol is None or record is None:
+    if metered is None or record is None:
         return response
     seconds = time.perf_counter() - g.started
-    model, version, backend = _labels(record)
-    metrics.observe_request(model, version, backend, protocol, response.status_code, seconds)
+    model, version, backend = _labels(record, metered.model_arg, metered.version_arg)
+    metrics.observe_request(model, version, backend, metered.name, response.status_code, seconds)
     entry: dict[str, Any] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "source": "gateway", "pid": os.getpid(), "request_id": record.request_id,
         "method": request.method, "path": clip(request.path), "model": model, "version": version,
-        "backend": backend, "protocol": protocol, "status": response.status_code,
+        "backend": backend, "protocol": metered.name, "status": response.status_code,
         "duration_ms": round(seconds * 1000, 3), "rows": record.rows,
     }
     if record.traceparent:
         entry["traceparent"] = record.traceparent
-    if response.status_code >= 400 and (response.is_json or protocol == "v2"):
+    if response.status_code >= 400 and response.is_json:
         entry["error"] = _problem_detail(response)  # problem+json, MLflow's or v2's error JSON
         if entry["error"] is not None:  # an R script's own error body too: bounded in the log
             entry["error"] = clip_detail(entry["error"])
@@ -85,16 +78,17 @@ def _finish(response: Response) -> Response:
     return response
 
 
-def _labels(record: context.RequestRecord) -> tuple[str, str, str]:
+def _labels(record: context.RequestRecord, model_arg: str | None,
+            version_arg: str | None) -> tuple[str, str, str]:
     """(model, version, backend) labels; names a client made up become `_unknown`."""
     args = request.view_args or {}
     try:
-        served = current_app.extensions["gateway"].registry.get(args.get("name", ""))
+        served = current_app.extensions["gateway"].registry.get(str(args.get(model_arg or "", "")))
     except NotFound:
         return metrics.UNKNOWN, metrics.UNKNOWN, metrics.UNKNOWN
     version = record.version
     if version is None:
-        asked = args.get("version") or "latest"
+        asked = args.get(version_arg or "") or "latest"
         version = served.current if asked == "latest" else asked
         if version not in served.versions:
             version = metrics.UNKNOWN

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 
-from gateway.errors import BadRequest
 from gateway.settings import MODEL_NAME
 
 # A stored version (digits) or an alias / "latest" (a name-like token).
@@ -34,15 +33,3 @@ def _show(value: object) -> str:
     # repr() escapes NUL and control characters, so the message itself stays printable.
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def check_url_values() -> None:
-    """before_request hook: a 400 naming the bad segment, before any lookup uses it."""
-    from flask import request
-
-    args = request.view_args or {}
-    for key in ("name", "model_name"):
-        if key in args and (problem := name_problem(args[key])):
-            raise BadRequest(problem)
-    if "version" in args and (problem := version_problem(args["version"])):
-        raise BadRequest(problem)

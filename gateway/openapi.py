@@ -1,7 +1,8 @@
 """The OpenAPI 3.0 document of the whole surface, with each model's input schema from model.json.
 
 Each protocol contributes path items through a provider, `(PredictionService) -> {path: item}`,
-registered on the app with `add_paths(app, provider)`; providers run on every `GET /openapi.json`,
+its `Protocol.paths`, which create_app registers with `add_paths(app, provider)`; providers run
+on every `GET /openapi.json`,
 so the document follows the served models. A provider that repeats a path another one already
 gave is refused when the document is built (no silent overwrite).
 """
@@ -32,7 +33,7 @@ def add_paths(app: Flask, provider: PathProvider) -> None:
 def build_document(app: Flask) -> dict[str, Any]:
     svc: PredictionService = app.extensions["gateway"]
     paths: dict[str, dict[str, Any]] = {}
-    for provider in [_core_paths, *app.extensions.get(_EXTENSION, [])]:
+    for provider in app.extensions.get(_EXTENSION, []):
         for path, item in provider(svc).items():
             if path in paths:
                 raise ConfigError(f"OpenAPI path {path} is described twice (by {provider.__name__})")
@@ -141,14 +142,10 @@ def _op(model: str, op_id: str, summary: str, tag: str, responses: dict[str, Any
     return {"operationId": op_id, "summary": summary, "tags": [tag], "responses": responses, **extra}
 
 
-def _model_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
+def _native_model_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
     m = served.name
     native_ok = _ok("one prediction per row", _ref("PredictResponse"))
     version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
-    mlflow_ok = _ok("MLflow's reply", {"type": "object", "required": ["predictions"],
-                                      "properties": {"predictions": {"type": "array", "items": _ref("Prediction")}}})
-    vetiver_ok = _ok("vetiver's reply", {"type": "object", "required": ["predict"],
-                                        "properties": {"predict": {"type": "array", "items": _ref("Prediction")}}})
     any_json = {"type": "object", "additionalProperties": True}
     return {
         f"/models/{m}": {"get": _op(m, f"metadata_{m}", f"{m}: metadata", m,
@@ -158,6 +155,14 @@ def _model_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
         f"/models/{m}/versions/{{version}}/predict": {"post": _op(
             m, f"predict_{m}_version", f"{m}: predict with a pinned version", m, {**native_ok, **_PROBLEM},
             parameters=[version_param], requestBody=_predict_body(m))},
+    }
+
+
+def _mlflow_model_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
+    m = served.name
+    mlflow_ok = _ok("MLflow's reply", {"type": "object", "required": ["predictions"],
+                                      "properties": {"predictions": {"type": "array", "items": _ref("Prediction")}}})
+    return {
         f"/models/{m}/invocations": {"post": _op(
             m, f"mlflow_invocations_{m}", f"{m}: predict (MLflow scoring protocol)", m,
             {**mlflow_ok, **_MLFLOW_ERROR}, requestBody=_predict_body(m))},
@@ -167,6 +172,15 @@ def _model_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
                                            {"200": {"description": "ready"}, **_MLFLOW_ERROR})},
         f"/models/{m}/version": {"get": _op(m, f"mlflow_version_{m}", f"{m}: MLflow version", m,
                                             {"200": {"description": "the MLflow version emulated"}, **_MLFLOW_ERROR})},
+    }
+
+
+def _vetiver_model_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
+    m = served.name
+    vetiver_ok = _ok("vetiver's reply", {"type": "object", "required": ["predict"],
+                                        "properties": {"predict": {"type": "array", "items": _ref("Prediction")}}})
+    any_json = {"type": "object", "additionalProperties": True}
+    return {
         f"/vetiver/{m}/predict": {"post": _op(m, f"vetiver_predict_{m}", f"{m}: predict (vetiver)", m,
                                               {**vetiver_ok, **_PROBLEM},
                                               requestBody=_predict_body(m, records_only=True))},
@@ -202,22 +216,44 @@ def _unprefixed_paths(served: ServedModel) -> dict[str, dict[str, Any]]:
     }
 
 
-def _core_paths(svc: PredictionService) -> dict[str, dict[str, Any]]:
-    any_json = {"type": "object", "additionalProperties": True}
-    paths: dict[str, dict[str, Any]] = {
+_ANY_JSON = {"type": "object", "additionalProperties": True}
+
+
+def server_paths(_svc: PredictionService) -> dict[str, dict[str, Any]]:
+    """The server's own routes (probes, this document)."""
+    return {
         "/healthz": {"get": {"operationId": "healthz", "summary": "liveness", "tags": ["server"],
-                             "responses": _ok("alive", any_json)}},
+                             "responses": _ok("alive", _ANY_JSON)}},
         "/readyz": {"get": {"operationId": "readyz", "summary": "readiness", "tags": ["server"],
-                            "responses": {**_ok("ready", any_json),
-                                          "503": {"description": "not ready", "content": _json(any_json)}}}},
-        "/models": {"get": {"operationId": "list_models", "summary": "the served models", "tags": ["server"],
-                            "responses": _ok("models", any_json)}},
+                            "responses": {**_ok("ready", _ANY_JSON),
+                                          "503": {"description": "not ready", "content": _json(_ANY_JSON)}}}},
         "/openapi.json": {"get": {"operationId": "openapi", "summary": "this document", "tags": ["server"],
-                                  "responses": _ok("OpenAPI 3.0", any_json)}},
+                                  "responses": _ok("OpenAPI 3.0", _ANY_JSON)}},
+    }
+
+
+def native_paths(svc: PredictionService) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {
+        "/models": {"get": {"operationId": "list_models", "summary": "the served models", "tags": ["server"],
+                            "responses": _ok("models", _ANY_JSON)}},
     }
     for served in svc.registry:
-        paths.update(_model_paths(served))
+        paths.update(_native_model_paths(served))
+    return paths
+
+
+def mlflow_paths(svc: PredictionService) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for served in svc.registry:
+        paths.update(_mlflow_model_paths(served))
     default = default_model(svc.settings)
     if default is not None:
         paths.update(_unprefixed_paths(svc.registry.get(default)))
+    return paths
+
+
+def vetiver_paths(svc: PredictionService) -> dict[str, dict[str, Any]]:
+    paths: dict[str, dict[str, Any]] = {}
+    for served in svc.registry:
+        paths.update(_vetiver_model_paths(served))
     return paths

@@ -2,20 +2,21 @@
 
 A deployment with one model (or `server.default_model`) also answers MLflow's unprefixed
 `/invocations`, `/ping`, `/health` and `/version`, as `mlflow models serve` and SageMaker-style
-clients call them. Every error on these routes, wherever raised (API keys, views), is MLflow's
-`{"error_code", "message"}`.
+clients call them. Every error on these routes, wherever raised (API keys, views, NGINX's own
+pages), is MLflow's `{"error_code", "message"}`: PROTOCOL's envelope.
 """
 
 from __future__ import annotations
 
-import orjson
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import HTTPException
 
-from gateway.codecs.mlflow import decode_mlflow_request, encode_mlflow_error, encode_mlflow_predictions
-from gateway.errors import GatewayError, NotFound, Unavailable
-from gateway.responses import PROBLEM_JSON, json_response, service
+from gateway.codecs.envelope import MLFLOW
+from gateway.codecs.mlflow import decode_mlflow_request, encode_mlflow_predictions
+from gateway.errors import NotFound, Unavailable
+from gateway.openapi import mlflow_paths
+from gateway.protocol import Protocol
+from gateway.responses import json_response, service
 from gateway.settings import default_model
 
 blueprint = Blueprint("mlflow", __name__)
@@ -70,29 +71,7 @@ def version(name: str) -> Response:
     return json_response(MLFLOW_COMPAT_VERSION.encode())
 
 
-@blueprint.errorhandler(GatewayError)
-def _error(error: GatewayError) -> Response:
-    response = json_response(encode_mlflow_error(error, g.get("request_id")), error.status)
-    if error.retry_after_s is not None:
-        response.headers["Retry-After"] = str(error.retry_after_s)
-    return response
-
-
-@blueprint.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
-    mapped = GatewayError(error.description or error.name)
-    mapped.status = error.code or 500
-    return _error(mapped)
-
-
-@blueprint.after_request
-def _as_mlflow_error(response: Response) -> Response:
-    """A problem+json answered before the view ran (API keys: 401, 403) in MLflow's shape."""
-    if response.mimetype != PROBLEM_JSON:
-        return response
-    problem = orjson.loads(response.get_data())
-    error = GatewayError(str(problem.get("detail") or problem.get("title")))
-    error.status = response.status_code
-    response.set_data(encode_mlflow_error(error, problem.get("request_id")))
-    response.content_type = "application/json"
-    return response
+PROTOCOL = Protocol(
+    "mlflow", (blueprint,), MLFLOW, metered=("mlflow.invocations", "mlflow.root_invocations"), paths=mlflow_paths,
+    uri=r"^(/models/[^/]+)?/(invocations|ping|health|version)$",
+)

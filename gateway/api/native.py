@@ -6,6 +6,8 @@ from flask import Blueprint, Response, current_app, g, request, stream_with_cont
 
 from gateway.codecs import dumps, encode_predict_response, media_type
 from gateway.codecs.stream import CSV, NDJSON, STREAM_TYPES
+from gateway.openapi import native_paths
+from gateway.protocol import Protocol
 from gateway.responses import json_response, service
 from gateway.streaming import stream_predict
 
@@ -49,3 +51,6 @@ def _stream(name: str, version: str | None, kind: str) -> Response:
     )
     headers = {"X-Model": reply.model, "X-Model-Version": reply.version}
     return Response(stream_with_context(reply.body), content_type=reply.media_type, headers=headers)
+
+
+PROTOCOL = Protocol("native", (blueprint,), metered=("native.predict",), paths=native_paths)

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, request
 
 from gateway.api.hop_headers import reply_headers, request_headers
 from gateway.api.plumber_path import upstream_path
+from gateway.protocol import Protocol
 from gateway.responses import service
 
 blueprint = Blueprint("plumber_proxy", __name__)
@@ -31,3 +32,8 @@ def passthrough(name: str, path: str) -> Response:
     if not any(k.lower() == "content-type" for k, _ in passed):
         del response.headers["Content-Type"]  # Flask's default text/html is not what the script answered
     return response
+
+
+# The script's own replies pass unchanged; the gateway's own errors here (an unknown script, a
+# path that climbs, API keys) are problem+json.
+PROTOCOL = Protocol("plumber", (blueprint,), metered=("plumber_proxy.passthrough",), version_arg=None)

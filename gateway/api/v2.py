@@ -1,9 +1,8 @@
 """Open Inference Protocol v2 REST (KServe v2, what tritonclient speaks); translation in codecs/v2.py.
 
-Errors are `{"error": "..."}` as the protocol requires. Statuses follow our contract, except
-that a 422 (data that do not fit the model) becomes the protocol's 400: v2 clients treat a
-failed inference as a 400 ("usually 400" in the spec; KServe and Triton answer 400 for bad
-inputs). 404, 413, 415, 429, 5xx keep their meaning.
+Errors are `{"error": "..."}` as the protocol requires, wherever raised (PROTOCOL's envelope,
+gateway/codecs/envelope.py). Statuses follow our contract, except that a 422 (data that do not
+fit the model) becomes the protocol's 400.
 """
 
 from __future__ import annotations
@@ -11,10 +10,10 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 
-import orjson
 from flask import Blueprint, Response, g, request
 
 from gateway.codecs import dumps, media_type
+from gateway.codecs.envelope import V2
 from gateway.codecs.request import parse_json, reject_duplicate_keys
 from gateway.codecs.v2 import (
     decode_infer_request,
@@ -24,7 +23,9 @@ from gateway.codecs.v2 import (
 )
 from gateway.codecs.v2_binary import split_binary
 from gateway.errors import NotFound, UnsupportedMediaType
-from gateway.responses import PROBLEM_JSON, json_response, service
+from gateway.openapi_v2 import v2_paths
+from gateway.protocol import Protocol
+from gateway.responses import json_response, service
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 V2_ROUTES = "/v2, /v2/health/{live,ready}, /v2/models/<name>[/versions/<v>][/ready|/infer]"
@@ -88,21 +89,11 @@ def unknown(rest: str) -> Response:
     raise NotFound(f"no route {request.method} {request.path}; the v2 routes are {V2_ROUTES}")
 
 
-@blueprint.after_request
-def _as_v2_error(response: Response) -> Response:
-    """Every error on a v2 route, wherever raised (auth, limits, views), as `{"error": detail}`."""
-    if response.mimetype != PROBLEM_JSON:
-        return response
-    problem = orjson.loads(response.get_data())
-    response.set_data(dumps({"error": problem.get("detail") or problem.get("title")}))
-    response.content_type = "application/json"
-    if response.status_code == 422:
-        response.status_code = 400
-    return response
-
-
 def _version() -> str:
     try:
         return package_version("gateway")
     except PackageNotFoundError:  # pragma: no cover - a source tree without `pip install -e .`
         return "0+unknown"
+
+
+PROTOCOL = Protocol("v2", (blueprint,), V2, metered=("v2.infer",), paths=v2_paths, uri=r"^/v2(/|$)")

@@ -17,6 +17,8 @@ from gateway.codecs.vetiver import (
     prototype_r,
 )
 from gateway.errors import BadRequest
+from gateway.openapi import vetiver_paths
+from gateway.protocol import Protocol
 from gateway.responses import json_response, service
 
 blueprint = Blueprint("vetiver", __name__, url_prefix="/vetiver/<name>")
@@ -55,3 +57,6 @@ def model_prototype(name: str) -> Response:
 def model_pin_url(name: str) -> Response:
     """The pin's URL when model.json records one, else null (vetiver answers the URL as JSON)."""
     return json_response(dumps(pin_url(service().registry.get(name).meta)))
+
+
+PROTOCOL = Protocol("vetiver", (blueprint,), metered=("vetiver.predict",), paths=vetiver_paths, version_arg=None)

@@ -21,19 +21,11 @@ from typing import Any
 import jinja2
 
 from gateway.backends import KINDS
-from gateway.errors import (
-    BadRequest,
-    ConfigError,
-    GatewayError,
-    HeadersTooLarge,
-    PayloadTooLarge,
-    TooManyRequests,
-    Unavailable,
-    UriTooLong,
-)
+from gateway.errors import ConfigError
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.paths import REPO_ROOT
 from gateway.private_files import private_dir, write_private
+from gateway.runtime.error_pages import REQUEST_ID, envelope_map, error_pages
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.privileges import accounts
 from gateway.runtime.tomlwrite import settings_to_toml
@@ -42,7 +34,6 @@ from gateway.settings import ServerSettings, Settings, cluster_secret
 NGINX = "/usr/sbin/nginx"
 SETTINGS_COPY = "settings.toml"
 _TEMPLATES = Path(__file__).parent / "templates"
-_REQUEST_ID = "@@request_id@@"  # placeholder, becomes an NGINX variable in error bodies
 _UPSTREAM_KEEPALIVE_S = 30
 _GUNICORN_KEEPALIVE_S = 75
 GRACEFUL_TIMEOUT_S = 30
@@ -156,10 +147,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
     run_dir = str(Path(plan.run_dir).resolve())
     server = settings.server
     limit = server.body_limit_bytes
-    too_large = PayloadTooLarge(f"the request body is larger than the limit of {limit} bytes")
-    app_down = Unavailable("the gateway application is not running; it is being restarted, retry shortly")
     secret = cluster_secret(settings)
-    rate_limited = TooManyRequests(_too_many(server))
     return {
         "source": settings.config_path or "settings built in code",
         "plan": plan,
@@ -180,24 +168,13 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "graceful_timeout_s": GRACEFUL_TIMEOUT_S,
         "preload_modules": _preload_modules(settings),
         "gunicorn_stop_wait_s": GRACEFUL_TIMEOUT_S + 5,
-        "too_large_body": _problem_body(too_large.to_problem(_REQUEST_ID)),
-        "app_down_body": _problem_body(app_down.to_problem(_REQUEST_ID)),
-        "nginx_failed_body": _problem_body(Unavailable(
-            "NGINX could not handle the request (most often: no space left under server.run_dir to buffer "
-            "the request body; see logs/nginx-error.log); retry later").to_problem(_REQUEST_ID)),
-        "bad_request_body": _problem_body(BadRequest(
-            "NGINX could not parse the request (malformed request line or headers)").to_problem(_REQUEST_ID)),
-        "uri_too_long_body": _problem_body(UriTooLong(
-            "the request line is longer than 8 KiB; send long inputs in the body").to_problem(_REQUEST_ID)),
-        "headers_too_large_body": _problem_body(HeadersTooLarge(
-            "a request header line is longer than 8 KiB, or all headers together exceed 32 KiB"
-        ).to_problem(_REQUEST_ID)),
+        # NGINX's own error pages, one body per protocol envelope (gateway/runtime/error_pages.py).
+        "error_pages": {page.name: page for page in error_pages(server, _too_many(server))},
+        "envelope_map": envelope_map(),
         "rate_limit": _rate_limit(server.rate_limit_rps, server.rate_limit_burst),
         "conn_limit": server.max_requests_per_address,
         "worker_connections": _WORKER_CONNECTIONS,
         "worker_rlimit_nofile": 2 * _WORKER_CONNECTIONS + 64,
-        "rate_limited_body": _problem_body(rate_limited.to_problem(_REQUEST_ID)),
-        "mlflow_rate_limited_body": _mlflow_body(rate_limited),
         "pool_failed_body": _pool_failed_body,
         "relay_socket": lambda pool, host: relay_socket(run_dir, pool, host),
         "relayed": lambda pool: relayed(pool, bool(secret)),
@@ -242,18 +219,6 @@ def _nginx_rate(rps: float) -> str:
     return f"{round(rps)}r/s" if rps >= 1 else f"{max(1, round(rps * 60))}r/m"
 
 
-def _problem_body(problem: dict[str, object]) -> str:
-    return json.dumps(problem, separators=(",", ":"))
-
-
-def _mlflow_body(error: GatewayError) -> str:
-    """The same error in MLflow's shape, for the MLflow routes (encode_mlflow_error's fields)."""
-    from gateway.codecs.mlflow import ERROR_CODES
-
-    return json.dumps({"error_code": ERROR_CODES[error.status], "message": error.detail, "request_id": _REQUEST_ID},
-                      separators=(",", ":"))
-
-
 def _pool_failed_body(model: str) -> str:
     message = f"no R worker of model {model} answered (pool down, crashed or timed out)"
     return json.dumps({"error": {"code": "upstream_failed", "message": message}}, separators=(",", ":"))
@@ -283,7 +248,7 @@ def _nginx_body(text: str) -> str:
     if "$" in text:
         raise ValueError(f"'$' would start an NGINX variable in {text!r}")
     quoted = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return quoted.replace(_REQUEST_ID, "${gateway_request_id}")
+    return quoted.replace(REQUEST_ID, "${gateway_request_id}")
 
 
 def _supervisor(text: str) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.errors import ConfigError
 from tests.api.conftest import make_app
+from tests.api.test_observability import requests_total
 
 ROWS = {"dataframe_records": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}
 
@@ -20,6 +21,10 @@ def test_the_only_model_answers_unprefixed(model_store: Path, tmp_path: Path) ->
     assert client.get("/version").status_code == 200
     paths = client.get("/openapi.json").get_json()["paths"]
     assert {"/invocations", "/ping", "/health", "/version"} <= set(paths)
+    # Counted as MLflow's, like /models/iris/invocations (it was not counted at all before).
+    before = requests_total(client, model="iris", protocol="mlflow", status="200")
+    client.post("/invocations", json=ROWS)
+    assert requests_total(client, model="iris", protocol="mlflow", status="200") == before + 1
 
 
 def test_several_models_need_a_default(model_store: Path, tmp_path: Path) -> None:

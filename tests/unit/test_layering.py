@@ -26,7 +26,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # The Flask app factory, and the process runtime that starts Gunicorn (which builds the app
     # through gateway.wsgi): neither imports the other.
     ("processes", frozenset({"app", "runtime"})),
-    ("http", frozenset({"api", "auth", "instrument", "responses", "openapi", "openapi_v2"})),
+    ("http", frozenset({"api", "auth", "instrument", "responses", "openapi", "openapi_v2", "protocol",
+                        "error_pipeline"})),
     # register: a kind with its own artefact format writes it (gateway.backends.kinds.Saver).
     ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register"})),
     ("backends", frozenset({"backends"})),
@@ -39,8 +40,12 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
     "cli": frozenset({"keys_cli", "demo"}),
-    "api": frozenset({"responses", "openapi", "openapi_v2"}),
-    "auth": frozenset({"responses"}),
+    "api": frozenset({"responses", "openapi", "openapi_v2", "protocol"}),
+    # The registered protocols: which URL variable names the model, which envelope an error takes.
+    "auth": frozenset({"protocol"}),
+    "instrument": frozenset({"protocol"}),
+    "error_pipeline": frozenset({"protocol"}),
+    "protocol": frozenset({"openapi"}),
     "service": frozenset({"registry", "batching", "bulkhead"}),
     "streaming": frozenset({"service"}),
     "store": frozenset({"names"}),

@@ -92,16 +92,71 @@ def test_nginx_error_bodies_are_json(rendered: dict[str, Path]) -> None:
     text = rendered["nginx"].read_text()
     bodies = re.findall(r"return (\d{3}) '((?:[^'\\]|\\.)*)';", text)
     assert {code for code, _ in bodies} == {"400", "413", "414", "429", "431", "503", "502", "404"}
-    for code, raw in bodies:
+    for _code, raw in bodies:
+        json.loads(re.sub(r"\\(.)", r"\1", raw).replace("${gateway_request_id}", "rid"))
+    assert f"limit of {BODY_LIMIT} bytes" in dict(bodies)["413"]
+
+
+# A path of each protocol whose envelope is not problem+json, and how that envelope looks.
+_ENVELOPES = {
+    "problem": ("/models/iris/predict", "application/problem+json"),
+    "mlflow": ("/models/iris/invocations", "application/json"),
+    "v2": ("/v2/models/iris/infer", "application/json"),
+}
+
+
+def _page_locations(text: str) -> dict[tuple[str, str], tuple[str, int, dict]]:
+    """(page, envelope) → (content type, status, body) of every error page of the public server."""
+    pages = {}
+    pattern = (r"location (?:@(\w+?)_|= /__gateway/(\w+)/)(problem|mlflow|v2) \{\n(?:\s+internal;\n)?"
+               r"\s+default_type (\S+);\n(?:.*\n)*?\s+return (\d{3}) '((?:[^'\\]|\\.)*)';")
+    for named, uri, envelope, content_type, status, raw in re.findall(pattern, text):
         body = json.loads(re.sub(r"\\(.)", r"\1", raw).replace("${gateway_request_id}", "rid"))
-        if code in ("400", "413", "414", "429", "431", "503"):
-            if "error_code" in body:  # the 429 on MLflow's routes: MLflow's own shape
-                assert code == "429" and body["message"]
-            else:
-                assert body["status"] == int(code)
-            assert body["request_id"] == "rid"
-    too_large = dict(bodies)["413"]
-    assert f"limit of {BODY_LIMIT} bytes" in too_large
+        pages[(named or uri, envelope)] = (content_type, int(status), body)
+    return pages
+
+
+def test_nginx_error_pages_answer_in_each_protocols_envelope(settings: Settings, plan: Plan) -> None:
+    limited = dataclasses.replace(settings, server=dataclasses.replace(settings.server, rate_limit_rps=5))
+    text = render_all(limited, plan)["nginx"].read_text()
+    pages = _page_locations(text)
+    names = {"too_large": 413, "app_down": 503, "nginx_failed": 503, "rate_limited": 429,
+             "400": 400, "414": 414, "431": 431}
+    assert set(pages) == {(page, envelope) for page in names for envelope in _ENVELOPES}
+    for (page, envelope), (content_type, status, body) in pages.items():
+        assert status == names[page] and content_type == _ENVELOPES[envelope][1]
+        if envelope == "problem":
+            assert body["status"] == status and body["request_id"] == "rid" and body["detail"]
+        elif envelope == "mlflow":
+            assert set(body) == {"error_code", "message", "request_id"} and body["request_id"] == "rid"
+        else:
+            assert set(body) == {"error"} and body["error"]
+    assert pages[("rate_limited", "mlflow")][2]["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+    assert pages[("too_large", "mlflow")][2]["error_code"] == "RESOURCE_EXHAUSTED"
+    assert f"limit of {BODY_LIMIT} bytes" in pages[("too_large", "v2")][2]["error"]
+    # Every page is chosen by the envelope the request's path maps to.
+    for directive in ("error_page 413 @too_large_$gateway_envelope;",
+                      "error_page 502 503 504 = @app_down_$gateway_envelope;",
+                      "error_page 429 @rate_limited_$gateway_envelope;",
+                      "error_page 431 494 =431 /__gateway/431/$gateway_envelope;"):
+        assert directive in text
+
+
+def test_the_envelope_map_sends_each_protocols_paths_to_its_envelope(rendered: dict[str, Path]) -> None:
+    text = rendered["nginx"].read_text()
+    block = text[text.index("map $uri $gateway_envelope {"):]
+    entries = re.findall(r'^\s+"~(.*)" (\w+);$', block[: block.index("\n    }")], re.MULTILINE)
+    assert [envelope for _, envelope in entries] == ["mlflow", "v2"]
+
+    def envelope_of(path: str) -> str:  # NGINX's map: the first regex that matches, else the default
+        return next((envelope for regex, envelope in entries if re.search(regex, path)), "problem")
+
+    for envelope, (path, _) in _ENVELOPES.items():
+        assert envelope_of(path) == envelope
+    for path in ("/invocations", "/ping", "/models/iris/version", "/models/iris/health"):
+        assert envelope_of(path) == "mlflow"
+    for path in ("/v2", "/v2/health/ready", "/models/iris", "/vetiver/iris/predict", "/plumber/cars/ping", "/v2x"):
+        assert envelope_of(path) == ("v2" if path.startswith("/v2/") or path == "/v2" else "problem")
 
 
 def test_supervisord_runs_each_pool_as_a_group(rendered: dict[str, Path], plan: Plan) -> None:
