@@ -160,7 +160,7 @@ def test_r_error_is_422_with_rs_message_and_the_worker_serves_on(gw: Stack) -> N
 
 def test_slow_model_is_504_and_the_pool_keeps_serving(gw: Stack) -> None:
     started = time.monotonic()
-    reply = gw.post("/models/slow/predict", json=[{"x": 4}])
+    reply = gw.post("/models/slow/predict", json=[{"x": 8}])  # holds its worker for 8 s
     elapsed = time.monotonic() - started
     assert reply.status_code == 504
     assert "timeout of 1 s" in reply.json()["detail"]
@@ -171,6 +171,7 @@ def test_slow_model_is_504_and_the_pool_keeps_serving(gw: Stack) -> None:
     while (quick := gw.post("/models/slow/predict", json=[{"x": 0.01}])).status_code != 200:
         assert quick.status_code == 504 and time.monotonic() < deadline, quick.text
     assert quick.json()["predictions"] == [0.01]
+    assert time.monotonic() - started < 8, "the answer waited for the busy worker instead of the free one"
     wait_pool_whole(gw, "slow")
 
 
