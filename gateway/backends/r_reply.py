@@ -61,7 +61,7 @@ def error_from_reply(status: int, document: Any, *, model: str, source: str, scr
             message = str(raw[0] if isinstance(raw, list) and raw else raw)
     if code == "invalid_input":
         return InvalidInput(message, model=model)
-    if code == "model_problem":  # gatewayr::problem(): the status and type the model asked for
+    if code == "model_problem" and isinstance(error, dict):  # gatewayr::problem(): status and type as asked
         return ModelProblem(error.get("status"), error.get("type"), message, model=model)
 
     if code == "timeout":  # R stopped a model that ran past its timeout_s
