@@ -10,10 +10,11 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from gateway.errors import ModelProblem
     from gateway.register import register_model
 
-__all__ = ["register_model"]
-_LAZY = {"register_model": "gateway.register"}  # public name → module that defines it
+__all__ = ["ModelProblem", "register_model"]
+_LAZY = {"ModelProblem": "gateway.errors", "register_model": "gateway.register"}  # public name → module that defines it
 
 
 def __getattr__(name: str) -> Any:

@@ -9,8 +9,8 @@ import logging
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway import protocol
-from gateway.errors import GatewayError, NotFound, PayloadTooLarge
+from gateway import metrics, protocol
+from gateway.errors import GatewayError, ModelProblem, NotFound, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ def handle(error: Exception) -> Response:
 def respond(error: GatewayError) -> Response:
     """The error in the current request's protocol's envelope, with the error's own headers."""
     envelope = protocol.current().envelope
+    if isinstance(error, ModelProblem):  # counted here: once per client, whatever the batcher retried
+        metrics.observe_model_problem(error.model or metrics.UNKNOWN, error.code)
     response = Response(envelope.encode(error, g.get("request_id")), status=envelope.status(error),
                         content_type=envelope.content_type)
     response.headers.update(error.headers())

@@ -130,6 +130,33 @@ class ModelError(GatewayError):
     status, code, title = 422, "model_error", "The model raised on these data"
 
 
+PROBLEM_STATUSES = (400, 409, 422, 503)  # the statuses a model may ask for
+_PROBLEM_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+class ModelProblem(GatewayError):
+    """A problem the model named itself (`gateway.ModelProblem`, R's `gatewayr::problem()`):
+    its status (400, 409, 422 or 503; any other becomes 422) and its type, the code every
+    envelope carries (`[a-z][a-z0-9_]{0,63}`; any other becomes `model_error`)."""
+
+    status, code, title = 422, "model_problem", "The model refused these data"
+
+    def __init__(self, status: object = 422, type: object = "model_error", detail: object = "", *,
+                 model: str | None = None) -> None:
+        notes = []
+        if not (isinstance(status, int) and status in PROBLEM_STATUSES):
+            notes.append(f"the model asked for status {clip(status, 20)}, which is not one of "
+                         f"{', '.join(map(str, PROBLEM_STATUSES))}, so this is a 422")
+            status = 422
+        if not (isinstance(type, str) and _PROBLEM_TYPE.fullmatch(type)):
+            notes.append(f"the model named the problem type {clip(repr(type), 80)}, which is not a "
+                         "token [a-z][a-z0-9_]{0,63}, so it is model_error")
+            type = "model_error"
+        text = str(detail) or f"the model named the problem {type}"
+        super().__init__(f"{text} ({'; '.join(notes)})" if notes else text, model=model)
+        self.status, self.code = int(status), str(type)
+
+
 class BadGateway(GatewayError):
     """An R worker answered something that is not a reply, or died mid-request."""
 

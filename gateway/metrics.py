@@ -76,6 +76,11 @@ BATCH_WAIT = Histogram(
     ["model"], buckets=LATENCY_BUCKETS, registry=_RECORDED,
 )
 
+MODEL_PROBLEMS = Counter(
+    "gateway_model_problems", "Problems a model named itself (gateway.ModelProblem, gatewayr::problem), by type.",
+    ["model", "type"], registry=_RECORDED,
+)
+
 
 def observe_request(model: str, version: str, backend: str, protocol: str, status: int,
                     seconds: float | None) -> None:
@@ -90,6 +95,11 @@ def observe_backend(model: str, backend: str, seconds: float, rows: int | None) 
     BACKEND_DURATION.labels(model, backend).observe(seconds)
     if rows:
         ROWS.labels(model).inc(rows)
+
+
+def observe_model_problem(model: str, type: str) -> None:
+    """One client answered with a problem its model named (once per response, solo retries aside)."""
+    MODEL_PROBLEMS.labels(model, type).inc()
 
 
 def observe_batch(model: str, size: int, wait_s: float) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 from gateway.backends.base import Backend, BatchDefaults
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
-from gateway.errors import ConfigError, ModelError
+from gateway.errors import ConfigError, ModelError, ModelProblem
 from gateway.integrity import file_problem
 from gateway.meta import METHODS, InputSpec, ModelMeta
 from gateway.settings import ModelSettings
@@ -69,6 +69,8 @@ class PythonBackend(Backend):
             if kind in ("prob", "log_prob") or np.ndim(values) == 2:  # one column per class
                 return probabilities_to_rows(values, self.model.classes_)
             return predictions_from_array(values)
+        except ModelProblem as exc:  # the model named its problem: status and type as it said
+            raise ModelProblem(exc.status, exc.code, exc.detail, model=self.meta.name) from exc
         except Exception as exc:  # the model's own failure on these data is the client's 422
             raise ModelError(f"{type(exc).__name__}: {exc}", model=self.meta.name) from exc
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import BadGateway, GatewayError, GatewayTimeout, InvalidInput, ModelError
+from gateway.errors import BadGateway, GatewayError, GatewayTimeout, InvalidInput, ModelError, ModelProblem
 
 
 def predictions_from_reply(
@@ -61,6 +61,9 @@ def error_from_reply(status: int, document: Any, *, model: str, source: str, scr
             message = str(raw[0] if isinstance(raw, list) and raw else raw)
     if code == "invalid_input":
         return InvalidInput(message, model=model)
+    if code == "model_problem" and isinstance(error, dict):  # gatewayr::problem(): status and type as asked
+        return ModelProblem(error.get("status"), error.get("type"), message, model=model)
+
     if code == "timeout":  # R stopped a model that ran past its timeout_s
         return GatewayTimeout(message, model=model)
     if status == 422 or (script and status < 500) or code == "model_error":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from gateway.codecs.mlflow import encode_mlflow_error
 from gateway.codecs.response import dumps
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, ModelProblem
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -38,7 +38,9 @@ def _problem(error: GatewayError, request_id: str | None) -> bytes:
 
 
 def _v2(error: GatewayError, _request_id: str | None) -> bytes:
-    return dumps({"error": error.detail or error.title})
+    text = error.detail or error.title
+    # v2's one string carries a model's own problem type in front, as its only machine-readable part.
+    return dumps({"error": f"{error.code}: {text}" if isinstance(error, ModelProblem) else text})
 
 
 PROBLEM = Envelope("problem", PROBLEM_JSON, _problem)

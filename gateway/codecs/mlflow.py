@@ -19,7 +19,7 @@ import orjson
 
 from gateway.codecs.request import OBJECT_FORMS, DecodedRequest, decode_csv, decode_json_form, parse_json
 from gateway.codecs.response import dumps
-from gateway.errors import BadRequest, GatewayError, UnsupportedMediaType
+from gateway.errors import BadRequest, GatewayError, ModelProblem, UnsupportedMediaType
 
 # MLflow's own hint for a body that is none of the forms (mlflow.pyfunc.scoring_server).
 REQUIRED_INPUT_FORMAT = (
@@ -120,6 +120,8 @@ def encode_mlflow_predictions(predictions: list[Any]) -> bytes:
 def encode_mlflow_error(error: GatewayError, request_id: str | None) -> bytes:
     """MLflow's error body (MlflowException.serialize_as_json), plus our request id."""
     code = ERROR_CODES.get(error.status, "INTERNAL_ERROR")
+    if isinstance(error, ModelProblem):  # the model's own problem type, in MLflow's upper case
+        code = error.code.upper()
     body: dict[str, Any] = {"error_code": code, "message": error.detail}
     if request_id is not None:
         body["request_id"] = request_id

@@ -5,8 +5,8 @@ reply <- function(status, body, rows = NA_integer_, message = NULL) {
   list(status = as.integer(status), body = body, rows = as.integer(rows), message = message)
 }
 
-fail <- function(status, code, message, rows = NA_integer_) {
-  reply(status, error_json(code, message), rows = rows, message = paste(message, collapse = "\n"))
+fail <- function(status, code, message, rows = NA_integer_, fields = list()) {
+  reply(status, error_json(code, message, fields), rows = rows, message = paste(message, collapse = "\n"))
 }
 
 # The values `type` may take for this model, as model.json records them (see find_types).
@@ -80,7 +80,8 @@ safely_predict <- function(loaded, frame, params, timeout_s = Inf) {
 #' @param timeout_s seconds the model may run (the model's `timeout_s`); Inf for no limit.
 #' @return list(status, body, rows, message): 200 with the predictions; 400 bad_request (malformed JSON,
 #'   wrong shape, unknown param); 422 invalid_input (the data don't fit the schema);
-#'   422 model_error (R raised; its message unchanged); 504 timeout (the model ran past
+#'   422 model_error (R raised; its message unchanged); 422 model_problem (the model called
+#'   problem(); the error carries its status and type too); 504 timeout (the model ran past
 #'   timeout_s and R stopped it); 500 internal (the model broke the one-prediction-per-row
 #'   contract, or the reply could not be encoded).
 handle_predict <- function(loaded, body_text, timeout_s = Inf) {
@@ -127,6 +128,9 @@ handle_in_time <- function(loaded, body_text, deadline) {
   result <- safely_predict(loaded, frame, params, max(0.01, deadline - proc.time()[["elapsed"]]))
   if (inherits(result, "error") && proc.time()[["elapsed"]] >= deadline) stop(result)
   arm_until(deadline)  # safely_predict lifted its limit on exit: encoding is in the budget too
+  if (inherits(result, "gateway_problem")) {  # the model named it: gatewayr::problem()
+    return(fail(422, "model_problem", conditionMessage(result), rows, problem_fields(result)))
+  }
   if (inherits(result, "error")) return(fail(422, "model_error", conditionMessage(result), rows))
   if (prediction_count(result) != nrow(frame)) {
     return(fail(500, "internal", sprintf("model '%s' returned %d predictions for %d rows",

@@ -32,6 +32,7 @@ add_script_errors <- function(pr) {
     }
     res$status <- 500L
     res$serializer <- serializer_passthrough()
+    if (inherits(err, "gateway_problem")) return(error_json("model_problem", message, problem_fields(err)))
     error_json("model_error", message)
   })
   pr$set404Handler(function(req, res) {

@@ -15,9 +15,10 @@ to_json_object <- function(x, pretty = FALSE) {
   ))
 }
 
-# The error body every route answers with: {"error": {"code": ..., "message": ...}}.
-error_json <- function(code, message) {
-  to_json_object(list(error = list(code = code, message = paste(message, collapse = "\n"))))
+# The error body every route answers with: {"error": {"code": ..., "message": ...}}, plus
+# `fields` (a model_problem's status and type).
+error_json <- function(code, message, fields = list()) {
+  to_json_object(list(error = c(list(code = code, message = paste(message, collapse = "\n")), fields)))
 }
 
 # Is a parsed JSON value (simplifyVector = FALSE) an object? Arrays come back unnamed.

@@ -22,7 +22,7 @@ CASES = json.loads((Path(__file__).parents[1] / "data" / "wire_errors.json").rea
 @pytest.mark.parametrize("case", CASES, ids=[case["when"] for case in CASES])
 def test_each_r_error_reply_becomes_the_listed_gateway_error(case: dict) -> None:
     message = case["r"].get("message", "what R said")
-    body = orjson.dumps({"error": {"code": case["r"]["code"], "message": message}})
+    body = orjson.dumps({"error": {"code": case["r"]["code"], "message": message, **case["r"].get("fields", {})}})
     with pytest.raises(GatewayError) as raised:
         predictions_from_reply(case["r"]["status"], body, list, model="toy", source="the R worker")
     error = raised.value

@@ -130,3 +130,11 @@ test_that("the gateway's health route answers ahead of a script's auth filter", 
   expect_identical(health$status, 200L)
   expect_identical(jsonlite::fromJSON(health$body)$status, "ok")
 })
+
+test_that("a script's predict route that calls problem() tells the gateway its status and type", {
+  pr <- plumber::pr() |> plumber::pr_post("/predict", function() problem(409, "stale_features", "old"))
+  pr <- gatewayr:::add_script_errors(pr)
+  told <- call_route(pr, "POST", "/predict", list(HTTP_X_GATEWAY_PREDICT = "1"))
+  expect_identical(jsonlite::fromJSON(told$body)$error,
+                   list(code = "model_problem", message = "old", status = 409L, type = "stale_features"))
+})

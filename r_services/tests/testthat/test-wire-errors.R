@@ -5,6 +5,7 @@ golden <- read_golden("wire_errors.json")
 
 toy_model <- function(newdata, type) {
   if (any(newdata$x < 0)) stop("x must be non-negative")
+  if (any(newdata$x == 409)) problem(409, "stale_features", "features are stale")
   if (any(newdata$x == 999)) return(1)
   if (any(newdata$x > 1000)) {
     until <- Sys.time() + 5
@@ -22,5 +23,6 @@ test_that("every golden error case gets its status and code from handle_predict"
     error <- parse_body(out$body)$error
     expect_identical(error$code, case$r$code, label = case$when)
     if (!is.null(case$r$message)) expect_identical(error$message, case$r$message, label = case$when)
+    for (field in names(case$r$fields)) expect_identical(error[[field]], case$r$fields[[field]], label = case$when)
   }
 })
