@@ -219,9 +219,9 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def run(settings: Settings, checks: tuple[Check, ...] = CHECKS) -> list[Problem]:
+def run(settings: Settings) -> list[Problem]:
     """Every check's problems, in order."""
-    return [problem for check in checks for problem in check(settings)]
+    return [problem for check in CHECKS for problem in check(settings)]
 
 
 def report(problems: list[Problem]) -> str:
