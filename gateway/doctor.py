@@ -24,9 +24,10 @@ from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.paths import REPO_ROOT
 from gateway.rscript import run_rscript
-from gateway.runtime import privileges
+from gateway.runtime import privileges, procs
 from gateway.runtime.plan import make_plan
 from gateway.runtime.render import NGINX
+from gateway.runtime.stack import SUPERVISORD_PID
 from gateway.script_deps import check_script_packages
 from gateway.settings import Settings
 from gateway.store import ModelStore
@@ -156,7 +157,7 @@ def check_python_modules(settings: Settings) -> list[Problem]:
 def check_port(settings: Settings) -> list[Problem]:
     """The public port is free (a running stack of this config holds it: then it is not a problem)."""
     server = settings.server
-    if (settings.run_dir / "supervisord.pid").exists():
+    if _stack_running(settings.run_dir):
         return []
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
@@ -165,6 +166,14 @@ def check_port(settings: Settings) -> list[Problem]:
             return [Problem(f"port {server.host}:{server.port} is taken ({exc.strerror})",
                             "stop what listens there (`ss -ltnp`) or set server.port")]
     return []
+
+
+def _stack_running(run_dir: Path) -> bool:
+    try:
+        pid = int((run_dir / SUPERVISORD_PID).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return procs.is_running(pid, "supervisord")
 
 
 def check_users(settings: Settings) -> list[Problem]:
@@ -178,7 +187,7 @@ def check_users(settings: Settings) -> list[Problem]:
         if owners is not None:
             above = [p for p in (_existing(settings.run_dir.parent), _existing(settings.store_path.parent)) if p]
             for user in (owners.user, owners.r_user):
-                privileges._check_reachable(user, above)
+                privileges.check_reachable(user, above)
     except privileges.PrivilegeError as exc:
         what, _, fix = str(exc).partition("; ")
         return [Problem(what, fix or "see docs/security.md")]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import socket
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,18 @@ def test_a_taken_port(tmp_path: Path) -> None:
         [problem] = doctor.check_port(settings(tmp_path, port=port))
         assert f"port 127.0.0.1:{port} is taken" in problem.what
     assert doctor.check_port(settings(tmp_path, port=port)) == []
+
+
+def test_a_port_held_by_this_config_s_own_stack_is_fine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "supervisord.pid").write_text(f"{os.getpid()}\n")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        config = settings(tmp_path, port=holder.getsockname()[1])
+        assert len(doctor.check_port(config)) == 1  # a stale pid file (not a supervisord) changes nothing
+        monkeypatch.setattr(doctor.procs, "is_running", lambda pid, name: pid == os.getpid())
+        assert doctor.check_port(config) == []
 
 
 def test_user_problems_come_from_privileges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
