@@ -29,6 +29,7 @@ PROMTOOL := .tools/promtool
 
 run: deps
 	$(VENV)/bin/gateway build-demo
+	@echo 'to have the gateway command in any shell: export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"'
 	$(VENV)/bin/gateway up
 
 test: deps rcheck

@@ -83,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--lines", "-n", type=int, default=200, help="how many lines to start with (default 200)")
     logs.set_defaults(handler=_logs)
 
+    commands.add_parser("doctor", help="check this host against the config: one line per problem, with its fix"
+                        ).set_defaults(handler=_doctor)
+
+    init = commands.add_parser("init", help="write a commented gateway.toml, an empty store and a README into DIR")
+    init.add_argument("dir", type=Path)
+    init.set_defaults(handler=_init)
+
     keys_cli.add_parser(commands, _settings)
     commands.add_parser("build-demo", help="build the demo models the store lacks").set_defaults(handler=_build_demo)
     # `--config` is accepted after the subcommand too: `gateway up --config x.toml`.
@@ -247,6 +254,23 @@ def _register(args: argparse.Namespace) -> int:
     version = register_artefact(settings.store_path, args.name, args.path, args.sample, args.description,
                                 trust=args.trust, target=args.target)
     print(f"registered {args.name} version {version} in {settings.store_path}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from gateway.doctor import report, run
+
+    problems = run(_settings(args))
+    print(report(problems))
+    return 1 if any(p.level == "error" for p in problems) else 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    from gateway.scaffold import init_dir
+
+    config = init_dir(args.dir)
+    print(f"wrote {config}, {args.dir / 'store'}/ and {args.dir / 'README.txt'}; "
+          f"next: gateway doctor --config {config}")
     return 0
 
 

@@ -133,8 +133,8 @@ def grant(settings: Settings, plan: Plan, owners: Accounts | None) -> None:
     for secret in _secret_files(settings):
         _own(secret, owners.uid, owners.gid, 0o600)
     _share_store(settings.store_path, owners.gid)
-    _check_reachable(owners.user, [run_dir, settings.store_path, *_secret_files(settings), *_python_paths()])
-    _check_reachable(owners.r_user, [run_dir, REPO_ROOT / "plumber", REPO_ROOT / ".rlib",
+    check_reachable(owners.user, [run_dir, settings.store_path, *_secret_files(settings), *_python_paths()])
+    check_reachable(owners.r_user, [run_dir, REPO_ROOT / "plumber", REPO_ROOT / ".rlib",
                                      *(Path(pool.target) for pool in plan.all_pools)])
 
 
@@ -175,7 +175,7 @@ def _python_paths() -> list[Path]:
     return [Path(sys.executable).parent, Path(sys.executable).resolve(), Path(__file__).resolve().parents[1]]
 
 
-def _check_reachable(user: str, paths: list[Path]) -> None:
+def check_reachable(user: str, paths: list[Path]) -> None:
     """Each path is readable (and, if a directory, searchable) by user: test(1) run as that user."""
     account = pwd.getpwnam(user)
     script = 'for p; do if [ -d "$p" ]; then [ -r "$p" ] && [ -x "$p" ]; else [ -r "$p" ]; fi || echo "$p"; done'

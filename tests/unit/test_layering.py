@@ -22,7 +22,8 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 
 # Top layer first.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("entry points", frozenset({"gateway", "cli", "wsgi", "keys_cli", "demo", "docs_gen"})),
+    ("entry points", frozenset({"gateway", "cli", "wsgi", "keys_cli", "demo", "docs_gen", "doctor",
+                                "scaffold"})),
     # The Flask app factory, and the process runtime that starts Gunicorn (which builds the app
     # through gateway.wsgi): neither imports the other.
     ("processes", frozenset({"app", "runtime"})),
@@ -39,7 +40,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
-    "cli": frozenset({"keys_cli", "demo"}),
+    "cli": frozenset({"keys_cli", "demo", "doctor", "scaffold"}),
     "api": frozenset({"responses", "openapi", "openapi_v2", "protocol"}),
     # The registered protocols: which URL variable names the model, which envelope an error takes.
     "auth": frozenset({"protocol"}),
