@@ -171,14 +171,24 @@ class PlumberPool(Backend):
         return reply.status_code == 200
 
     def _post(self, route: str, body: bytes, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
-        try:
-            reply = self._sessions.pool().urlopen(
-                "POST", self._base_path + route, body=body,
-                headers=_JSON | context.trace_headers() | (headers or {}),
-                timeout=self._timeout, retries=False, redirect=False, preload_content=True,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise self._transport_error(exc) from exc
+        # A saved model's predict has no side effects, so it is sent once more when the reply was
+        # cut off: an R worker killed while writing its reply leaves NGINX a started response it
+        # cannot re-send, and the client would get a 503 although the pool has a live worker.
+        # A user's script route may not be idempotent: never re-sent.
+        attempts = 2 if self.pool.kind == "model" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                reply = self._sessions.pool().urlopen(
+                    "POST", self._base_path + route, body=body,
+                    headers=_JSON | context.trace_headers() | (headers or {}),
+                    timeout=self._timeout, retries=False, redirect=False, preload_content=True,
+                )
+                break
+            except urllib3.exceptions.ProtocolError as exc:
+                if attempt == attempts:
+                    raise self._transport_error(exc) from exc
+            except urllib3.exceptions.HTTPError as exc:
+                raise self._transport_error(exc) from exc
         if reply.headers.get(UPSTREAM_FAILED_HEADER):
             raise self._pool_failure()
         return reply

@@ -31,6 +31,7 @@ class Upstream:
     def __init__(self) -> None:
         self.reply: tuple[int, dict[str, str], bytes] = (200, {}, b"{}")
         self.delay_s = 0.0
+        self.cut_first = 0  # replies cut off mid-body (headers sent, then the connection closed)
         self.received: list[tuple[str, str, bytes]] = []
         upstream = self
 
@@ -40,6 +41,14 @@ class Upstream:
                 upstream.received.append((self.path, self.headers.get("Content-Type", ""), body))
                 time.sleep(upstream.delay_s)
                 status, headers, payload = upstream.reply
+                if upstream.cut_first:
+                    upstream.cut_first -= 1
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(payload) + 100))
+                    self.end_headers()
+                    self.wfile.write(payload[:1])
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
@@ -154,6 +163,26 @@ def test_unreachable_proxy_is_503() -> None:
     fake.port = port
     with pytest.raises(Unavailable, match="not reachable"):
         backend_for(fake).predict(TABLE, {})
+
+
+def test_a_reply_cut_off_mid_body_is_sent_once_more_for_a_saved_model(upstream: Upstream) -> None:
+    """An R worker killed while writing its reply: the predict has no side effects, so the same
+    call goes once more (NGINX then picks a live worker) instead of failing the client."""
+    answer(upstream, 200, {"predictions": [1.5, 2.5]})
+    upstream.cut_first = 1
+    assert backend_for(upstream).predict(TABLE, {}) == [1.5, 2.5]
+    assert len(upstream.received) == 2
+    upstream.cut_first = 2  # cut twice: the client hears it
+    with pytest.raises(Unavailable):
+        backend_for(upstream).predict(TABLE, {})
+
+
+def test_a_scripts_route_is_never_sent_twice(upstream: Upstream) -> None:
+    answer(upstream, 200, [1.5, 2.5])
+    upstream.cut_first = 1
+    with pytest.raises(Unavailable):
+        backend_for(upstream, kind="script", predict_route="/predict").predict(TABLE, {})
+    assert len(upstream.received) == 1
 
 
 def test_health_counts_workers_accepting_connections(upstream: Upstream) -> None:
