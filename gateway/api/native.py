@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from flask import Blueprint, Response, current_app, g, request
 
 from gateway.codecs import dumps, encode_predict_response, media_type
 from gateway.codecs.stream import CSV, NDJSON, STREAM_TYPES
@@ -50,7 +50,7 @@ def _stream(name: str, version: str | None, kind: str) -> Response:
         on_error, request.headers.get("X-Routing-Key"), lambda error: error.to_problem(request_id),
     )
     headers = {"X-Model": reply.model, "X-Model-Version": reply.version}
-    return Response(stream_with_context(reply.body), content_type=reply.media_type, headers=headers)
+    return Response(reply.body, content_type=reply.media_type, headers=headers)
 
 
 PROTOCOL = Protocol("native", (blueprint,), metered=("native.predict",), paths=native_paths)

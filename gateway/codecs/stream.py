@@ -76,6 +76,8 @@ def csv_tables(body: IO[bytes], chunk_rows: int) -> Iterator[tuple[int, Table]]:
                 rows = []
         if rows:
             yield first, _csv_table(header, rows)
+        elif first == 1:
+            raise BadRequest("the CSV body has a header row but no data rows")
     except csv.Error as exc:
         raise BadRequest(f"malformed CSV: {exc}") from None
     except UnicodeDecodeError as exc:

@@ -110,6 +110,10 @@ def test_an_unknown_param_and_an_empty_body_are_refused_before_any_byte(client: 
     assert reply.status_code == 400 and "colour" in reply.get_json()["detail"]
     reply = client.post("/models/iris/predict", data=b"\n\n", content_type="application/x-ndjson")
     assert reply.status_code == 400 and "no records" in reply.get_json()["detail"]
+    header_only = ",".join(IRIS_ROWS[0]).encode() + b"\n"
+    reply = client.post("/models/iris/predict", data=header_only, content_type="text/csv",
+                        headers={"Accept": "text/csv"})
+    assert reply.status_code == 400 and "no data rows" in reply.get_json()["detail"]
 
 
 def test_the_stream_limit_is_separate_from_the_body_limit(client: FlaskClient) -> None:
