@@ -1,6 +1,7 @@
 """`gateway reload` changes R pools live: 8 clients predict on an R model while reloads move it
 from version 1 to 2, add an R model (a Plumber script) and remove another, then try a version
 that cannot start. Not one request fails; once a reload returns, only the new version answers.
+Then an alias names another version: its pool starts on reload too.
 
 Versions are told apart by their predictions (version 2 is fitted on light cars only), so an
 answer labelled with one version but computed by the other would show.
@@ -8,6 +9,7 @@ answer labelled with one version but computed by the other would show.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -171,7 +173,7 @@ def test_reload_moves_adds_and_removes_r_pools_under_load(
     flips = 0
     for i in range(CLIENTS):
         versions = [r.version for r in sent if r.client == i]
-        flips += sum(1 for a, b in zip(versions, versions[1:], strict=False) if (a, b) == ("2", "1"))
+        flips += sum(1 for a, b in itertools.pairwise(versions) if (a, b) == ("2", "1"))
     with capsys.disabled():
         print(f"\nlive reload, {CLIENTS} clients: {len(sent)} requests, {len(failures)} failed; "
               f"before the 1->2 reload {len(before)} (all v1: {all(r.version == '1' for r in before)}), "
@@ -185,6 +187,18 @@ def test_reload_moves_adds_and_removes_r_pools_under_load(
     assert after and {r.version for r in after} == {"2"}
     for i in range(CLIENTS):
         assert {r.version for r in after if r.client == i} == {"2"}
+
+
+def test_a_version_named_by_an_alias_gets_its_pool_on_reload(gw: Stack, store: Path) -> None:
+    """After the test above: mtcars serves version 2; an alias for version 1 starts its pool."""
+    stack.reload(load_settings(rewrite(gw, {"mtcars": {**MODELS["mtcars"], "version": "2",
+                                                        "aliases": {"previous": "1"}}}), env={}))
+    assert "plumber-mtcars--v1-1" in r_programs(gw)
+    reply = gw.post("/models/mtcars/versions/previous/predict", json=[ROW])
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["version"] == "1"
+    assert reply.json()["predictions"][0] == pytest.approx(r_predict(store, "mtcars", [ROW], version="1")[0],
+                                                           rel=1e-9)
 
 
 def wait_for_answers(sent: list[Sent], count: int, limit_s: float = 60.0) -> None:
