@@ -1,7 +1,7 @@
 """`gateway reload` changes R pools live: 8 clients predict on an R model while reloads move it
-from version 1 to 2, add an R model (a Plumber script) and remove another, then try a version
-that cannot start. Not one request fails; once a reload returns, only the new version answers.
-Then an alias names another version: its pool starts on reload too.
+from version 1 to 2, add R models (a Plumber script pool, an rpy2 model) and remove another,
+then try a version that cannot start. Not one request fails; once a reload returns, only the
+new version answers. Then an alias names another version: its pool starts on reload too.
 
 Versions are told apart by their predictions (version 2 is fitted on light cars only), so an
 answer labelled with one version but computed by the other would show.
@@ -127,11 +127,13 @@ def test_reload_moves_adds_and_removes_r_pools_under_load(
         took["1 -> 2"] = returned - begun
         wait_for_answers(sent, len(sent) + 2 * CLIENTS)
 
-        # Another R model in (a Plumber script pool), one out (a saved-model pool).
+        # R models in (a Plumber script pool, an rpy2 model in the Gunicorn workers), one out (a
+        # saved-model pool).
         started = time.monotonic()
         cars = {"backend": "plumber", "workers": 1, "predict_route": "/predict", "input_format": "records"}
-        stack.reload(load_settings(rewrite(gw, {"cars": cars, "fragile": None}), env={}))
-        took["add cars, remove fragile"] = time.monotonic() - started
+        edit = {"cars": cars, "crashy": {"backend": "rpy2"}, "fragile": None}
+        stack.reload(load_settings(rewrite(gw, edit), env={}))
+        took["add cars and crashy (rpy2), remove fragile"] = time.monotonic() - started
         programs = r_programs(gw)
         assert programs == {"plumber-mtcars--g1-1", "plumber-cars-1"}, programs
 
@@ -162,6 +164,7 @@ def test_reload_moves_adds_and_removes_r_pools_under_load(
     assert r_programs(gw) == programs  # the new version's programs are gone again
     assert (gw.run_dir / "plan.json").read_text(encoding="utf-8") == plan_before
     assert gw.post("/models/cars/predict", json=[{"speed": 10}]).status_code == 200
+    assert gw.post("/models/crashy/predict", json=[{"x": 3}]).json()["predictions"] == [3]
     assert gw.post("/models/fragile/predict", json=[{"x": 1}]).status_code == 404
 
     failures = [r.failure for r in sent if r.failure]
