@@ -547,7 +547,8 @@ def _diagnostics(run_dir: Path) -> str:
 
 
 def _check_same_pools(settings: Settings, plan: Plan) -> None:
-    """The R pools are pinned at `up` (versions, workers): a reload cannot start or stop one."""
+    """A worker host's R pools are pinned at its start (versions, workers): its reload cannot
+    start or stop one (a gateway's reload replaces pools live: gateway.runtime.live_pools)."""
     wanted = {p.key: (p.version, len(p.workers)) for p in make_plan(settings).all_pools}
     have = {p.key: (p.version, len(p.workers)) for p in plan.all_pools}
     if wanted != have:
