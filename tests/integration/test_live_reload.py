@@ -121,10 +121,12 @@ def test_reload_moves_adds_and_removes_r_pools_under_load(
     took: dict[str, float] = {}
     try:
         wait_for_answers(sent, 2 * CLIENTS)
+        watchdog = gw.pids()["watchdog"]
         begun = time.monotonic()
         stack.reload(load_settings(rewrite(gw, {"mtcars": {**MODELS["mtcars"], "version": "2"}}), env={}))
         returned = time.monotonic()
         took["1 -> 2"] = returned - begun
+        assert gw.pids()["watchdog"] != watchdog  # restarted: it watches the workers of the new plan
         wait_for_answers(sent, len(sent) + 2 * CLIENTS)
 
         # R models in (a Plumber script pool, an rpy2 model in the Gunicorn workers), one out (a
