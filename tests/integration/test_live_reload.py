@@ -27,14 +27,16 @@ from gateway.runtime import stack
 from gateway.runtime.tomlwrite import dump_toml
 from gateway.settings import load_settings
 from tests.integration.conftest import Stack, start_stack
-from tests.integration.r_models import build_r_store, r_predict, rscript
+from tests.integration.r_models import FUNCTION_MODELS, build_r_store, r_predict, rscript
 
 ROW = {"wt": 2.62, "hp": 110, "cyl": 6, "am": "manual"}
 MODELS = {
     "mtcars": {"backend": "plumber", "workers": 1, "version": "1"},
     "fragile": {"backend": "plumber", "workers": 1},
+    "spinning": {"backend": "plumber", "workers": 1, "version": "1"},
 }
 CLIENTS = 8
+SLOW_S = 4.0  # seconds the in-flight predict runs: longer than the start of a new pool
 
 
 @dataclass
@@ -58,6 +60,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "sample = cars[c('wt', 'hp', 'cyl', 'am')])",
         str(store),
     )
+    rscript(f"gatewayr::save_model({FUNCTION_MODELS['spinning']}, commandArgs(TRUE)[1], 'spinning', "
+            "sample = data.frame(x = c(0, 2)))", str(store))  # its version 2, the same code
     return store
 
 
@@ -137,7 +141,7 @@ def test_reload_moves_adds_and_removes_r_pools_under_load(
         stack.reload(load_settings(rewrite(gw, edit), env={}))
         took["add cars and crashy (rpy2), remove fragile"] = time.monotonic() - started
         programs = r_programs(gw)
-        assert programs == {"plumber-mtcars--g1-1", "plumber-cars-1"}, programs
+        assert programs == {"plumber-mtcars--g1-1", "plumber-cars-1", "plumber-spinning-1"}, programs
 
         # Version 3 cannot start (saved where a package it needs was installed): v2 keeps serving.
         broken = store / "mtcars" / "3"
@@ -212,3 +216,31 @@ def wait_for_answers(sent: list[Sent], count: int, limit_s: float = 60.0) -> Non
     while len(sent) < count:
         assert time.monotonic() < deadline, f"only {len(sent)} of {count} requests answered"
         time.sleep(0.05)
+
+
+def test_a_request_in_flight_on_the_old_version_finishes_before_its_pool_stops(
+        gw: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """A predict that runs for seconds on version 1 while a reload moves the model to version 2:
+    answered by version 1, and the reload returns only after it (the old pool drained first)."""
+    answered: dict[str, object] = {}
+
+    def slow() -> None:
+        with gateway_client.session() as http:
+            http.trust_env = False
+            reply = http.post(gw.url + "/models/spinning/predict", json=[{"x": SLOW_S}], timeout=60)
+            answered.update(status=reply.status_code, body=reply.json(), at=time.monotonic())
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    started = time.monotonic()
+    stack.reload(load_settings(rewrite(gw, {"spinning": {**MODELS["spinning"], "version": "2"}}), env={}))
+    returned = time.monotonic()
+    thread.join(timeout=60)
+    with capsys.disabled():
+        print(f"\nin-flight request of {SLOW_S:g} s on version 1: answered {answered.get('status')} after "
+              f"{answered.get('at', returned) - started:.1f} s; the reload returned after {returned - started:.1f} s")
+    assert answered["status"] == 200, answered
+    assert answered["body"]["version"] == "1"  # type: ignore[index]
+    assert answered["at"] <= returned  # type: ignore[operator]
+    assert "plumber-spinning-1" not in gw.pids()
+    assert gw.post("/models/spinning/predict", json=[{"x": 0}]).json()["version"] == "2"
