@@ -328,7 +328,7 @@ def _wait_pools_healthy(run_dir: Path, pools: tuple[PoolPlan, ...], wait_s: floa
 
 
 def _new_pool_line(run_dir: Path, pool: PoolPlan, program: str, what: str) -> str:
-    """`model 'x': version 2 (plumber-x--g1-1) could not be started ...; R said: ...; version 1 keeps serving`."""
+    """`model 'x': version 2 (plumber-x--g1-1) could not be started ...; R said: ...; nothing changed, ...`."""
     error = last_r_error(run_dir / "logs" / f"{program}.log")
     said = f"; R said: {error}" if error else ""
     return (f"model '{pool.model}': version {pool.version} ({program}) {what}{said}; nothing changed, "
