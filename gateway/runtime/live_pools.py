@@ -34,12 +34,13 @@ class PoolChange:
         return dataclasses.replace(self.plan, extra_pools=extra)
 
 
-def replan(settings: Settings, running: Plan) -> PoolChange:
+def replan(settings: Settings, running: Plan, *, replace_all: bool = False) -> PoolChange:
     """The running plan with the configured R pools: unchanged pools kept as they run, changed
-    or added ones with a new generation and fresh worker addresses. Raises ConfigError (from
-    make_plan) for a model whose pool cannot be planned (no such version, bad script)."""
+    or added ones (all, with replace_all) with a new generation and fresh worker addresses.
+    Raises ConfigError (from make_plan) for a model whose pool cannot be planned (no such
+    version, bad script)."""
     wanted = make_plan(settings, port=running.public.port)
-    have = {pool.slot: pool for pool in running.all_pools}
+    have = {} if replace_all else {pool.slot: pool for pool in running.all_pools}
     addresses = _Addresses(settings, running)
     kept: list[PoolPlan] = []
     started: list[PoolPlan] = []
@@ -60,6 +61,13 @@ def replan(settings: Settings, running: Plan) -> PoolChange:
         extra_pools={pool.key: pool for pool in serving if not pool.primary},
     )
     return PoolChange(plan, tuple(started), retired)
+
+
+def program_inputs(settings: Settings) -> tuple[object, ...]:
+    """The settings every R program's supervisord section says besides its pool: when they
+    change, supervisord would restart each program in place (a gap), so every pool is replaced."""
+    server = settings.server
+    return server.user, server.r_user, server.log_max_bytes, server.log_backups
 
 
 def _runs(pool: PoolPlan) -> tuple[object, ...]:

@@ -28,11 +28,12 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.backends.r_reply import last_r_error
+from gateway.errors import ConfigError
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.private_files import UMASK, open_private, private_dir, write_private
 from gateway.registry import check_models, pin_versions
 from gateway.runtime import privileges, procs
-from gateway.runtime.live_pools import PoolChange, replan
+from gateway.runtime.live_pools import PoolChange, program_inputs, replan
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, PoolPlan, make_plan, make_worker_plan, socket_dir
 from gateway.runtime.render import (
     GRACEFUL_TIMEOUT_S,
@@ -241,7 +242,7 @@ def reload(settings: Settings, wait_s: float = 90.0) -> Plan:
         _check_same_pools(settings, running)
         change = PoolChange(running, (), ())
     else:
-        change = replan(settings, running)
+        change = replan(settings, running, replace_all=_program_inputs_changed(settings, run_dir))
     plan = change.plan
     # Nothing changes unless every version the new config names checks out: a new version that
     # cannot load leaves the old one serving, and the ConfigError says why in one line.
@@ -274,6 +275,15 @@ def reload(settings: Settings, wait_s: float = 90.0) -> Plan:
     if change.retired:
         _retire(settings, plan, change.retired)
     return plan
+
+
+def _program_inputs_changed(settings: Settings, run_dir: Path) -> bool:
+    """Whether the R programs' sections change for every pool (their log rotation, their user)."""
+    try:
+        rendered_from = load_settings(run_dir / SETTINGS_COPY, env={})
+    except (OSError, ConfigError):
+        return False  # nothing to compare with: the pools' own changes decide
+    return program_inputs(rendered_from) != program_inputs(settings)
 
 
 # Everything render_all writes: put back as it was when a new pool cannot start.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from gateway.runtime.live_pools import replan
+from gateway.runtime.live_pools import program_inputs, replan
 from gateway.runtime.plan import Endpoint, Plan, make_plan
 from gateway.settings import Settings, settings_from_dict
 
@@ -75,3 +75,14 @@ def test_tcp_workers_get_ports_no_pool_holds(tmp_path: Path) -> None:
     assert bikes.workers[0].port > 41011  # 41010 and 41011 are cars'
     (tmp_path / "run").mkdir()
     assert Plan.load(change.plan.save()) == change.plan  # the generation survives the plan file
+
+
+def test_new_log_rotation_replaces_every_pool(tmp_path: Path) -> None:
+    """supervisord would restart each program in place for a changed section: a gap per model."""
+    settings = _settings(tmp_path, {"cars": CARS, "bikes": BIKES})
+    rotated = _settings(tmp_path, {"cars": CARS, "bikes": BIKES}, log_backups=5)
+    assert program_inputs(rotated) != program_inputs(settings)
+    running = make_plan(settings)
+    change = replan(rotated, running, replace_all=True)
+    assert sorted(p.key for p in change.started) == ["bikes--g1", "cars--g1"]
+    assert len(change.retired) == 2
