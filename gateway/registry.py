@@ -235,7 +235,7 @@ def _apply_rollout(served: ServedModel, model: ModelSettings) -> None:
         version = model.aliases.get(name, name)
         if version not in served.versions:
             pool = KINDS.get(model.backend).r_pool
-            hint = " (an R pool starts at `gateway up` per stored version named)" if pool else ""
+            hint = " (an R pool starts at `gateway up` or `reload` per stored version named)" if pool else ""
             raise ConfigError(f"{where}.{key}: {name!r} is not a served version{hint}; "
                               f"served: {', '.join(served.versions)}")
         return version

@@ -46,11 +46,24 @@ class PoolPlan:
     timeout_s: float
     hosts: tuple[Endpoint, ...] = ()  # remote entrypoints of the same pool (not supervised here)
     primary: bool = True  # the model's current version; others serve rollout versions
+    # Bumped when `gateway reload` replaces the pool (another version, script, worker count or
+    # timeout): the new pool gets its own key, programs and sockets, so old and new run side by side.
+    generation: int = 0
 
     @property
     def key(self) -> str:
         """Names the pool in configs (upstream, location, programs); '-' never occurs in a model name."""
+        return self.slot if not self.generation else f"{self.slot}--g{self.generation}"
+
+    @property
+    def slot(self) -> str:
+        """What the pool is for, whatever it runs: a model's current version, or a rollout version."""
         return self.model if self.primary else f"{self.model}--v{self.version}"
+
+    @property
+    def programs(self) -> list[str]:
+        """The supervisord programs of its local workers, `plumber-<key>-<i>` (group `plumber-<key>`)."""
+        return [f"plumber-{self.key}-{index}" for index in range(1, len(self.workers) + 1)]
 
     @property
     def upstreams(self) -> tuple[Endpoint, ...]:
@@ -86,7 +99,8 @@ class Plan:
         return self.internal.address if self.internal.path else f"http://{self.internal.address}"
 
     def save(self) -> Path:
-        return write_private(Path(self.run_dir) / PLAN_FILE, json.dumps(asdict(self), indent=2))
+        # A reload replaces it under a running stack: the service user's Gunicorn reads it.
+        return write_private(Path(self.run_dir) / PLAN_FILE, json.dumps(asdict(self), indent=2), keep_owner=True)
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:

@@ -34,7 +34,8 @@ def restarted_model(headers: dict[str, str], payload: str) -> str | None:
     group = fields.get("groupname", "")
     if not group.startswith(_PREFIX) or fields.get("from_state") not in _RESTART_FROM:
         return None
-    return group.removeprefix(_PREFIX).split("--v", 1)[0]  # a rollout version's pool counts for its model
+    # A rollout version's pool (`--v2`) and a pool a reload replaced (`--g1`) count for their model.
+    return group.removeprefix(_PREFIX).split("--", 1)[0]
 
 
 def record(path: Path, model: str) -> None:

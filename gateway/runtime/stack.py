@@ -9,6 +9,7 @@ supervisord or of NGINX's master, their orphans are still found (and stopped) by
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -27,11 +28,13 @@ from typing import Any
 from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.backends.r_reply import last_r_error
+from gateway.errors import ConfigError
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.private_files import UMASK, open_private, private_dir, write_private
 from gateway.registry import check_models, pin_versions
 from gateway.runtime import privileges, procs
-from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan, socket_dir
+from gateway.runtime.live_pools import PoolChange, program_inputs, replan
+from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, PoolPlan, make_plan, make_worker_plan, socket_dir
 from gateway.runtime.render import (
     GRACEFUL_TIMEOUT_S,
     RELAY_DIR,
@@ -44,6 +47,7 @@ from gateway.runtime.render import (
 )
 from gateway.script_deps import check_pool_scripts
 from gateway.settings import Settings, cluster_secret, load_settings
+from gateway.unix_http import get_status
 
 SUPERVISORD_PID = "supervisord.pid"
 SESSION_FILE = "session.json"  # the daemonized supervisord's session: {"sid", "start"}
@@ -216,46 +220,151 @@ def _json_field(text: str, key: str, default: Any) -> Any:
         return default
 
 
-def reload(settings: Settings) -> Plan:
-    """Apply changed settings to the running stack, keeping its ports and R pools.
+def reload(settings: Settings, wait_s: float = 90.0) -> Plan:
+    """Apply changed settings to the running stack, keeping its ports; R pools change live.
 
-    Re-renders every config from the saved plan, updates supervisord's programs, reloads NGINX
-    if its config changed, and replaces every Gunicorn worker (the new ones re-read the settings
-    and the store) without a moment when no worker is ready. Returns once every old worker is
-    gone, so each request sent after that is answered with the new settings and versions.
-    A change to the R pools needs `gateway down` and `gateway up`: the plan pins them.
+    Re-renders every config, starts the R pools the config adds or changes (a new version,
+    script, worker count or timeout) beside the running ones and waits until each new worker
+    answers its health route, reloads NGINX, then replaces every Gunicorn worker (the new ones
+    re-read the settings, the plan and the store) without a moment when no worker is ready.
+    Only then are the pools nobody routes to any more taken out of NGINX (its old workers finish
+    their requests) and stopped. Returns once every old worker is gone, so each request sent
+    after that is answered with the new settings and versions.
+
+    Raises StackError, with what R said, when a new pool cannot start within wait_s: its
+    programs and the rendered configs are rolled back and the old pools keep serving.
     """
     run_dir = settings.run_dir
     if _supervisord_pid(run_dir) is None:
         raise StackError(f"no stack is running in {run_dir}; start it with `gateway up`")
-    plan = Plan.load(run_dir / PLAN_FILE)
-    _check_same_pools(settings, plan)
+    running = Plan.load(run_dir / PLAN_FILE)
+    if running.role == "worker":  # a worker host's pools follow its gateway's: down and up
+        _check_same_pools(settings, running)
+        change = PoolChange(running, (), ())
+    else:
+        change = replan(settings, running, replace_all=_program_inputs_changed(settings, run_dir))
+    plan = change.plan
     # Nothing changes unless every version the new config names checks out: a new version that
     # cannot load leaves the old one serving, and the ConfigError says why in one line.
     verified = check_models(settings, plan)
-    before = {name: (run_dir / name).read_bytes() for name in ("nginx.conf", "gunicorn.conf.py")}
-    render_all(settings, plan)
-    privileges.grant(settings, plan, privileges.accounts(settings))
-    changed = {name for name, text in before.items() if (run_dir / name).read_bytes() != text}
-    checked = subprocess.run([*nginx_command(run_dir), "-t"], capture_output=True, text=True, check=False)
-    if checked.returncode != 0:
-        raise StackError(f"the re-rendered nginx.conf is invalid; NGINX keeps the old one:\n"
-                         f"{checked.stderr.strip()}")
-    _supervisorctl(run_dir, "reread", check=True)
-    _supervisorctl(run_dir, "update", check=True)
+    check_pool_scripts(settings, dataclasses.replace(plan, pools={}, extra_pools={p.key: p for p in change.started}))
+    rendered = {name: (run_dir / name).read_bytes() for name in _RENDERED if (run_dir / name).exists()}
+    render_all(settings, change.transition)
+    privileges.grant(settings, change.transition, privileges.accounts(settings))
+    changed = {name for name, text in rendered.items() if (run_dir / name).read_bytes() != text}
+    try:
+        _check_nginx(run_dir)
+        _supervisorctl(run_dir, "reread", check=True)
+        _supervisorctl(run_dir, "update", check=True)  # starts the new pools' programs
+        _wait_pools_healthy(run_dir, change.started, wait_s)
+    except StackError:
+        _restore(run_dir, rendered)  # the new programs go; NGINX and Gunicorn never saw them
+        raise
     # An NGINX reload closes the old workers' idle keep-alive connections; a client that writes
     # on one at that instant must re-send (gateway.client does). Reload only on a real change.
     if "nginx.conf" in changed:
-        reloaded = subprocess.run([*nginx_command(run_dir), "-s", "reload"], capture_output=True,
-                                  text=True, check=False)
-        if reloaded.returncode != 0:
-            raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
+        _reload_nginx(run_dir)
+    plan.save()  # the new Gunicorn workers route by it; the old ones finish on the old pools
     pin_versions(plan, verified)  # the new workers (and any restarted later) serve these
+    if change.started or change.retired:
+        _restart_watchdog(run_dir)  # it reads the plan at its start: watch the new workers
     if "gunicorn.conf.py" in changed:
         _hup_gunicorn(run_dir, settings.server.workers)  # only a HUP makes Gunicorn re-read it
     else:
         _roll_gunicorn(run_dir)
+    if change.retired:
+        _retire(settings, plan, change.retired)
     return plan
+
+
+def _program_inputs_changed(settings: Settings, run_dir: Path) -> bool:
+    """Whether the R programs' sections change for every pool (their log rotation, their user)."""
+    try:
+        rendered_from = load_settings(run_dir / SETTINGS_COPY, env={})
+    except (OSError, ConfigError):
+        return False  # nothing to compare with: the pools' own changes decide
+    return program_inputs(rendered_from) != program_inputs(settings)
+
+
+# Everything render_all writes: put back as it was when a new pool cannot start.
+_RENDERED = (SETTINGS_COPY, "nginx.conf", "supervisord.conf", "gunicorn.conf.py")
+
+
+def _check_nginx(run_dir: Path) -> None:
+    checked = subprocess.run([*nginx_command(run_dir), "-t"], capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        raise StackError(f"the re-rendered nginx.conf is invalid; NGINX keeps the old one:\n"
+                         f"{checked.stderr.strip()}")
+
+
+def _reload_nginx(run_dir: Path) -> None:
+    reloaded = subprocess.run([*nginx_command(run_dir), "-s", "reload"], capture_output=True,
+                              text=True, check=False)
+    if reloaded.returncode != 0:
+        raise StackError(f"nginx -s reload failed: {reloaded.stderr.strip()}")
+
+
+def _restore(run_dir: Path, rendered: dict[str, bytes]) -> None:
+    """Put the configs back as they were and let supervisord stop and drop the programs they
+    no longer name (best effort: the caller raises the cause)."""
+    for name, text in rendered.items():
+        write_private(run_dir / name, text, keep_owner=True)
+    with contextlib.suppress(StackError, OSError):
+        _supervisorctl(run_dir, "reread", check=True)
+        _supervisorctl(run_dir, "update", check=True)
+
+
+def _wait_pools_healthy(run_dir: Path, pools: tuple[PoolPlan, ...], wait_s: float) -> None:
+    """Every local worker of the new pools answers its health route, as NGINX will reach it.
+
+    Raises StackError naming the model and what R said when a program goes FATAL (supervisord
+    gave up after its start retries) or a worker is still silent after wait_s.
+    """
+    waiting = {(pool, program, endpoint) for pool in pools
+               for program, endpoint in zip(pool.programs, pool.workers, strict=True)}
+    deadline = time.monotonic() + wait_s
+    while waiting:
+        fatal = set(_fatal_programs(run_dir))
+        failed = [(pool, program) for pool, program, _ in sorted(waiting, key=lambda w: w[1]) if program in fatal]
+        if failed:
+            raise StackError("\n".join(_new_pool_line(run_dir, pool, program, "could not be started (FATAL in "
+                                                       "supervisord)") for pool, program in failed))
+        waiting = {w for w in waiting if get_status(w[2], w[0].health_path, 2.0) != 200}
+        if waiting and time.monotonic() > deadline:
+            raise StackError("\n".join(_new_pool_line(run_dir, pool, program, f"did not answer within {wait_s:g} s")
+                                       for pool, program, _ in sorted(waiting, key=lambda w: w[1])))
+        if waiting:
+            time.sleep(0.2)
+
+
+def _new_pool_line(run_dir: Path, pool: PoolPlan, program: str, what: str) -> str:
+    """`model 'x': version 2 (plumber-x--g1-1) could not be started ...; R said: ...; nothing changed, ...`."""
+    error = last_r_error(run_dir / "logs" / f"{program}.log")
+    said = f"; R said: {error}" if error else ""
+    return (f"model '{pool.model}': version {pool.version} ({program}) {what}{said}; nothing changed, "
+            "the running versions keep serving")
+
+
+def _restart_watchdog(run_dir: Path) -> None:
+    with contextlib.suppress(OSError, xmlrpc.client.Error):  # no pools: no watchdog
+        _rpc(run_dir, "stopProcess", "watchdog")
+        _rpc(run_dir, "startProcess", "watchdog")
+
+
+def _retire(settings: Settings, plan: Plan, retired: tuple[PoolPlan, ...]) -> None:
+    """Once no Gunicorn worker routes to the retired pools: out of NGINX, whose old workers finish
+    what they still proxy to them, then their programs stop (supervisord: removed groups)."""
+    run_dir = Path(plan.run_dir)
+    render_all(settings, plan)
+    privileges.grant(settings, plan, privileges.accounts(settings))
+    _check_nginx(run_dir)
+    master = pids(run_dir).get("nginx")
+    draining = {p for p in procs.family(master) if p.pid != master} if master else set()
+    _reload_nginx(run_dir)
+    longest = max(pool.timeout_s for pool in retired)
+    procs.wait_gone(draining, longest + GRACEFUL_TIMEOUT_S)  # an old worker may hold a slow client
+    _supervisorctl(run_dir, "reread", check=True)
+    _supervisorctl(run_dir, "update", check=True)
 
 
 def gunicorn_workers(run_dir: str | Path, master: int | None = None) -> set[procs.Proc]:
@@ -448,7 +557,8 @@ def _diagnostics(run_dir: Path) -> str:
 
 
 def _check_same_pools(settings: Settings, plan: Plan) -> None:
-    """The R pools are pinned at `up` (versions, workers): a reload cannot start or stop one."""
+    """A worker host's R pools are pinned at its start (versions, workers): its reload cannot
+    start or stop one (a gateway's reload replaces pools live: gateway.runtime.live_pools)."""
     wanted = {p.key: (p.version, len(p.workers)) for p in make_plan(settings).all_pools}
     have = {p.key: (p.version, len(p.workers)) for p in plan.all_pools}
     if wanted != have:

@@ -15,13 +15,16 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.auth import new_entry, write_keys
-from gateway.runtime import procs
+from gateway.runtime import procs, stack
+from gateway.runtime.tomlwrite import dump_toml
+from gateway.settings import load_settings
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import rscript
 
@@ -89,9 +92,9 @@ def gw(shared_dir: Path) -> Iterator[Stack]:
     models = {name: {"backend": "plumber", "workers": 1, "timeout_s": 20} for name in ("keys", "secret")}
     server = {"user": SERVICE_USER, "r_user": R_USER, "api_keys_file": str(keys),
               "cluster_secret_file": str(secret)}
-    with start_stack(shared_dir, models, server, store=store) as stack:
-        stack.http.headers["Authorization"] = f"Bearer {key}"
-        yield stack
+    with start_stack(shared_dir, models, server, store=store) as running:
+        running.http.headers["Authorization"] = f"Bearer {key}"
+        yield running
 
 
 def _uid(pid: int) -> int:
@@ -142,3 +145,23 @@ def test_every_process_runs_as_its_user(gw: Stack) -> None:
     assert {_uid(pid) for pid in nginx_workers} == {service}
     assert {_uid(pid) for pid in gunicorn} == {service}
     assert {_uid(pid) for pid in r_workers} == {r_user}
+
+
+def test_a_reload_replaces_an_r_pool_under_the_same_users(gw: Stack, attacker: pwd.struct_passwd) -> None:
+    """Last: `gateway reload` starts the replacing pool as the R user, behind sockets the local
+    user cannot reach, and the service user's Gunicorn reads the new plan."""
+    config = gw.settings.config_path
+    assert config is not None
+    raw = tomllib.loads(config.read_text(encoding="utf-8"))
+    raw["models"]["keys"]["timeout_s"] = 21  # another timeout: a new pool
+    config.write_text(dump_toml(raw), encoding="utf-8")
+    plan = stack.reload(load_settings(config, env={}))
+    pids = gw.pids()
+    assert "plumber-keys--g1-1" in pids and "plumber-keys-1" not in pids
+    assert _uid(pids["plumber-keys--g1-1"]) == pwd.getpwnam(R_USER).pw_uid
+    reply = gw.post("/models/keys/predict", json=[{"x": 1.0}])
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["predictions"] == [0]
+    targets = [(w.address, "/predict") for w in plan.pools["keys"].workers]
+    probe = _as(attacker, "/usr/bin/python3", "-c", PROBE, json.dumps(targets))
+    assert all(a.startswith("PermissionError") for a in json.loads(probe.stdout).values()), probe.stdout

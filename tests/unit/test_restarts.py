@@ -26,6 +26,8 @@ def starting(process: str, group: str, from_state: str) -> str:
         ("plumber-mtcars-1", "plumber-mtcars", "EXITED", "mtcars"),  # crashed, auto-restarted
         ("plumber-mtcars-2", "plumber-mtcars", "BACKOFF", "mtcars"),  # a retry after a failed start
         ("plumber-mtcars-1", "plumber-mtcars", "STOPPED", None),  # the first start, or an operator's restart
+        ("plumber-mtcars--g1-1", "plumber-mtcars--g1", "EXITED", "mtcars"),  # a pool a reload replaced
+        ("plumber-mtcars--v2--g1-1", "plumber-mtcars--v2--g1", "EXITED", "mtcars"),
         ("gunicorn", "gunicorn", "EXITED", None),  # not an R worker
     ],
 )
