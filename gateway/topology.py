@@ -46,6 +46,19 @@ class PoolPlan:
     timeout_s: float
     hosts: tuple[Endpoint, ...] = ()  # remote entrypoints of the same pool (not supervised here)
     primary: bool = True  # the model's current version; others serve rollout versions
+    # A pool that follows the load (gateway/runtime/autoscale.py): the workers always running, of
+    # `workers` (the most it runs); None: a fixed pool, every worker always running.
+    min_workers: int | None = None
+    idle_s: float = 0.0  # a scaling pool stops a worker no request needed for this long
+
+    @property
+    def scales(self) -> bool:
+        return self.min_workers is not None
+
+    def autostart(self, index: int) -> bool:
+        """Whether supervisord starts worker `index` (1-based) with the stack; the scaler starts
+        the others on demand."""
+        return self.min_workers is None or index <= self.min_workers
 
     @property
     def key(self) -> str:
