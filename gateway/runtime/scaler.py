@@ -30,6 +30,7 @@ from gateway.metrics import metrics_dir
 from gateway.poolstate import WorkerStates, in_flight, write_states
 from gateway.runtime.autoscale import Decision, Limits, Tracker, decide
 from gateway.topology import Endpoint, Plan, PoolPlan
+from gateway.unix_http import get_status
 
 TICK_S = 0.25
 _STARTING = {"STARTING", "BACKOFF"}
@@ -55,11 +56,14 @@ class Scaler:
     trackers: dict[str, Tracker] = field(default_factory=dict)
 
     def tick(self, now: float, infos: Iterable[dict[str, Any]], calls: dict[str, int],
-             accepts: Callable[[Endpoint], bool]) -> tuple[list[Step], dict[str, WorkerStates]]:
+             accepts: Callable[[Endpoint], bool],
+             idle: Callable[[PoolPlan, Endpoint], bool]) -> tuple[list[Step], dict[str, WorkerStates]]:
         """One round: the steps to take now, and every scaling pool's worker states.
 
         A worker supervisord still calls STARTING (its startsecs) but that accepts connections
-        already serves requests, so it counts as running.
+        already serves requests, so it counts as running. The worker stopped is one that is idle
+        right now (`idle`: it answers its health route at once, which R cannot while it predicts),
+        the highest-numbered such; none idle, none stopped this round.
         """
         by_name = {info["name"]: info["statename"] for info in infos}
         steps, states = [], {}
@@ -78,6 +82,9 @@ class Scaler:
             signals = tracker.observe(now, len(running), len(starting), calls.get(pool.key, 0))
             limits = Limits(min=pool.min_workers or 0, max=len(pool.workers), idle_s=pool.idle_s)
             decision = decide(signals, limits)
+            if decision.action == "stop":
+                workers = dict(zip(names, pool.workers, strict=True))
+                running = [n for n in running if idle(pool, workers[n])]
             step = self._step(pool, decision, running, startable)
             if step is not None:
                 if step.action == "start":
@@ -107,6 +114,12 @@ def accepts(endpoint: Endpoint) -> bool:
     return True
 
 
+def idle(pool: PoolPlan, endpoint: Endpoint) -> bool:
+    """Whether a worker answers its health route at once: R is single-threaded, so one busy with
+    a request cannot, and one that can has nothing in hand to lose when it is stopped."""
+    return get_status(endpoint, pool.health_path, _PROBE_TIMEOUT_S) == 200
+
+
 def run(plan_path: Path, rpc: Any, clock: Callable[[], float] = time.monotonic) -> None:
     """The loop: tick, act, publish the states; until supervisord stops this program."""
     mtime, scaler = -1.0, None
@@ -121,10 +134,11 @@ def run(plan_path: Path, rpc: Any, clock: Callable[[], float] = time.monotonic) 
         try:
             infos = rpc.getAllProcessInfo()
         except (OSError, xmlrpc.client.Error) as exc:
-            print(f"scaler: supervisord did not answer: {exc}", flush=True)
+            if not (isinstance(exc, xmlrpc.client.Fault) and exc.faultString == "SHUTDOWN_STATE"):
+                print(f"scaler: supervisord did not answer: {exc}", flush=True)
             time.sleep(1.0)
             continue
-        steps, states = scaler.tick(clock(), infos, in_flight(calls_dir), accepts)
+        steps, states = scaler.tick(clock(), infos, in_flight(calls_dir), accepts, idle)
         for step in steps:
             _act(rpc, step)
         if states != published:

@@ -11,6 +11,7 @@ from gateway.runtime.scaler import Scaler
 from gateway.topology import Endpoint, PoolPlan
 
 LIMITS = Limits(min=1, max=4, idle_s=300)
+IDLE = lambda pool, endpoint: True  # noqa: E731 - every running worker answers its health route at once
 ZERO = Limits(min=0, max=2, idle_s=60)
 
 
@@ -74,9 +75,9 @@ def infos(key: str, *states: str) -> list[dict[str, str]]:
 def test_a_round_starts_the_first_stopped_worker_when_calls_queue_and_reports_states() -> None:
     scaler = Scaler([pool("m", 3, 1)], started_at=0.0)
     listed = infos("m", "RUNNING", "STOPPED", "STOPPED")
-    steps, states = scaler.tick(0.0, listed, {"m": 4}, lambda e: False)
+    steps, states = scaler.tick(0.0, listed, {"m": 4}, lambda e: False, IDLE)
     assert steps == [] and states == {"m": WorkerStates(running=1, starting=0, stopped=2)}
-    steps, _ = scaler.tick(UP_AFTER_S, listed, {"m": 4}, lambda e: False)
+    steps, _ = scaler.tick(UP_AFTER_S, listed, {"m": 4}, lambda e: False, IDLE)
     assert [(s.program, s.action) for s in steps] == [("plumber-m:plumber-m-2", "start")]
 
 
@@ -84,24 +85,35 @@ def test_a_starting_worker_that_accepts_counts_as_running_and_fatal_ones_are_nev
     scaler = Scaler([pool("m", 3, 0)], started_at=0.0)
     accepting = {"/nowhere/m-1.sock"}
     steps, states = scaler.tick(0.0, infos("m", "STARTING", "FATAL", "STOPPED"), {"m": 1},
-                                lambda e: e.path in accepting)
+                                lambda e: e.path in accepting, IDLE)
     assert states == {"m": WorkerStates(running=1, starting=0, stopped=1, fatal=1)} and steps == []
     scaler = Scaler([pool("m", 2, 0)], started_at=0.0)
-    steps, _ = scaler.tick(0.0, infos("m", "FATAL", "STOPPED"), {"m": 1}, lambda e: False)
+    steps, _ = scaler.tick(0.0, infos("m", "FATAL", "STOPPED"), {"m": 1}, lambda e: False, IDLE)
     assert [s.program for s in steps] == ["plumber-m:plumber-m-2"]  # the cold start skips the FATAL one
 
 
 def test_an_idle_pool_stops_its_highest_running_worker_one_per_round_down_to_min() -> None:
     scaler = Scaler([pool("m", 3, 1, idle_s=5.0)], started_at=0.0)
-    steps, _ = scaler.tick(6.0, infos("m", "RUNNING", "RUNNING", "RUNNING"), {}, lambda e: False)
+    steps, _ = scaler.tick(6.0, infos("m", "RUNNING", "RUNNING", "RUNNING"), {}, lambda e: False, IDLE)
     assert [(s.program, s.action) for s in steps] == [("plumber-m:plumber-m-3", "stop")]
-    steps, _ = scaler.tick(6.25, infos("m", "RUNNING", "RUNNING", "STOPPED"), {}, lambda e: False)
+    steps, _ = scaler.tick(6.25, infos("m", "RUNNING", "RUNNING", "STOPPED"), {}, lambda e: False, IDLE)
     assert [(s.program, s.action) for s in steps] == [("plumber-m:plumber-m-2", "stop")]
-    steps, _ = scaler.tick(6.5, infos("m", "RUNNING", "STOPPED", "STOPPED"), {}, lambda e: False)
+    steps, _ = scaler.tick(6.5, infos("m", "RUNNING", "STOPPED", "STOPPED"), {}, lambda e: False, IDLE)
     assert steps == []
 
 
 def test_fixed_pools_are_left_alone() -> None:
     scaler = Scaler([p for p in [pool("fixed", 2, None), pool("m", 2, 1)] if p.scales], started_at=0.0)
-    steps, states = scaler.tick(0.0, infos("fixed", "STOPPED", "STOPPED"), {"fixed": 9}, lambda e: False)
+    steps, states = scaler.tick(0.0, infos("fixed", "STOPPED", "STOPPED"), {"fixed": 9}, lambda e: False, IDLE)
     assert set(states) == {"m"} and [s.program for s in steps] == ["plumber-m:plumber-m-1"]  # m below min
+
+
+def test_an_idle_round_stops_only_a_worker_with_nothing_in_hand() -> None:
+    scaler = Scaler([pool("m", 3, 1, idle_s=5.0)], started_at=0.0)
+    busy = {"/nowhere/m-3.sock"}  # predicting: it cannot answer its health route now
+    steps, _ = scaler.tick(6.0, infos("m", "RUNNING", "RUNNING", "RUNNING"), {}, lambda e: False,
+                           lambda p, e: e.path not in busy)
+    assert [(s.program, s.action) for s in steps] == [("plumber-m:plumber-m-2", "stop")]
+    steps, _ = scaler.tick(6.25, infos("m", "RUNNING", "RUNNING", "RUNNING"), {}, lambda e: False,
+                           lambda p, e: False)
+    assert steps == []
