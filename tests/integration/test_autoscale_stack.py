@@ -92,6 +92,7 @@ def test_a_pool_grows_to_max_under_load_and_shrinks_to_min_when_idle(gw: Stack) 
                 statuses.append(reply.status_code)
 
     clients = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    load_from = time.monotonic() - t0
     for thread in clients:
         thread.start()
     try:
@@ -105,8 +106,8 @@ def test_a_pool_grows_to_max_under_load_and_shrinks_to_min_when_idle(gw: Stack) 
     idle_from = time.monotonic() - t0
     poll("the pool back at min once idle", lambda: sample().get("running") == 1 and sample().get("live") == 1,
          IDLE_S + 60)
-    print(f"\nworkers of 'busy' over time (min 1, max {MAX}, idle_s {IDLE_S:g}; {CLIENTS} clients until "
-          f"{idle_from:.1f} s, each call {SLEEP_S} s in R):")
+    print(f"\nworkers of 'busy' over time (min 1, max {MAX}, idle_s {IDLE_S:g}; {CLIENTS} clients "
+          f"from {load_from:.1f} s to {idle_from:.1f} s, each call {SLEEP_S} s in R):")
     for at, seen in timeline:
         print(f"  {at:6.1f} s  running {seen.get('running')}  starting {seen.get('starting')}  "
               f"stopped {seen.get('stopped')}  live {seen['live']}/{seen['total']}")
