@@ -87,6 +87,12 @@ POOL_IN_FLIGHT = Gauge(
     "gateway_pool_in_flight", "Calls in flight to each R pool (a pool key: model, or model--v<version>).",
     ["model", "pool"], multiprocess_mode="livesum", registry=_RECORDED,
 )
+# When a call last found no worker of a scaling pool running (Unix time): the scaler starts one
+# even if that call gave up between two of its rounds.
+POOL_COLD_WAIT = Gauge(
+    "gateway_pool_cold_wait_time_seconds", "When a call last waited for a worker of a pool with none running.",
+    ["model", "pool"], multiprocess_mode="max", registry=_RECORDED,
+)
 
 
 def observe_request(model: str, version: str, backend: str, protocol: str, status: int,

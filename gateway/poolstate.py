@@ -22,6 +22,7 @@ from prometheus_client import multiprocess
 
 STATES_FILE = "pool-workers.json"  # under run_dir, written by gateway.runtime.scaler
 IN_FLIGHT_METRIC = "gateway_pool_in_flight"
+COLD_WAIT_METRIC = "gateway_pool_cold_wait_time_seconds"
 _LIVESUM_FILE = re.compile(r"^gauge_livesum_(\d+)\.db$")
 
 
@@ -83,6 +84,22 @@ def in_flight(metrics_dir: str | Path) -> dict[str, int]:
             pool = sample.labels.get("pool", "")
             counts[pool] = counts.get(pool, 0) + max(0, round(sample.value))
     return counts
+
+
+def cold_waits(metrics_dir: str | Path) -> dict[str, float]:
+    """Pool key → when a call last waited for a worker of it with none running (Unix time)."""
+    files = [str(path) for path in Path(metrics_dir).glob("gauge_max_*.db")]
+    latest: dict[str, float] = {}
+    try:
+        merged = multiprocess.MultiProcessCollector.merge(files, accumulate=False)
+    except (OSError, ValueError):
+        return latest
+    for metric in merged:
+        if metric.name == COLD_WAIT_METRIC:
+            for sample in metric.samples:
+                pool = sample.labels.get("pool", "")
+                latest[pool] = max(latest.get(pool, 0.0), sample.value)
+    return latest
 
 
 def _alive(pid: int) -> bool:

@@ -130,6 +130,7 @@ class PlumberPool(Backend):
         self._cold_starts = pool.scales and not pool.hosts
         self._answered_at = -math.inf
         self._in_flight = metrics.POOL_IN_FLIGHT.labels(pool.model, pool.key)
+        self._cold_wait = metrics.POOL_COLD_WAIT.labels(pool.model, pool.key)
 
     def batching(self) -> BatchDefaults:
         """On: R's predict is vectorised; one call slot per worker."""
@@ -198,6 +199,8 @@ class PlumberPool(Backend):
         """Until a local worker accepts, at most cold_start_s; the scaler sees this call in flight
         with none running and starts one. Past the limit: 503 with Retry-After."""
         deadline = time.monotonic() + self.model.cold_start_s
+        if not any(_accepts(w) for w in self.pool.workers):
+            self._cold_wait.set(time.time())
         while not any(_accepts(w) for w in self.pool.workers):
             if time.monotonic() >= deadline:
                 error = Unavailable(

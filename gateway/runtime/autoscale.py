@@ -8,8 +8,9 @@ The rules, one change at a time (a worker still starting blocks the next change)
 - below `min` running: start one (supervisord restarts a crashed worker itself; this covers the
   pool's first seconds and a worker the scaler itself had stopped).
 - more calls in flight than running workers, i.e. every worker busy and requests queue: start
-  one, at once when none runs (a cold start: a request is waiting), else once the queue has
-  lasted UP_AFTER_S (a burst that one round of R calls absorbs does not start R processes).
+  one, at once when none runs (a cold start: a request is waiting, or waited since the last
+  round and gave up: `asked`), else once the queue has lasted UP_AFTER_S (a burst that one
+  round of R calls absorbs does not start R processes).
 - above `min`, and no more calls in flight than running-1 at any sample for `idle_s` (and no
   start within idle_s): stop one, the surplus worker nobody needed.
 """
@@ -41,6 +42,7 @@ class Signals:
     running: int
     starting: int
     in_flight: int
+    asked: bool = False  # a call waited for a worker since the last round (it may have given up)
     queued_for_s: float = 0.0
     peak_in_flight: int = 0
     calm_for_s: float = 0.0
@@ -59,6 +61,8 @@ def decide(signals: Signals, limits: Limits) -> Decision:
         return Decision("hold", f"{s.starting} worker(s) still starting")
     if s.running < limits.min:
         return Decision("start", f"{s.running} running, below min {limits.min}")
+    if s.running == 0 and s.asked and limits.max:
+        return Decision("start", "cold start: a call waited for a worker, none running")
     if s.in_flight > s.running and s.running < limits.max:
         if s.running == 0:
             return Decision("start", f"cold start: {s.in_flight} call(s) waiting, no worker running")
@@ -84,7 +88,7 @@ class Tracker:
     queued_since: float | None = None
     last_start: float | None = None
 
-    def observe(self, now: float, running: int, starting: int, in_flight: int) -> Signals:
+    def observe(self, now: float, running: int, starting: int, in_flight: int, asked: bool = False) -> Signals:
         self.samples.append((now, in_flight))
         while self.samples and now - self.samples[0][0] > self.idle_s:
             self.samples.popleft()
@@ -94,7 +98,7 @@ class Tracker:
             self.queued_since = None
         calm_from = self.since if self.last_start is None else max(self.since, self.last_start)
         return Signals(
-            running=running, starting=starting, in_flight=in_flight,
+            running=running, starting=starting, in_flight=in_flight, asked=asked,
             queued_for_s=0.0 if self.queued_since is None else now - self.queued_since,
             peak_in_flight=max(n for _, n in self.samples),
             calm_for_s=now - calm_from,

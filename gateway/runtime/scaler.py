@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.metrics import metrics_dir
-from gateway.poolstate import WorkerStates, in_flight, write_states
+from gateway.poolstate import WorkerStates, cold_waits, in_flight, write_states
 from gateway.runtime.autoscale import Decision, Limits, Tracker, decide
 from gateway.topology import Endpoint, Plan, PoolPlan
 from gateway.unix_http import get_status
@@ -54,10 +54,12 @@ class Scaler:
     pools: list[PoolPlan]
     started_at: float
     trackers: dict[str, Tracker] = field(default_factory=dict)
+    waits_seen: dict[str, float] = field(default_factory=dict)  # the last cold wait seen per pool
 
     def tick(self, now: float, infos: Iterable[dict[str, Any]], calls: dict[str, int],
              accepts: Callable[[Endpoint], bool],
-             idle: Callable[[PoolPlan, Endpoint], bool]) -> tuple[list[Step], dict[str, WorkerStates]]:
+             idle: Callable[[PoolPlan, Endpoint], bool],
+             waits: dict[str, float] | None = None) -> tuple[list[Step], dict[str, WorkerStates]]:
         """One round: the steps to take now, and every scaling pool's worker states.
 
         A worker supervisord still calls STARTING (its startsecs) but that accepts connections
@@ -65,6 +67,7 @@ class Scaler:
         right now (`idle`: it answers its health route at once, which R cannot while it predicts),
         the highest-numbered such; none idle, none stopped this round.
         """
+        waits = waits or {}
         by_name = {info["name"]: info["statename"] for info in infos}
         steps, states = [], {}
         for pool in self.pools:
@@ -79,7 +82,11 @@ class Scaler:
                                             stopped=len(names) - len(running) - len(starting) - len(fatal),
                                             fatal=len(fatal))
             tracker = self.trackers.setdefault(pool.key, Tracker(idle_s=pool.idle_s, since=self.started_at))
-            signals = tracker.observe(now, len(running), len(starting), calls.get(pool.key, 0))
+            # A call that waited since the last round; the first round only learns where things stand.
+            last_wait = waits.get(pool.key, 0.0)
+            asked = last_wait > self.waits_seen.setdefault(pool.key, last_wait)
+            self.waits_seen[pool.key] = max(last_wait, self.waits_seen[pool.key])
+            signals = tracker.observe(now, len(running), len(starting), calls.get(pool.key, 0), asked)
             limits = Limits(min=pool.min_workers or 0, max=len(pool.workers), idle_s=pool.idle_s)
             decision = decide(signals, limits)
             if decision.action == "stop":
@@ -138,7 +145,7 @@ def run(plan_path: Path, rpc: Any, clock: Callable[[], float] = time.monotonic) 
                 print(f"scaler: supervisord did not answer: {exc}", flush=True)
             time.sleep(1.0)
             continue
-        steps, states = scaler.tick(clock(), infos, in_flight(calls_dir), accepts, idle)
+        steps, states = scaler.tick(clock(), infos, in_flight(calls_dir), accepts, idle, cold_waits(calls_dir))
         for step in steps:
             _act(rpc, step)
         if states != published:

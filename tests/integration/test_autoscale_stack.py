@@ -27,13 +27,16 @@ SLEEP_S = 0.2  # each R call of the slow model sleeps this long
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     store = tmp_path_factory.mktemp("autoscale-store")
-    for name in ("busy", "cold"):
+    for name in ("busy", "cold", "brief"):
         rscript(f"gatewayr::save_model({FUNCTION_MODELS['slow']}, commandArgs(TRUE)[1], '{name}', "
                 "sample = data.frame(x = c(0.5, 2)))", str(store))
     models = {
         "busy": {"backend": "plumber", "timeout_s": 20, "workers": {"min": 1, "max": MAX, "idle_s": IDLE_S}},
         "cold": {"backend": "plumber", "timeout_s": 20, "cold_start_s": 60,
                  "workers": {"min": 0, "max": 1, "idle_s": 600}},
+        # No R starts within 50 ms (Rscript alone takes longer): the first call gets the 503.
+        "brief": {"backend": "plumber", "timeout_s": 20, "cold_start_s": 0.05,
+                  "workers": {"min": 0, "max": 1, "idle_s": 600}},
     }
     with start_stack(tmp_path_factory.mktemp("autoscale"), models, {"workers": 2, "threads": 4},
                      store=store) as running:
@@ -68,6 +71,22 @@ def test_a_pool_at_min_0_is_ready_on_demand_and_its_first_request_starts_a_worke
     poll("the started worker in /readyz", lambda: workers(gw, "cold").get("running") == 1, 30)
     after = gw.get("/readyz").json()["models"]["cold"]
     assert after["ready"] and "on_demand" not in after and after["workers"]["live"] == 1, after
+
+
+def test_a_call_that_finds_no_worker_within_cold_start_s_is_a_503_with_retry_after_and_starts_one(
+        gw: Stack) -> None:
+    body = {"dataframe_records": [{"x": 0.01}]}
+    first = gw.post("/models/brief/invocations", json=body)
+    assert first.status_code == 503, first.text
+    assert first.headers["Retry-After"] == "5"
+    assert first.json()["error_code"] == "TEMPORARILY_UNAVAILABLE"  # MLflow's envelope: MLflow was called
+    assert "cold_start_s = 0.05 s" in first.json()["message"]
+    replies: list[requests.Response] = []
+    poll("a worker started by the call that gave up",
+         lambda: replies.append(gw.post("/models/brief/invocations", json=body)) or replies[-1].status_code == 200,
+         60)
+    assert replies[-1].json() == {"predictions": [0.01]}
+    print(f"\ncold start with cold_start_s = 0.05: 503 Retry-After 5, then {len(replies)} retries to the first 200")
 
 
 def test_a_pool_grows_to_max_under_load_and_shrinks_to_min_when_idle(gw: Stack) -> None:

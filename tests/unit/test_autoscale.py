@@ -30,6 +30,9 @@ ZERO = Limits(min=0, max=2, idle_s=60)
     # min 0: idle with nothing running is fine; the first call starts one at once (cold start)
     (Signals(running=0, starting=0, in_flight=0, calm_for_s=1000), ZERO, "hold"),
     (Signals(running=0, starting=0, in_flight=1, queued_for_s=0), ZERO, "start"),
+    # ... or when a call waited since the last round and already gave up (cold_start_s was short)
+    (Signals(running=0, starting=0, in_flight=0, asked=True), ZERO, "start"),
+    (Signals(running=1, starting=0, in_flight=0, asked=True, calm_for_s=1), ZERO, "hold"),
     # idle: at most running-1 busy at every sample of idle_s, and idle_s since the last start
     (Signals(running=3, starting=0, in_flight=0, peak_in_flight=2, calm_for_s=300), LIMITS, "stop"),
     (Signals(running=3, starting=0, in_flight=0, peak_in_flight=3, calm_for_s=300), LIMITS, "hold"),
@@ -117,3 +120,12 @@ def test_an_idle_round_stops_only_a_worker_with_nothing_in_hand() -> None:
     steps, _ = scaler.tick(6.25, infos("m", "RUNNING", "RUNNING", "RUNNING"), {}, lambda e: False,
                            lambda p, e: False)
     assert steps == []
+
+
+def test_a_call_that_waited_between_two_rounds_starts_a_worker_once() -> None:
+    scaler = Scaler([pool("m", 2, 0)], started_at=0.0)
+    listed = infos("m", "STOPPED", "STOPPED")
+    assert scaler.tick(0.0, listed, {}, lambda e: False, IDLE, {"m": 100.0})[0] == []  # seen before: no call
+    steps, _ = scaler.tick(0.25, listed, {}, lambda e: False, IDLE, {"m": 101.0})
+    assert [s.program for s in steps] == ["plumber-m:plumber-m-1"]
+    assert scaler.tick(0.5, listed, {}, lambda e: False, IDLE, {"m": 101.0})[0] == []

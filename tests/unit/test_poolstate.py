@@ -8,13 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway.poolstate import STATES_FILE, WorkerStates, in_flight, read_states, write_states
+from gateway.poolstate import STATES_FILE, WorkerStates, cold_waits, in_flight, read_states, write_states
 
 # A process that holds `count` calls in flight to pool `m` until its stdin closes.
 _HOLDER = """
 import sys
 from gateway import metrics
 metrics.POOL_IN_FLIGHT.labels("m", sys.argv[1]).inc(int(sys.argv[2]))
+metrics.POOL_COLD_WAIT.labels("m", sys.argv[1]).set(float(sys.argv[2]))
 print("ready", flush=True)
 sys.stdin.read()
 """
@@ -39,6 +40,7 @@ def test_calls_in_flight_add_up_over_live_processes_and_a_dead_ones_count_is_dro
         for proc in (first, second, other):
             proc.communicate("")
     assert in_flight(tmp_path) == {}
+    assert cold_waits(tmp_path) == {"m": 2.0, "m--v2": 1.0}  # the latest wait, dead processes' too
 
 
 def test_states_round_trip_and_a_missing_or_broken_file_is_no_states(tmp_path: Path) -> None:
