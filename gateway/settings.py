@@ -357,8 +357,7 @@ def _validate(settings: Settings) -> None:
 
 
 def _validate_scale(model: ModelSettings) -> None:
-    """A load-following pool: 0 <= min <= max, max >= 1, idle_s > 0, and a first request that
-    waits for a worker (cold_start_s) still ends before Gunicorn's timeout would."""
+    """A load-following pool: 0 <= min <= max, max >= 1, and idle_s and cold_start_s above 0."""
     scale, where = model.scale, f"models.{model.name}.workers"
     assert scale is not None
     if not 0 <= scale.min <= scale.max or scale.max < 1:

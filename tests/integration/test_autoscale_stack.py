@@ -132,8 +132,10 @@ def test_a_pool_grows_to_max_under_load_and_shrinks_to_min_when_idle(gw: Stack) 
               f"stopped {seen.get('stopped')}  live {seen['live']}/{seen['total']}")
     print(f"  {len(statuses)} requests under load: {statuses.count(200)} x 200")
     assert statuses and set(statuses) == {200}, f"not every request under load answered 200: {set(statuses)}"
-    back_at = next(at for at, seen in reversed(timeline) if seen.get("running") == 1)
-    assert back_at - idle_from >= IDLE_S - 1, "a worker stopped before idle_s without need passed"
+    # The last clients finish their calls just before idle_from: fewer calls than workers a
+    # moment earlier, so the first stop may come up to that moment sooner than idle_s after it.
+    first_stop = next(at for at, seen in timeline if at > idle_from and seen.get("running", MAX) < MAX)
+    assert first_stop - idle_from >= IDLE_S - 2, f"a worker stopped {first_stop - idle_from:.1f} s after the load"
     scrape = gw.get("/metrics").text
     assert 'gateway_pool_workers{model="busy",state="running"} 1.0' in scrape
     assert f'gateway_pool_workers{{model="busy",state="stopped"}} {MAX - 1}.0' in scrape
