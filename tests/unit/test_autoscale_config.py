@@ -7,6 +7,7 @@ from __future__ import annotations
 import configparser
 import json
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from gateway.codecs import Table
 from gateway.errors import ConfigError, Unavailable
 from gateway.meta import InputSpec, ModelMeta
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
-from gateway.runtime.render import render_all
+from gateway.runtime.render import nginx_command, render_all
 from gateway.runtime.tomlwrite import settings_to_toml
 from gateway.settings import ModelSettings, PoolScale, Settings, load_settings, settings_from_dict
 
@@ -71,6 +72,8 @@ def rendered(tmp_path: Path, min_workers: int | None) -> tuple[configparser.RawC
     plan = Plan(str(settings.run_dir), Endpoint("127.0.0.1", 40080), Endpoint("127.0.0.1", 40081),
                 Endpoint("127.0.0.1", 40082), {"m": pool})
     files = render_all(settings, plan)
+    checked = subprocess.run([*nginx_command(plan.run_dir), "-t"], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stderr
     conf = configparser.RawConfigParser()
     conf.read(files["supervisord"])
     return conf, files["nginx"].read_text(encoding="utf-8")
@@ -85,6 +88,7 @@ def test_a_scaling_pool_renders_every_worker_starts_min_and_has_a_scaler(tmp_pat
     assert upstream.count("max_fails=1 fail_timeout=2s;") == 3 and "max_fails=0" not in upstream
     location = nginx[nginx.index("location /r/m/ {"):]
     assert "proxy_next_upstream_tries 3;" in location[:location.index("}")]
+    assert "proxy_next_upstream_timeout 60s;" in location[:location.index("}")]
 
 
 def test_a_fixed_pool_renders_as_before_with_no_scaler(tmp_path: Path) -> None:
