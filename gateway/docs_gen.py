@@ -38,6 +38,7 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("store", settings.StoreSettings),
     ("models.<name>", settings.ModelSettings),
     ("models.<name>.batch", settings.BatchSettings),
+    ("models.<name>.workers", settings.PoolScale),
     ("kubernetes", settings.KubernetesSettings),
 )
 _NOT_KEYS = {("models.<name>", "name"), ("models.<name>", "batch")}  # the table's name; a sub-table

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -82,6 +82,19 @@ MODEL_PROBLEMS = Counter(
 )
 
 
+# Read by the scaler (gateway.poolstate.in_flight) to tell when every worker of a pool is busy.
+POOL_IN_FLIGHT = Gauge(
+    "gateway_pool_in_flight", "Calls in flight to each R pool (a pool key: model, or model--v<version>).",
+    ["model", "pool"], multiprocess_mode="livesum", registry=_RECORDED,
+)
+# When a call last found no worker of a scaling pool running (Unix time): the scaler starts one
+# even if that call gave up between two of its rounds.
+POOL_COLD_WAIT = Gauge(
+    "gateway_pool_cold_wait_time_seconds", "When a call last waited for a worker of a pool with none running.",
+    ["model", "pool"], multiprocess_mode="max", registry=_RECORDED,
+)
+
+
 def observe_request(model: str, version: str, backend: str, protocol: str, status: int,
                     seconds: float | None) -> None:
     """One finished HTTP request for a model; `seconds` is None when it never reached a model."""
@@ -121,6 +134,7 @@ class ModelState:
     timeout_s: float
     live: int | None = None  # pools only
     total: int | None = None
+    states: dict[str, int] | None = None  # pools that follow the load: running/starting/stopped
 
 
 class StackCollector(Collector):
@@ -142,7 +156,8 @@ class StackCollector(Collector):
         timeout = GaugeMetricFamily("gateway_model_timeout_seconds", "The model's configured timeout_s.",
                                     labels=["model"])
         workers = GaugeMetricFamily("gateway_pool_workers",
-                                    "R pool workers: live (accepting connections) and total (configured).",
+                                    "R pool workers: live (accepting connections) and total (configured); for "
+                                    "pools that follow the load also running, starting and stopped.",
                                     labels=["model", "state"])
         restarts = CounterMetricFamily(
             "gateway_worker_restarts",
@@ -157,6 +172,8 @@ class StackCollector(Collector):
             if model.total is not None:
                 workers.add_metric([model.name, "live"], model.live or 0)
                 workers.add_metric([model.name, "total"], model.total)
+                for state, count in (model.states or {}).items():
+                    workers.add_metric([model.name, state], count)
                 restarts.add_metric([model.name], counts.get(model.name, 0))
         yield from (info, ready, timeout, workers, restarts)
 

@@ -156,7 +156,9 @@ class PredictionService:
             health = served.health()
             entry: dict[str, Any] = {"ready": health.ready}
             if health.total is not None:
-                entry["workers"] = {"live": health.live, "total": health.total}
+                entry["workers"] = {"live": health.live, "total": health.total, **(health.states or {})}
+            if health.on_demand:
+                entry["on_demand"] = True
             if health.hosts is not None:
                 entry["hosts"] = health.hosts
             if health.detail:

@@ -80,6 +80,15 @@ class BatchSettings:
 
 
 @dataclass(frozen=True)
+class PoolScale:
+    """An R pool that follows the load (gateway/runtime/autoscale.py): `workers = {min, max, idle_s}`."""
+
+    min: int = 1  # workers always running; 0: the first request starts one (it waits up to cold_start_s)
+    max: int = 4  # workers at most; each is a supervisord program that starts when every running one is busy
+    idle_s: float = 300.0  # a worker no request needed for this long stops (never below min)
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     name: str
     # The name of a registered backend kind (gateway.backends.KINDS; docs/models.md lists them):
@@ -88,7 +97,9 @@ class ModelSettings:
     version: str = "latest"  # the stored version served; latest: the newest at start
     description: str = ""  # shown in the model's metadata
     trusted: bool = False  # trust every skops type and pickle/joblib artefacts (they run code when loaded)
-    workers: int = 2  # R pool size on this host (plumber backend)
+    # R pool size on this host (plumber backend); a table {min, max, idle_s} makes the pool follow
+    # the load (docs/operations.md, "Pools that follow the load").
+    workers: int | PoolScale = 2
     hosts: tuple[str, ...] = ()  # "host:port" of remote pool entrypoints (other hosts, k8s Services)
     timeout_s: float = 30.0  # per predict call; beyond it the client gets a 504
     # Requests of this model at once per Gunicorn worker; past it a 503 with Retry-After, so one
@@ -102,6 +113,19 @@ class ModelSettings:
     aliases: dict[str, str] = field(default_factory=dict)  # {champion = "3", challenger = "4"}
     traffic: dict[str, int] = field(default_factory=dict)  # {"3" = 90, "4" = 10}: unversioned predicts
     shadow: str | None = None  # a version (or alias) that gets a copy of live traffic, never replies
+    # A pool at workers.min = 0: how long the first request waits for a worker to start; then a 503
+    # with Retry-After.
+    cold_start_s: float = 30.0
+
+    @property
+    def scale(self) -> PoolScale | None:
+        """The pool's load-following limits; None for a fixed pool (`workers` an integer)."""
+        return self.workers if isinstance(self.workers, PoolScale) else None
+
+    @property
+    def pool_size(self) -> int:
+        """Worker programs on this host: the fixed count, or the most a scaling pool runs."""
+        return self.workers.max if isinstance(self.workers, PoolScale) else self.workers
 
 
 @dataclass(frozen=True)
@@ -185,6 +209,8 @@ def settings_from_dict(
             raise ConfigError(f"models.{name} must be a table, e.g. [models.{name}]")
         table = dict(table)
         batch = _build(BatchSettings, table.pop("batch", {}), f"models.{name}.batch")
+        if isinstance(table.get("workers"), dict):  # {min, max, idle_s}: a pool that follows the load
+            table["workers"] = _build(PoolScale, dict(table["workers"]), f"models.{name}.workers")
         models[name] = _build(ModelSettings, {**table, "name": name, "batch": batch}, f"models.{name}")
     settings = Settings(server, store, models, base_dir=base_dir, config_path=config_path, kubernetes=kubernetes)
     _validate(settings)
@@ -246,6 +272,10 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return None if value in (None, "") else _coerce(value, inner, where)
     elif isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, hint):
         return value
+    elif int in args and any(dataclasses.is_dataclass(a) for a in args):  # int | PoolScale
+        if any(isinstance(value, a) for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)):
+            return value
+        return _coerce(value, int, where)
     raise ConfigError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
@@ -293,7 +323,9 @@ def _validate(settings: Settings) -> None:
         cluster_secret(settings)  # readable and well-formed, or a ConfigError now
     for model in settings.models.values():
         where = f"models.{model.name}"
-        if model.workers < 0 or (model.workers == 0 and not model.hosts):
+        if model.scale is not None:
+            _validate_scale(model)
+        elif model.pool_size < 0 or (model.pool_size == 0 and not model.hosts):
             raise ConfigError(f"{where}.workers must be at least 1 (or 0 with remote hosts)")
         for host in model.hosts:
             name, _, port = host.rpartition(":")
@@ -313,8 +345,27 @@ def _validate(settings: Settings) -> None:
                 f"{where}.timeout_s = {model.timeout_s} must be at least 10 s below "
                 f"server.timeout_s = {server.timeout_s}; raise server.timeout_s"
             )
+        if model.scale is not None and model.scale.min == 0 and \
+                model.cold_start_s + model.timeout_s + 10 > server.timeout_s:
+            raise ConfigError(
+                f"{where}: cold_start_s = {model.cold_start_s} plus timeout_s = {model.timeout_s} must be "
+                f"at least 10 s below server.timeout_s = {server.timeout_s} (a first request waits for "
+                "both); lower cold_start_s or raise server.timeout_s"
+            )
         if model.script is not None and not settings.resolve(model.script).exists():  # a file or its folder
             raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")
+
+
+def _validate_scale(model: ModelSettings) -> None:
+    """A load-following pool: 0 <= min <= max, max >= 1, and idle_s and cold_start_s above 0."""
+    scale, where = model.scale, f"models.{model.name}.workers"
+    assert scale is not None
+    if not 0 <= scale.min <= scale.max or scale.max < 1:
+        raise ConfigError(f"{where}: min = {scale.min}, max = {scale.max}; need 0 <= min <= max and max >= 1")
+    if scale.idle_s <= 0:
+        raise ConfigError(f"{where}.idle_s must be above 0 (seconds a worker may stay unneeded), got {scale.idle_s}")
+    if model.cold_start_s <= 0:
+        raise ConfigError(f"models.{model.name}.cold_start_s must be above 0, got {model.cold_start_s}")
 
 
 def cluster_secret(settings: Settings) -> str:

@@ -49,6 +49,19 @@ class PoolPlan:
     # Bumped when `gateway reload` replaces the pool (another version, script, worker count or
     # timeout): the new pool gets its own key, programs and sockets, so old and new run side by side.
     generation: int = 0
+    # A pool that follows the load (gateway/runtime/autoscale.py): the workers always running, of
+    # `workers` (the most it runs); None: a fixed pool, every worker always running.
+    min_workers: int | None = None
+    idle_s: float = 0.0  # a scaling pool stops a worker no request needed for this long
+
+    @property
+    def scales(self) -> bool:
+        return self.min_workers is not None
+
+    def autostart(self, index: int) -> bool:
+        """Whether supervisord starts worker `index` (1-based) with the stack; the scaler starts
+        the others on demand."""
+        return self.min_workers is None or index <= self.min_workers
 
     @property
     def key(self) -> str:

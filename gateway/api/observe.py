@@ -67,7 +67,8 @@ def _open() -> Any:
 def _described(served: Any) -> dict[str, Any]:
     summary = service().describe(served, full=False)
     health = served.health()
-    summary["workers"] = {"live": health.live, "total": health.total} if health.total is not None else None
+    summary["workers"] = ({"live": health.live, "total": health.total, **(health.states or {})}
+                          if health.total is not None else None)
     return summary
 
 
@@ -82,4 +83,5 @@ def _models() -> Iterator[metrics.ModelState]:
             name=served.name, version=served.current, backend=served.settings.backend,
             language=served.language, sha256=sha256,
             ready=health.ready, timeout_s=served.settings.timeout_s, live=health.live, total=health.total,
+            states=health.states,
         )

@@ -20,6 +20,10 @@ class Health:
     live: int | None = None  # pools only: workers accepting connections
     total: int | None = None
     hosts: dict[str, bool] | None = None  # pools with remote hosts: address → answering
+    # Pools that follow the load: supervisord's running/starting/stopped counts (from the scaler),
+    # and whether the pool is ready on demand (min 0, no worker running: the first request starts one).
+    states: dict[str, int] | None = None
+    on_demand: bool = False
 
 
 @dataclass(frozen=True)

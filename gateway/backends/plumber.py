@@ -9,9 +9,13 @@ backend adds explicit timeouts and turns every failure into the contract's statu
 from __future__ import annotations
 
 import http.cookiejar
+import math
 import os
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +25,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util import SKIP_HEADER
 
-from gateway import context
+from gateway import context, metrics, poolstate
 from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved, version_order
 from gateway.backends.r_reply import last_r_error, predictions_from_reply
@@ -52,6 +56,11 @@ _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 # message-free {"error":"500 - Internal server error"} (gatewayr's add_script_errors).
 # The public pass-through never forwards a client's copy of it.
 PREDICT_HEADER = "X-Gateway-Predict"
+# A pool that follows the load with no worker running: how often a waiting request looks for one,
+# and how long a client that got the 503 should wait (a worker is most likely starting by then).
+_COLD_POLL_S = 0.05
+COLD_RETRY_AFTER_S = 5
+_WARM_S = 1.0  # a call answered this recently: the pool has a worker, skip looking for one
 
 
 class _Sessions:
@@ -117,6 +126,11 @@ class PlumberPool(Backend):
         self._base_path = f"/r/{pool.key}"
         self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=model.timeout_s)
         self._sessions = _Sessions(pool_size=max(8, 4 * len(pool.upstreams)), internal_url=internal_url)
+        # Only a pool of local workers that may all be stopped waits for one to start.
+        self._cold_starts = pool.scales and not pool.hosts
+        self._answered_at = -math.inf
+        self._in_flight = metrics.POOL_IN_FLIGHT.labels(pool.model, pool.key)
+        self._cold_wait = metrics.POOL_COLD_WAIT.labels(pool.model, pool.key)
 
     def batching(self) -> BatchDefaults:
         """On: R's predict is vectorised; one call slot per worker."""
@@ -149,8 +163,54 @@ class PlumberPool(Backend):
         hosts = {host.address: self._host_answers(host) for host in self.pool.hosts}
         live = sum(_accepts(w) for w in self.pool.workers) + sum(hosts.values())
         total = len(self.pool.upstreams)
+        states = self._states()
+        if not live and self.pool.min_workers == 0 and not (states and states.get("fatal")):
+            detail = (f"ready on demand: no R worker running (workers.min = 0); a request starts one and "
+                      f"waits up to cold_start_s = {self.model.cold_start_s:g} s")
+            return Health(ready=True, detail=detail, live=0, total=total, hosts=hosts or None, states=states,
+                          on_demand=True)
         detail = "" if live else f"no live R worker (0 of {total}){self._last_r_error()}"
-        return Health(ready=live > 0, detail=detail, live=live, total=total, hosts=hosts or None)
+        return Health(ready=live > 0, detail=detail, live=live, total=total, hosts=hosts or None, states=states)
+
+    def _states(self) -> dict[str, int] | None:
+        """A scaling pool's workers as supervisord sees them (the scaler's last word), else None."""
+        if not self.pool.scales or self.run_dir is None:
+            return None
+        states = poolstate.read_states(self.run_dir).get(self.pool.key)
+        if states is None:
+            return None
+        counts = {"running": states.running, "starting": states.starting, "stopped": states.stopped}
+        return counts | ({"fatal": states.fatal} if states.fatal else {})
+
+    @contextmanager
+    def _call(self) -> Iterator[None]:
+        """One call to the pool: counted in flight (what the scaler watches), and for a pool with
+        every worker stopped, held until one accepts connections (a cold start)."""
+        self._in_flight.inc()
+        try:
+            if self._cold_starts and time.monotonic() - self._answered_at > _WARM_S:
+                self._wait_for_worker()
+            yield
+            self._answered_at = time.monotonic()
+        finally:
+            self._in_flight.dec()
+
+    def _wait_for_worker(self) -> None:
+        """Until a local worker accepts, at most cold_start_s; the scaler sees this call in flight
+        with none running and starts one. Past the limit: 503 with Retry-After."""
+        deadline = time.monotonic() + self.model.cold_start_s
+        if not any(_accepts(w) for w in self.pool.workers):
+            self._cold_wait.set(time.time())
+        while not any(_accepts(w) for w in self.pool.workers):
+            if time.monotonic() >= deadline:
+                error = Unavailable(
+                    f"model '{self.model.name}' has no R worker running (workers.min = "
+                    f"{self.pool.min_workers}) and none started within cold_start_s = "
+                    f"{self.model.cold_start_s:g} s; one is on its way, retry in {COLD_RETRY_AFTER_S} s",
+                    model=self.model.name)
+                error.retry_after_s = COLD_RETRY_AFTER_S
+                raise error
+            time.sleep(_COLD_POLL_S)
 
     def _last_r_error(self) -> str:
         """What R said last in its workers' logs when none is live: why the pool cannot start."""
@@ -171,6 +231,10 @@ class PlumberPool(Backend):
         return reply.status_code == 200
 
     def _post(self, route: str, body: bytes, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        with self._call():
+            return self._post_once(route, body, headers)
+
+    def _post_once(self, route: str, body: bytes, headers: dict[str, str] | None) -> urllib3.BaseHTTPResponse:
         # A saved model's predict has no side effects, so it is sent once more when the reply was
         # cut off: an R worker killed while writing its reply leaves NGINX a started response it
         # cannot re-send, and the client would get a 503 although the pool has a live worker.
@@ -269,10 +333,11 @@ class ScriptPool(PlumberPool):
         for name in ("User-Agent", "Accept-Encoding"):  # only what the client itself sent
             sent.setdefault(name, SKIP_HEADER)
         try:
-            reply = self._sessions.pool().urlopen(
-                method, target, body=body or None, headers=sent, timeout=self._timeout, retries=False,
-                redirect=False, preload_content=True, decode_content=False,
-            )
+            with self._call():
+                reply = self._sessions.pool().urlopen(
+                    method, target, body=body or None, headers=sent, timeout=self._timeout, retries=False,
+                    redirect=False, preload_content=True, decode_content=False,
+                )
         except urllib3.exceptions.HTTPError as exc:
             raise self._transport_error(exc) from exc
         if reply.headers.get(UPSTREAM_FAILED_HEADER):

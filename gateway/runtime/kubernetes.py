@@ -144,11 +144,15 @@ def _r_pool(model: ModelSettings, store: ModelStore, k8s: KubernetesSettings) ->
     }
     volumes = [_store_volume(k8s), {"name": "tmp", "emptyDir": {}}]
     selector = _labels(name)
+    # A pool that follows the load (workers = {min, max}) maps onto the HPA's range; pods cannot
+    # scale to zero here, so min 0 becomes 1.
+    scale = model.scale
+    low, high = (max(1, scale.min), scale.max) if scale else (model.pool_size, model.pool_size * k8s.max_scale)
     return [
-        _deployment(name, k8s, labels, model.workers, [container], volumes, selector=selector),
+        _deployment(name, k8s, labels, low, [container], volumes, selector=selector),
         _service(name, k8s, selector, port=k8s.worker_port, target="plumber"),
-        _autoscaler(name, k8s, model.workers, model.workers * k8s.max_scale),
-        _disruption_budget(name, k8s, selector, model.workers),
+        _autoscaler(name, k8s, low, max(low, high)),
+        _disruption_budget(name, k8s, selector, low),
     ]
 
 

@@ -47,7 +47,7 @@ def replan(settings: Settings, running: Plan, *, replace_all: bool = False) -> P
     for pool in wanted.all_pools:
         old = have.get(pool.slot)
         if old is not None and _runs(old) == _runs(pool):
-            kept.append(dataclasses.replace(old, hosts=pool.hosts))
+            kept.append(dataclasses.replace(old, hosts=pool.hosts, idle_s=pool.idle_s))
             continue
         generation = max((p.generation + 1 for p in running.all_pools if p.slot == pool.slot), default=0)
         workers = tuple(addresses.fresh() for _ in pool.workers)
@@ -72,7 +72,7 @@ def program_inputs(settings: Settings) -> tuple[object, ...]:
 
 def _runs(pool: PoolPlan) -> tuple[object, ...]:
     """What the pool's processes run: a change in any of these needs new processes."""
-    return pool.kind, pool.target, pool.version, len(pool.workers), pool.timeout_s
+    return pool.kind, pool.target, pool.version, len(pool.workers), pool.min_workers, pool.timeout_s
 
 
 class _Addresses:

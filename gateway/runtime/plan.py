@@ -40,7 +40,7 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     KINDS.check_settings(settings)
     r_models = [m for m in settings.models.values() if KINDS.get(m.backend).r_pool]
     rollouts = {m.name: rollout_versions(m, store) for m in r_models}
-    n_workers = sum(m.workers * (1 + len(rollouts[m.name])) for m in r_models)
+    n_workers = sum(m.pool_size * (1 + len(rollouts[m.name])) for m in r_models)
     sockets = socket_dir(settings.run_dir)
     # TCP only when the config asks for a port: a loopback port is open to every local user, who
     # would skip NGINX's limits on the way to Gunicorn and the API keys on the way to R.
@@ -56,7 +56,7 @@ def make_plan(settings: Settings, *, port: int | None = None) -> Plan:
     def ports_for(model: ModelSettings) -> list[Endpoint]:
         nonlocal next_base
         ports = []
-        for _ in range(model.workers):
+        for _ in range(model.pool_size):
             if next_base:
                 ports.append(Endpoint("127.0.0.1", next_base))
                 next_base += 1
@@ -136,6 +136,7 @@ def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, work
                 "Plumber script; the generic worker already answers predict, remove predict_route"
             )
         target = str(directory / meta.artefact) if kind == "script" else str(directory)
+    scale = model.scale
     return PoolPlan(
         model=model.name,
         kind=kind,  # type: ignore[arg-type]
@@ -144,6 +145,8 @@ def _pool_plan(settings: Settings, store: ModelStore, model: ModelSettings, work
         workers=tuple(workers),
         timeout_s=model.timeout_s,
         hosts=tuple(_endpoint(h) for h in hosts),
+        min_workers=None if scale is None or not workers else scale.min,
+        idle_s=0.0 if scale is None else scale.idle_s,
     )
 
 
@@ -163,13 +166,15 @@ def make_worker_plan(settings: Settings, listen_host: str) -> Plan:
     if not assigned:
         raise ConfigError(f"no model lists {listen_host} in its `hosts`; nothing to run on this host")
     sockets = socket_dir(settings.run_dir)
-    paths = iter(range(1, sum(max(1, model.workers) for model, _ in assigned) + 1))
+    paths = iter(range(1, sum(max(1, model.pool_size) for model, _ in assigned) + 1))
     pools, listens = {}, {}
     for model, listen in assigned:
         # The other host's gateway reaches this NGINX over TCP (`listen`); its hop to the local R
         # workers stays on this host, so it is a socket.
-        workers = [Endpoint.unix(sockets / R_SOCKETS / f"{next(paths)}.sock") for _ in range(max(1, model.workers))]
-        pools[model.name] = _pool_plan(settings, store, model, workers, hosts=())
+        workers = [Endpoint.unix(sockets / R_SOCKETS / f"{next(paths)}.sock") for _ in range(max(1, model.pool_size))]
+        # Fixed at its most: the load that would scale it is seen by the gateway's host, not here.
+        pools[model.name] = dataclasses.replace(_pool_plan(settings, store, model, workers, hosts=()),
+                                                min_workers=None)
         listens[model.name] = listen
     unused = Endpoint("127.0.0.1", 0)
     return Plan(run_dir=str(settings.run_dir), public=unused, gunicorn=unused, internal=unused,

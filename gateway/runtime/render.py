@@ -189,6 +189,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "metrics_dir": str(metrics_dir(run_dir)),
         "workers_ready_dir": f"{run_dir}/{WORKERS_READY_DIR}",
         "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
+        "scaler_command": shlex.join([sys.executable, "-m", "gateway.runtime.scaler", f"{run_dir}/plan.json"])
+        if any(pool.scales for pool in plan.all_pools) else "",
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),

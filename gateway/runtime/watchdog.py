@@ -44,7 +44,7 @@ class Watched:
 class Watchdog:
     workers: list[Watched]
     probe: Callable[[Watched], bool]
-    kill: Callable[[str], None]
+    kill: Callable[[str], bool | None]  # False: not running (a stopped worker of a scaling pool)
     silent_since: dict[str, float] = field(default_factory=dict)
     starting: set[str] = field(default_factory=set)  # (re)started, not answered since: loading
 
@@ -64,7 +64,9 @@ class Watchdog:
             since = self.silent_since.setdefault(worker.program, now)
             limit = max(worker.limit_s, START_LIMIT_S) if worker.program in self.starting else worker.limit_s
             if now - since > limit:
-                self.kill(worker.program)
+                if self.kill(worker.program) is False:
+                    self.silent_since.pop(worker.program, None)  # stopped on purpose: not stuck
+                    continue
                 self.started(worker.program)  # supervisord starts a fresh process
                 killed.append(worker.program)
         return killed
@@ -96,14 +98,17 @@ def listen(watchdog: Watchdog, stdin: TextIO, stdout: TextIO, clock: Callable[[]
     serve(handle, stdin, stdout)
 
 
-def _supervisor_kill(program: str) -> None:
+def _supervisor_kill(program: str) -> bool:
     from supervisor import childutils
 
     rpc = childutils.getRPCInterface(__import__("os").environ)
     try:
+        if rpc.supervisor.getProcessInfo(program)["statename"] in {"STOPPED", "STOPPING", "EXITED", "FATAL"}:
+            return False  # silent because it is not running: a scaling pool's stopped worker, a crash
         rpc.supervisor.signalProcess(program, "KILL")
     except Exception as exc:  # not running any more (restarting): nothing to recycle
         print(f"watchdog: could not signal {program}: {exc}", file=sys.stderr, flush=True)
+    return True
 
 
 if __name__ == "__main__":

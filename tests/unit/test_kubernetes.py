@@ -143,3 +143,14 @@ def test_cli_writes_yaml_files(settings: Settings, tmp_path: Path, capsys: pytes
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     assert "r-mtcars.yaml" in capsys.readouterr().out
+
+
+def test_a_pool_that_follows_the_load_maps_onto_the_hpas_range(settings: Settings) -> None:
+    scaling = settings_from_dict(
+        {"store": {"path": str(settings.store_path)},
+         "models": {"mtcars": {"backend": "plumber", "workers": {"min": 0, "max": 5}, "timeout_s": 20}}},
+        base_dir=settings.base_dir)
+    documents = [doc for docs in render_manifests(scaling).values() for doc in docs]
+    assert by_kind(documents, "Deployment")["r-mtcars"]["spec"]["replicas"] == 1  # pods do not scale to zero
+    hpa = by_kind(documents, "HorizontalPodAutoscaler")["r-mtcars"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (1, 5)

@@ -82,3 +82,16 @@ def test_a_starting_event_marks_the_worker_as_loading() -> None:
     listen(dog, io.StringIO(stream), io.StringIO(), clock=lambda: next(times))
     assert killed == []  # 20 s of silence is past its limit (12 s) but within the start limit
     assert dog.starting == {A.program}
+
+
+def test_a_worker_stopped_on_purpose_is_not_reported_killed_and_is_watched_on() -> None:
+    # A scaling pool's stopped workers never answer; supervisord says they are not running.
+    asked: list[str] = []
+
+    def not_running(program: str) -> bool:
+        asked.append(program)
+        return False
+
+    dog = Watchdog([A], lambda w: False, not_running)
+    assert dog.tick(0.0) == [] and dog.tick(12.5) == []
+    assert asked == [A.program] and dog.tick(13.0) == []  # the clock starts again
