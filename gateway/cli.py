@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway import keys_cli
+from gateway import certs, keys_cli
 from gateway.errors import ConfigError
 from gateway.meta import InputSpec
 from gateway.runtime.plan import Plan
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(handler=_init)
 
     keys_cli.add_parser(commands, _settings)
+    certs.add_parser(commands)
     commands.add_parser("build-demo", help="build the demo models the store lacks").set_defaults(handler=_build_demo)
     # `--config` is accepted after the subcommand too: `gateway up --config x.toml`.
     for sub in commands.choices.values():

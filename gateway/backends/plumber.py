@@ -33,9 +33,10 @@ from gateway.codecs import (
     normalise_script_reply,
 )
 from gateway.errors import BadGateway, ConfigError, GatewayError, GatewayTimeout, NotFound, Unavailable
+from gateway.hoststate import read_states
 from gateway.integrity import file_problem, tree_problem
 from gateway.meta import ModelMeta
-from gateway.settings import ModelSettings, cluster_secret
+from gateway.settings import ClusterTls, ModelSettings, cluster_secret, cluster_tls
 from gateway.topology import Endpoint, PoolPlan
 from gateway.unix_http import SOCKET_HOST, UnixAdapter, connection_pool
 
@@ -47,6 +48,9 @@ DEFAULT_BATCH_ROWS = 256  # one R call for up to 256 rows costs about what one r
 # so the cap is only a guard against a call that hangs.
 DEFAULT_BATCH_WAIT_MS = 50.0
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+# The host prober writes hosts.json every server.host_probe_interval_s (at most 10 s); older than
+# this, it has stopped and health asks the hosts itself.
+_PROBER_STALE_S = 30.0
 # Tells a user's script that the gateway's predict contract is calling: an R error then answers
 # R's message in the wire format, where a client of the script's own routes gets Plumber's
 # message-free {"error":"500 - Internal server error"} (gatewayr's add_script_errors).
@@ -106,9 +110,10 @@ class PlumberPool(Backend):
     kind = "plumber"
 
     def __init__(self, meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
-                 cluster_secret: str = "", run_dir: str | None = None) -> None:
+                 cluster_secret: str = "", run_dir: str | None = None, tls: ClusterTls | None = None) -> None:
         super().__init__(meta)
         self.run_dir = run_dir  # where the workers' logs are, to say why a pool is down
+        self._tls = tls  # mutual TLS to other hosts, for a health probe of our own
         self._host_headers = {"X-Gateway-Secret": cluster_secret} if cluster_secret else {}
         self.model = model
         self.pool = pool
@@ -146,7 +151,10 @@ class PlumberPool(Backend):
         predict still counts). Remote hosts: their NGINX always accepts, so ask for the pool's health
         route through it (an R worker there must answer).
         """
-        hosts = {host.address: self._host_answers(host) for host in self.pool.hosts}
+        probed = read_states(self.run_dir, _PROBER_STALE_S) if self.run_dir and self.pool.hosts else None
+        seen = (probed or {}).get(self.pool.key, {})
+        hosts = {host.address: seen[host.address].answering if host.address in seen else self._host_answers(host)
+                 for host in self.pool.hosts}
         live = sum(_accepts(w) for w in self.pool.workers) + sum(hosts.values())
         total = len(self.pool.upstreams)
         detail = "" if live else f"no live R worker (0 of {total}){self._last_r_error()}"
@@ -163,9 +171,12 @@ class PlumberPool(Backend):
         return ""
 
     def _host_answers(self, host: Endpoint) -> bool:
+        tls = self._tls
         try:
-            reply = self._sessions.get().get(f"http://{host.address}{self.pool.health_path}",
-                                             headers=self._host_headers, timeout=(0.5, 2.0))
+            reply = self._sessions.get().get(f"{'https' if tls else 'http'}://{host.address}{self.pool.health_path}",
+                                             headers=self._host_headers, timeout=(0.5, 2.0),
+                                             verify=str(tls.ca) if tls else True,
+                                             cert=(str(tls.cert), str(tls.key)) if tls else None)
         except requests.RequestException:
             return False
         return reply.status_code == 200
@@ -294,10 +305,10 @@ def _accepts(endpoint: Endpoint) -> bool:
 
 
 def pool_backend(meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
-                 cluster_secret: str = "", run_dir: str | None = None) -> PlumberPool:
+                 cluster_secret: str = "", run_dir: str | None = None, tls: ClusterTls | None = None) -> PlumberPool:
     """The backend for one pool of the plan: a user's script pool, or the generic worker pool."""
     cls = ScriptPool if pool.kind == "script" else PlumberPool
-    return cls(meta, model, pool, internal_url, cluster_secret, run_dir=run_dir)
+    return cls(meta, model, pool, internal_url, cluster_secret, run_dir=run_dir, tls=tls)
 
 
 def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
@@ -310,15 +321,15 @@ def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
     meta = script_meta(model.name) if pool.version == "script" else ctx.store.read_meta(model.name, pool.version)
     if meta.language != "r":
         raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
-    secret = cluster_secret(ctx.settings)
+    secret, tls = cluster_secret(ctx.settings), cluster_tls(ctx.settings)
     backends: dict[str, Backend] = {
-        pool.version: pool_backend(meta, model, pool, plan.internal_url, secret, run_dir=plan.run_dir)
+        pool.version: pool_backend(meta, model, pool, plan.internal_url, secret, run_dir=plan.run_dir, tls=tls)
     }
     for extra in plan.all_pools:  # the versions its aliases, traffic and shadow name
         if extra.model == model.name and not extra.primary:
             extra_meta = ctx.store.read_meta(model.name, extra.version)
             backends[extra.version] = pool_backend(extra_meta, model, extra, plan.internal_url, secret,
-                                                   run_dir=plan.run_dir)
+                                                   run_dir=plan.run_dir, tls=tls)
     return Resolved(pool.version, sorted(backends, key=version_order), backends=backends)
 
 
