@@ -33,7 +33,6 @@ from gateway.codecs import (
     normalise_script_reply,
 )
 from gateway.errors import BadGateway, ConfigError, GatewayError, GatewayTimeout, NotFound, Unavailable
-from gateway.hoststate import read_states
 from gateway.integrity import file_problem, tree_problem
 from gateway.meta import ModelMeta
 from gateway.settings import ClusterTls, ModelSettings, cluster_secret, cluster_tls
@@ -48,9 +47,6 @@ DEFAULT_BATCH_ROWS = 256  # one R call for up to 256 rows costs about what one r
 # so the cap is only a guard against a call that hangs.
 DEFAULT_BATCH_WAIT_MS = 50.0
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
-# The host prober writes hosts.json every server.host_probe_interval_s (at most 10 s); older than
-# this, it has stopped and health asks the hosts itself.
-_PROBER_STALE_S = 30.0
 # Tells a user's script that the gateway's predict contract is calling: an R error then answers
 # R's message in the wire format, where a client of the script's own routes gets Plumber's
 # message-free {"error":"500 - Internal server error"} (gatewayr's add_script_errors).
@@ -113,7 +109,9 @@ class PlumberPool(Backend):
                  cluster_secret: str = "", run_dir: str | None = None, tls: ClusterTls | None = None) -> None:
         super().__init__(meta)
         self.run_dir = run_dir  # where the workers' logs are, to say why a pool is down
-        self._tls = tls  # mutual TLS to other hosts, for a health probe of our own
+        # Mutual TLS to other hosts: health asks them now, as the caller of /readyz expects (the
+        # host prober's view, up to an interval old, decides only NGINX's upstreams and metrics).
+        self._tls = tls
         self._host_headers = {"X-Gateway-Secret": cluster_secret} if cluster_secret else {}
         self.model = model
         self.pool = pool
@@ -151,10 +149,7 @@ class PlumberPool(Backend):
         predict still counts). Remote hosts: their NGINX always accepts, so ask for the pool's health
         route through it (an R worker there must answer).
         """
-        probed = read_states(self.run_dir, _PROBER_STALE_S) if self.run_dir and self.pool.hosts else None
-        seen = (probed or {}).get(self.pool.key, {})
-        hosts = {host.address: seen[host.address].answering if host.address in seen else self._host_answers(host)
-                 for host in self.pool.hosts}
+        hosts = {host.address: self._host_answers(host) for host in self.pool.hosts}
         live = sum(_accepts(w) for w in self.pool.workers) + sum(hosts.values())
         total = len(self.pool.upstreams)
         detail = "" if live else f"no live R worker (0 of {total}){self._last_r_error()}"

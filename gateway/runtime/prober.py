@@ -26,6 +26,7 @@ from pathlib import Path
 
 from gateway.hoststate import HostState, client_context, write_states
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
+from gateway.runtime.privileges import accounts
 from gateway.runtime.render import SETTINGS_COPY, relayed, write_host_servers
 from gateway.settings import Settings, cluster_secret, cluster_tls, load_settings
 
@@ -85,6 +86,7 @@ class Prober:
         self.probe = Probe(client_context(tls) if tls else None, cluster_secret(self.settings),
                            server.host_probe_timeout_s)
         self.interval_s = server.host_probe_interval_s
+        self.owners = accounts(self.settings)
         self.relay = {pool.key: relayed(pool, bool(self.probe.secret), tls is not None) for pool in self.plan.all_pools}
         self.pools = [pool for pool in self.plan.all_pools if pool.hosts]
 
@@ -115,7 +117,9 @@ class Prober:
                 changed = True
         if changed:
             reload_nginx(self.run_dir)
-        write_states(self.run_dir, self.states)
+        written = write_states(self.run_dir, self.states)
+        if self.owners is not None:  # Gunicorn (the service user) reads it for /metrics
+            os.chown(written, self.owners.uid, self.owners.gid)
 
     def run(self) -> None:
         with ThreadPoolExecutor(max_workers=16) as executor:
