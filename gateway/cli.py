@@ -122,7 +122,8 @@ def _up(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if args.exec_supervisord:
-        print(f"gateway: supervisord takes over this process (run dir {settings.run_dir})", flush=True)
+        # stderr: in a container, stdout carries only the stack's JSON log lines (server.log_target).
+        print(f"gateway: supervisord takes over this process (run dir {settings.run_dir})", file=sys.stderr, flush=True)
     listen = getattr(args, "listen", None)
     plan = up(settings, port=args.port, foreground=args.exec_supervisord, listen=listen)
     if plan.role == "worker":

@@ -192,6 +192,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "tls": tls,
         "host_servers": lambda pool: str(host_servers_path(run_dir, pool)),
         "relay_upstream": relay_upstream,
+        "log_stdout": server.log_target == "stdout" or (server.log_target == "auto" and foreground),
+        "logship_command": shlex.join([sys.executable, "-m", "gateway.runtime.logship"]),
         "prober_command": shlex.join([sys.executable, "-m", "gateway.runtime.prober", f"{run_dir}/plan.json"]),
         "server": server,
         "run_dir": run_dir,
