@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from gateway.hoststate import HostState, client_context, write_states
+from gateway.hoststate import HostState, client_context, read_states, write_states
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.privileges import accounts
 from gateway.runtime.render import SETTINGS_COPY, relayed, write_host_servers
@@ -74,8 +74,12 @@ class Prober:
         self.loaded = 0.0
         self.states: dict[str, dict[str, HostState]] = {}
         self.streaks: dict[str, dict[str, int]] = {}
-        self.out: dict[str, set[str]] = {}
         self._load()
+        # What the rendered upstream files say now (render_all wrote them from the last states),
+        # so a host left `down` by an earlier prober comes back with its first answer.
+        earlier = read_states(self.run_dir, max_age_s=float("inf")) or {}
+        self.out: dict[str, set[str]] = {key: {address for address, state in hosts.items() if not state.in_upstream}
+                                         for key, hosts in earlier.items()}
 
     def _load(self) -> None:
         self.loaded = self.plan_path.stat().st_mtime
