@@ -121,6 +121,9 @@ def _up(args: argparse.Namespace) -> int:
     from gateway.runtime.stack import down, up, wait_while_running
 
     settings = _settings(args)
+    if settings.server.log_target == "stdout" and not args.exec_supervisord:
+        raise ConfigError('server.log_target = "stdout" needs `gateway up --exec` (supervisord in the foreground, '
+                          'its stdout the container\'s); a detached supervisord has no stdout: use "files" or "auto"')
     if args.exec_supervisord:
         # stderr: in a container, stdout carries only the stack's JSON log lines (server.log_target).
         print(f"gateway: supervisord takes over this process (run dir {settings.run_dir})", file=sys.stderr, flush=True)
