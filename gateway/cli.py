@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gateway import keys_cli
+from gateway import certs, keys_cli
 from gateway.errors import ConfigError
 from gateway.meta import InputSpec
 from gateway.runtime.plan import Plan
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(handler=_init)
 
     keys_cli.add_parser(commands, _settings)
+    certs.add_parser(commands)
     commands.add_parser("build-demo", help="build the demo models the store lacks").set_defaults(handler=_build_demo)
     # `--config` is accepted after the subcommand too: `gateway up --config x.toml`.
     for sub in commands.choices.values():
@@ -120,8 +121,12 @@ def _up(args: argparse.Namespace) -> int:
     from gateway.runtime.stack import down, up, wait_while_running
 
     settings = _settings(args)
+    if settings.server.log_target == "stdout" and not args.exec_supervisord:
+        raise ConfigError('server.log_target = "stdout" needs `gateway up --exec` (supervisord in the foreground, '
+                          'its stdout the container\'s); a detached supervisord has no stdout: use "files" or "auto"')
     if args.exec_supervisord:
-        print(f"gateway: supervisord takes over this process (run dir {settings.run_dir})", flush=True)
+        # stderr: in a container, stdout carries only the stack's JSON log lines (server.log_target).
+        print(f"gateway: supervisord takes over this process (run dir {settings.run_dir})", file=sys.stderr, flush=True)
     listen = getattr(args, "listen", None)
     plan = up(settings, port=args.port, foreground=args.exec_supervisord, listen=listen)
     if plan.role == "worker":

@@ -144,9 +144,11 @@ class StackCollector(Collector):
     """
 
     def __init__(self, models: Callable[[], Iterable[ModelState]],
-                 restarts: Callable[[], dict[str, int]]) -> None:
+                 restarts: Callable[[], dict[str, int]],
+                 hosts: Callable[[], Iterable[HostSample]] = tuple) -> None:
         self._models = models
         self._restarts = restarts
+        self._hosts = hosts
 
     def collect(self) -> Iterator[Any]:
         info = GaugeMetricFamily("gateway_model_info", "The model version each name serves (always 1).",
@@ -176,6 +178,36 @@ class StackCollector(Collector):
                     workers.add_metric([model.name, state], count)
                 restarts.add_metric([model.name], counts.get(model.name, 0))
         yield from (info, ready, timeout, workers, restarts)
+        yield from _host_families(self._hosts())
+
+
+@dataclass(frozen=True)
+class HostSample:
+    """One worker host of one pool as the host prober last saw it (gateway/hoststate.py)."""
+
+    pool: str  # the pool key: the model, or <model>--v<version> for a rollout version
+    host: str
+    up: bool
+    in_upstream: bool
+    latency_s: float
+    failures: int
+
+
+def _host_families(samples: Iterable[HostSample]) -> Iterator[Any]:
+    labels = ["pool", "host"]
+    up = GaugeMetricFamily("gateway_host_up", "1 when the worker host answered its last health probe.", labels=labels)
+    routed = GaugeMetricFamily("gateway_host_in_upstream",
+                               "1 while NGINX sends the pool's requests to the host (0: the prober took it out).",
+                               labels=labels)
+    latency = GaugeMetricFamily("gateway_host_probe_seconds", "How long the last health probe took.", labels=labels)
+    failures = CounterMetricFamily("gateway_host_probe_failures", "Health probes the host failed.", labels=labels)
+    for sample in samples:
+        key = [sample.pool, sample.host]
+        up.add_metric(key, 1 if sample.up else 0)
+        routed.add_metric(key, 1 if sample.in_upstream else 0)
+        latency.add_metric(key, sample.latency_s)
+        failures.add_metric(key, sample.failures)
+    yield from (up, routed, latency, failures)
 
 
 def initialise(models: Iterable[tuple[str, str]]) -> None:

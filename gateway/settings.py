@@ -51,6 +51,20 @@ class ServerSettings:
     # A file holding the secret the gateway's NGINX sends to worker hosts (`gateway worker`),
     # which refuse requests without it. Same file on every host; empty: no check.
     cluster_secret_file: str = ""
+    # Mutual TLS between the gateway's NGINX and worker hosts' NGINX (`gateway certs`; docs/scale-out.md):
+    # the cluster CA's certificate and this host's certificate and key (0600). All three or none;
+    # set, a worker host refuses every connection without a certificate from that CA.
+    cluster_ca_file: str = ""
+    cluster_cert_file: str = ""  # this host's certificate (`gateway certs issue HOST`): server and client
+    cluster_key_file: str = ""  # its private key (0600)
+    # The host prober (gateway/runtime/prober.py) asks each worker host's health route this often;
+    # a host that fails twice in a row leaves its pools' upstreams until it answers again.
+    host_probe_interval_s: float = 2.0  # at most 10
+    host_probe_timeout_s: float = 1.0  # per probe (connect and reply)
+    # Where every process's log lines go: "files" (logs/ under run_dir, rotated), "stdout" (JSON
+    # lines with a `source` field on supervisord's stdout: containers), "auto": stdout under
+    # `up --exec`, files otherwise.
+    log_target: Literal["auto", "files", "stdout"] = "auto"
     metrics: Literal["open", "closed"] = "open"  # GET /metrics: served, or a 404
     log_max_bytes: int = 10 * 1024 * 1024  # supervisord rotates each program's log at this size
     log_backups: int = 3  # rotated logs kept per program
@@ -144,6 +158,9 @@ class KubernetesSettings:
     worker_cpu: str = "500m"  # one R process per pod: about one core at most
     worker_memory: str = "512Mi"  # memory request and limit of each R worker pod
     max_scale: int = 4  # HPA: at most workers x max_scale pods per R model
+    # Longest an R model (Plumber pod, or rpy2 inside the gateway pod) takes to load: each pod's
+    # startupProbe allows this long before liveness applies, so a slow load is not killed midway.
+    load_timeout_s: int = 300
 
 
 @dataclass(frozen=True)
@@ -321,6 +338,11 @@ def _validate(settings: Settings) -> None:
                           f"models: {', '.join(sorted(settings.models)) or 'none'}")
     if server.cluster_secret_file:
         cluster_secret(settings)  # readable and well-formed, or a ConfigError now
+    cluster_tls(settings)  # all three files or none, each readable, or a ConfigError now
+    if not 0 < server.host_probe_interval_s <= 10 or server.host_probe_timeout_s <= 0:
+        raise ConfigError("server.host_probe_interval_s must be in (0, 10] and server.host_probe_timeout_s > 0")
+    if settings.kubernetes.load_timeout_s < 1:
+        raise ConfigError("kubernetes.load_timeout_s must be at least 1")
     for model in settings.models.values():
         where = f"models.{model.name}"
         if model.scale is not None:
@@ -383,3 +405,30 @@ def cluster_secret(settings: Settings) -> str:
             "from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
         )
     return secret
+
+
+@dataclass(frozen=True)
+class ClusterTls:
+    """The files of mutual TLS between hosts: the CA both sides trust, this host's pair."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def cluster_tls(settings: Settings) -> ClusterTls | None:
+    """The cluster's TLS files (None when mutual TLS is off); ConfigError names a missing one."""
+    server = settings.server
+    names = {"cluster_ca_file": server.cluster_ca_file, "cluster_cert_file": server.cluster_cert_file,
+             "cluster_key_file": server.cluster_key_file}
+    if not any(names.values()):
+        return None
+    missing = [key for key, value in names.items() if not value]
+    if missing:
+        raise ConfigError(f"server.{missing[0]} is empty: mutual TLS needs cluster_ca_file, cluster_cert_file and "
+                          "cluster_key_file together (`gateway certs init` / `gateway certs issue HOST`)")
+    paths = {key: settings.resolve(value) for key, value in names.items()}
+    for key, path in paths.items():
+        if not path.is_file():
+            raise ConfigError(f"server.{key}: {path} does not exist (make it with `gateway certs`)")
+    return ClusterTls(paths["cluster_ca_file"], paths["cluster_cert_file"], paths["cluster_key_file"])

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app
 from flask.blueprints import BlueprintSetupState
 
-from gateway import metrics, status
+from gateway import hoststate, metrics, status
 from gateway.codecs import dumps
 from gateway.errors import GatewayError, NotFound
 from gateway.responses import json_response, service
@@ -34,7 +35,8 @@ def scrape() -> Response:
     collector = current_app.extensions.get("gateway_stack_metrics")
     if collector is None:
         restarts = settings.run_dir / metrics.RESTARTS_FILE
-        collector = metrics.StackCollector(_models, lambda: metrics.read_restarts(restarts))
+        run_dir = settings.run_dir
+        collector = metrics.StackCollector(_models, lambda: metrics.read_restarts(restarts), lambda: _hosts(run_dir))
         current_app.extensions["gateway_stack_metrics"] = collector
     return Response(metrics.exposition(collector), content_type=metrics.CONTENT_TYPE)
 
@@ -55,6 +57,13 @@ def status_data() -> Response:
     described = [_described(served) for served in svc.registry]
     rows = status.model_rows(described, window_s, recent)
     return json_response(dumps({"window_s": round(window_s, 1), "models": rows}))
+
+
+def _hosts(run_dir: Path) -> list[metrics.HostSample]:
+    """The host prober's last round (none without worker hosts, or once it stopped)."""
+    states = hoststate.read_states(run_dir, max_age_s=30.0) or {}
+    return [metrics.HostSample(pool, host, state.answering, state.in_upstream, state.latency_s, state.failures)
+            for pool, hosts in states.items() for host, state in hosts.items()]
 
 
 def _open() -> Any:

@@ -39,7 +39,7 @@ from gateway.codecs import (
 from gateway.errors import BadGateway, ConfigError, GatewayError, GatewayTimeout, NotFound, Unavailable
 from gateway.integrity import file_problem, tree_problem
 from gateway.meta import ModelMeta
-from gateway.settings import ModelSettings, cluster_secret
+from gateway.settings import ClusterTls, ModelSettings, cluster_secret, cluster_tls
 from gateway.topology import Endpoint, PoolPlan
 from gateway.unix_http import SOCKET_HOST, UnixAdapter, connection_pool
 
@@ -115,9 +115,12 @@ class PlumberPool(Backend):
     kind = "plumber"
 
     def __init__(self, meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
-                 cluster_secret: str = "", run_dir: str | None = None) -> None:
+                 cluster_secret: str = "", run_dir: str | None = None, tls: ClusterTls | None = None) -> None:
         super().__init__(meta)
         self.run_dir = run_dir  # where the workers' logs are, to say why a pool is down
+        # Mutual TLS to other hosts: health asks them now, as the caller of /readyz expects (the
+        # host prober's view, up to an interval old, decides only NGINX's upstreams and metrics).
+        self._tls = tls
         self._host_headers = {"X-Gateway-Secret": cluster_secret} if cluster_secret else {}
         self.model = model
         self.pool = pool
@@ -223,9 +226,12 @@ class PlumberPool(Backend):
         return ""
 
     def _host_answers(self, host: Endpoint) -> bool:
+        tls = self._tls
         try:
-            reply = self._sessions.get().get(f"http://{host.address}{self.pool.health_path}",
-                                             headers=self._host_headers, timeout=(0.5, 2.0))
+            reply = self._sessions.get().get(f"{'https' if tls else 'http'}://{host.address}{self.pool.health_path}",
+                                             headers=self._host_headers, timeout=(0.5, 2.0),
+                                             verify=str(tls.ca) if tls else True,
+                                             cert=(str(tls.cert), str(tls.key)) if tls else None)
         except requests.RequestException:
             return False
         return reply.status_code == 200
@@ -359,10 +365,10 @@ def _accepts(endpoint: Endpoint) -> bool:
 
 
 def pool_backend(meta: ModelMeta, model: ModelSettings, pool: PoolPlan, internal_url: str,
-                 cluster_secret: str = "", run_dir: str | None = None) -> PlumberPool:
+                 cluster_secret: str = "", run_dir: str | None = None, tls: ClusterTls | None = None) -> PlumberPool:
     """The backend for one pool of the plan: a user's script pool, or the generic worker pool."""
     cls = ScriptPool if pool.kind == "script" else PlumberPool
-    return cls(meta, model, pool, internal_url, cluster_secret, run_dir=run_dir)
+    return cls(meta, model, pool, internal_url, cluster_secret, run_dir=run_dir, tls=tls)
 
 
 def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
@@ -375,15 +381,15 @@ def _build(model: ModelSettings, ctx: BuildContext) -> Resolved:
     meta = script_meta(model.name) if pool.version == "script" else ctx.store.read_meta(model.name, pool.version)
     if meta.language != "r":
         raise ConfigError(f"models.{model.name}: version {pool.version} is not an R model")
-    secret = cluster_secret(ctx.settings)
+    secret, tls = cluster_secret(ctx.settings), cluster_tls(ctx.settings)
     backends: dict[str, Backend] = {
-        pool.version: pool_backend(meta, model, pool, plan.internal_url, secret, run_dir=plan.run_dir)
+        pool.version: pool_backend(meta, model, pool, plan.internal_url, secret, run_dir=plan.run_dir, tls=tls)
     }
     for extra in plan.all_pools:  # the versions its aliases, traffic and shadow name
         if extra.model == model.name and not extra.primary:
             extra_meta = ctx.store.read_meta(model.name, extra.version)
             backends[extra.version] = pool_backend(extra_meta, model, extra, plan.internal_url, secret,
-                                                   run_dir=plan.run_dir)
+                                                   run_dir=plan.run_dir, tls=tls)
     return Resolved(pool.version, sorted(backends, key=version_order), backends=backends)
 
 

@@ -26,6 +26,7 @@ CONFIG_MOUNT = "/etc/gateway"
 APP_DIR = "/opt/gateway"  # where the images put the repository (plumber/ entrypoints)
 GATEWAY_PORT = 8080
 RUN_AS = 10001  # the non-root user both images create
+_STARTUP_PERIOD_S = 5  # startupProbe period: a loaded model is noticed within 5 s
 
 
 def render_manifests(settings: Settings) -> dict[str, list[dict[str, Any]]]:
@@ -69,6 +70,7 @@ def _gateway(settings: Settings, k8s: KubernetesSettings, pools: list[ModelSetti
         "image": k8s.gateway_image,
         "args": ["up", "--exec", "--config", f"{CONFIG_MOUNT}/gateway.toml"],
         "ports": [{"name": "http", "containerPort": GATEWAY_PORT}],
+        "startupProbe": _startup_probe("/healthz", "http", k8s),
         "readinessProbe": _probe("/readyz", "http", period_s=5),
         "livenessProbe": _probe("/healthz", "http", period_s=10, failures=3),
         "resources": _resources(k8s.gateway_cpu, k8s.gateway_memory),
@@ -135,6 +137,7 @@ def _r_pool(model: ModelSettings, store: ModelStore, k8s: KubernetesSettings) ->
         "ports": [{"name": "plumber", "containerPort": k8s.worker_port}],
         # One R process answers one request at a time: a busy worker is still alive, so the
         # liveness probe is lenient and readiness alone takes a stuck pod out of the Service.
+        "startupProbe": _startup_probe(health, "plumber", k8s),
         "readinessProbe": _probe(health, "plumber", period_s=5),
         "livenessProbe": _probe(health, "plumber", period_s=20, failures=6, timeout_s=int(model.timeout_s)),
         "resources": _resources(k8s.worker_cpu, k8s.worker_memory),
@@ -215,6 +218,12 @@ def _store_volume(k8s: KubernetesSettings) -> dict[str, Any]:
 def _probe(path: str, port: str, *, period_s: int, failures: int = 1, timeout_s: int = 2) -> dict[str, Any]:
     return {"httpGet": {"path": path, "port": port}, "periodSeconds": period_s,
             "timeoutSeconds": max(1, timeout_s), "failureThreshold": failures}
+
+
+def _startup_probe(path: str, port: str, k8s: KubernetesSettings) -> dict[str, Any]:
+    """Liveness waits until this passes once: a pod loading a large R model for minutes is
+    given kubernetes.load_timeout_s, then the usual lenient liveness takes over."""
+    return _probe(path, port, period_s=_STARTUP_PERIOD_S, failures=-(-k8s.load_timeout_s // _STARTUP_PERIOD_S))
 
 
 def _resources(cpu: str, memory: str) -> dict[str, Any]:

@@ -140,7 +140,9 @@ def grant(settings: Settings, plan: Plan, owners: Accounts | None) -> None:
 
 def _secret_files(settings: Settings) -> list[Path]:
     server = settings.server
-    names = [server.api_keys_file, server.cluster_secret_file]
+    # Gunicorn probes worker hosts itself (readiness), so it reads the cluster's TLS files too.
+    names = [server.api_keys_file, server.cluster_secret_file, server.cluster_ca_file, server.cluster_cert_file,
+             server.cluster_key_file]
     return [path for path in (settings.resolve(name) for name in names if name) if path.exists()]
 
 

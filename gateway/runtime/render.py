@@ -22,6 +22,7 @@ import jinja2
 
 from gateway.backends import KINDS
 from gateway.errors import ConfigError
+from gateway.hoststate import read_states
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.paths import REPO_ROOT
 from gateway.private_files import private_dir, write_private
@@ -29,7 +30,7 @@ from gateway.runtime.error_pages import REQUEST_ID, envelope_map, error_pages
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.privileges import accounts
 from gateway.runtime.tomlwrite import settings_to_toml
-from gateway.settings import ServerSettings, Settings, cluster_secret
+from gateway.settings import ServerSettings, Settings, cluster_secret, cluster_tls
 
 NGINX = "/usr/sbin/nginx"
 SETTINGS_COPY = "settings.toml"
@@ -47,6 +48,9 @@ _ADDRESS_RATE_FACTOR = 4
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to 107 bytes on Linux
 # Under run_dir: the Unix sockets of the relays that add the cluster secret on hops to other hosts.
 RELAY_DIR = "relay"
+# Under run_dir: one file per pool with hosts, the `server` lines of its upstream for those hosts;
+# the host prober rewrites it (a host out: `down`) and reloads NGINX.
+HOST_SERVERS_DIR = "upstreams"
 # Per NGINX worker; thousands of slow clients must not exhaust it (issue 14: 1024 did).
 _WORKER_CONNECTIONS = 8192
 
@@ -60,7 +64,7 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     # users' group, or NGINX and Gunicorn could not reach the sockets until it ran again.
     shared = accounts(settings) is not None
     run_dir = private_dir(plan.run_dir, group_may_read=shared)
-    for sub in ("logs", "tmp", WORKERS_READY_DIR, RELAY_DIR):
+    for sub in ("logs", "tmp", WORKERS_READY_DIR, RELAY_DIR, HOST_SERVERS_DIR):
         private_dir(run_dir / sub, group_may_read=shared)
     # `nginx -t` binds its Unix sockets: their directories must exist (`up` makes them afresh).
     for endpoint in (plan.internal, *(w for pool in plan.all_pools for w in pool.workers)):
@@ -74,6 +78,12 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
         "supervisord": ("supervisord.conf", env.get_template("supervisord.conf.j2").render(context)),
         "gunicorn": ("gunicorn.conf.py", env.get_template("gunicorn.conf.py.j2").render(context)),
     }
+    tls = cluster_tls(settings) is not None
+    states = read_states(run_dir, max_age_s=float("inf")) or {}  # a re-render keeps what the prober took out
+    for pool in plan.all_pools if plan.role == "gateway" else ():
+        if pool.hosts:
+            out = {address for address, state in states.get(pool.key, {}).items() if not state.in_upstream}
+            write_host_servers(run_dir, pool, relayed(pool, bool(cluster_secret(settings)), tls), out)
     written = {}
     for key, (name, text) in files.items():
         # nginx.conf may hold the cluster secret: every config is 0600 from its creation.
@@ -98,10 +108,36 @@ def supervisor_socket(run_dir: str | Path) -> Path:
     return Path("/tmp") / f"gateway-supervisor-{digest}.sock"
 
 
-def relayed(pool: PoolPlan, has_secret: bool) -> bool:
-    """Whether the pool's hosts are reached through relays that add the cluster secret: only
-    when it also has local workers (NGINX sets headers per location, not per server)."""
-    return has_secret and bool(pool.workers) and bool(pool.hosts)
+def relayed(pool: PoolPlan, has_secret: bool, tls: bool = False) -> bool:
+    """Whether the pool's hosts are reached through relays (one NGINX server per host): to add
+    the cluster secret when the pool also has local workers (NGINX sets headers per location,
+    not per server), and always with mutual TLS, so each hop checks its own host's name and the
+    pool's local workers stay on plain sockets."""
+    return bool(pool.hosts) and (tls or (has_secret and bool(pool.workers)))
+
+
+def host_servers_path(run_dir: str | Path, pool: PoolPlan) -> Path:
+    return Path(run_dir).resolve() / HOST_SERVERS_DIR / f"{pool.key}.conf"
+
+
+def host_servers(run_dir: str | Path, pool: PoolPlan, relay: bool, out: set[str]) -> str:
+    """The upstream `server` lines of a pool's hosts; those in `out` (addresses) are `down`."""
+    lines = ["# Written by `gateway up` and the host prober (gateway/runtime/prober.py); do not edit."]
+    for host in pool.hosts:
+        # Another host: a dead one costs a connect timeout, so passive marking is worth it here.
+        target = _nginx_quote(f"unix:{relay_socket(run_dir, pool, host)}") if relay else host.address
+        state = "down" if host.address in out else "max_fails=1 fail_timeout=5s"
+        lines.append(f"server {target} {state};")
+    return "\n".join(lines) + "\n"
+
+
+def write_host_servers(run_dir: str | Path, pool: PoolPlan, relay: bool, out: set[str]) -> Path:
+    return write_private(host_servers_path(run_dir, pool), host_servers(run_dir, pool, relay, out))
+
+
+def relay_upstream(pool: PoolPlan, host: Endpoint) -> str:
+    """The upstream a TLS relay passes to: one host, kept alive."""
+    return "h_" + hashlib.sha256(f"{pool.key}|{host.address}".encode()).hexdigest()[:12]
 
 
 def relay_socket(run_dir: str | Path, pool: PoolPlan, host: Endpoint) -> str:
@@ -148,10 +184,17 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
     server = settings.server
     limit = server.body_limit_bytes
     secret = cluster_secret(settings)
+    tls = cluster_tls(settings)
     return {
         "source": settings.config_path or "settings built in code",
         "plan": plan,
         "cluster_secret": secret,
+        "tls": tls,
+        "host_servers": lambda pool: str(host_servers_path(run_dir, pool)),
+        "relay_upstream": relay_upstream,
+        "log_stdout": server.log_target == "stdout" or (server.log_target == "auto" and foreground),
+        "logship_command": shlex.join([sys.executable, "-m", "gateway.runtime.logship"]),
+        "prober_command": shlex.join([sys.executable, "-m", "gateway.runtime.prober", f"{run_dir}/plan.json"]),
         "server": server,
         "run_dir": run_dir,
         "logs": f"{run_dir}/logs",
@@ -177,7 +220,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "worker_rlimit_nofile": 2 * _WORKER_CONNECTIONS + 64,
         "pool_failed_body": _pool_failed_body,
         "relay_socket": lambda pool, host: relay_socket(run_dir, pool, host),
-        "relayed": lambda pool: relayed(pool, bool(secret)),
+        "relayed": lambda pool: relayed(pool, bool(secret), tls is not None),
         "socket": str(supervisor_socket(run_dir)),
         "rlib": str(REPO_ROOT / ".rlib"),
         "config_copy": f"{run_dir}/{SETTINGS_COPY}",

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,6 +30,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from gateway.backends.r_reply import last_r_error
 from gateway.errors import ConfigError
+from gateway.hoststate import client_context
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.private_files import UMASK, open_private, private_dir, write_private
 from gateway.registry import check_models, pin_versions
@@ -46,7 +48,7 @@ from gateway.runtime.render import (
     supervisor_socket,
 )
 from gateway.script_deps import check_pool_scripts
-from gateway.settings import Settings, cluster_secret, load_settings
+from gateway.settings import Settings, cluster_secret, cluster_tls, load_settings
 from gateway.unix_http import get_status
 
 SUPERVISORD_PID = "supervisord.pid"
@@ -473,6 +475,8 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
 def _wait_worker_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
     """Every pool answers its health route through this host's NGINX, as the gateway will call it."""
     headers = {"X-Gateway-Secret": cluster_secret(settings)} if cluster_secret(settings) else {}
+    tls = cluster_tls(settings)  # the host's own certificate serves as the client's too
+    context = client_context(tls) if tls else None
     deadline = time.monotonic() + wait_s
     waiting = dict(plan.pools)
     while waiting:
@@ -480,7 +484,8 @@ def _wait_worker_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
         if fatal:
             raise StackError(f"{', '.join(fatal)} could not be started (FATAL in supervisord)")
         for name, pool in list(waiting.items()):
-            code, _ = _get(_url(plan.listens[name], pool.health_path), headers)
+            url = _url(plan.listens[name], pool.health_path)
+            code, _ = _get(url.replace("http://", "https://", 1) if context else url, headers, context)
             if code == 200:
                 del waiting[name]
         if time.monotonic() > deadline:
@@ -652,9 +657,10 @@ def _url(endpoint: Endpoint, path: str) -> str:
     return f"http://{_connect_host(endpoint.host)}:{endpoint.port}{path}"
 
 
-def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+def _get(url: str, headers: dict[str, str] | None = None,
+         context: ssl.SSLContext | None = None) -> tuple[int, str]:
     """(status, body); (0, reason) when nothing answers. Never through a proxy: loopback."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
     try:
         with opener.open(urllib.request.Request(url, headers=headers or {}), timeout=5) as reply:
             return reply.status, reply.read().decode("utf-8", "replace")

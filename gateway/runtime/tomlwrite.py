@@ -18,7 +18,8 @@ def settings_to_toml(settings: Settings) -> str:
     """The settings as a TOML document that `load_settings` reads back to equal settings."""
     server = dataclasses.asdict(settings.server)
     server["run_dir"] = str(settings.run_dir)
-    for key in ("api_keys_file", "cluster_secret_file"):  # the copy lives in run_dir: relative paths would break
+    # The copy lives in run_dir: relative paths would break.
+    for key in ("api_keys_file", "cluster_secret_file", "cluster_ca_file", "cluster_cert_file", "cluster_key_file"):
         if server[key]:
             server[key] = str(settings.resolve(server[key]))
     models: dict[str, Any] = {}

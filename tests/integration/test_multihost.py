@@ -1,8 +1,10 @@
 """R pools on two worker "hosts" (network namespaces), the gateway in the root namespace.
 
 Each worker host runs `gateway worker` (supervisord, Plumber workers, an NGINX on its private
-address); the gateway balances over both. Addresses come from 198.18.0.0/15, exist only inside
-the namespaces made here, and are removed after: no traffic leaves the machine.
+address); the gateway balances over both, over mutual TLS with certificates from `gateway certs`
+(and the cluster secret besides), and its host prober takes a host that stops answering out of
+the upstream. Addresses come from 198.18.0.0/15, exist only inside the namespaces made here, and
+are removed after: no traffic leaves the machine.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway import certs
 from gateway.runtime import stack
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store
@@ -30,6 +33,7 @@ GATEWAY = str(Path(sys.executable).parent / "gateway")
 ROWS = [{"wt": 2.62, "hp": 110, "cyl": 6, "am": "manual"}]
 WORKER_PORT = 9100
 TIMEOUT_S = 3  # the model timeout: bounds how long a request in flight to a cut host can hang
+PROBE_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -107,6 +111,17 @@ def ip(*args: str) -> None:
     )
 
 
+def make_certs(directory: Path, names: list[str]) -> dict[str, tuple[Path, Path]]:
+    """`gateway certs init` then `issue` for each name: name → (certificate, key)."""
+    assert subprocess.run([GATEWAY, "certs", "init", "--dir", str(directory)], capture_output=True,
+                          check=False).returncode == 0
+    for name in names:
+        issued = subprocess.run([GATEWAY, "certs", "issue", name, "--dir", str(directory)], capture_output=True,
+                                text=True, check=False)
+        assert issued.returncode == 0, issued.stderr
+    return {name: (directory / f"{name}.crt", directory / f"{name}.key") for name in names}
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, list[Host], str]]:
     directory = tmp_path_factory.mktemp("multihost")
@@ -132,15 +147,20 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, l
             ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
             ip("-n", host.namespace, "link", "set", "eth0", "up")
             ip("-n", host.namespace, "link", "set", "lo", "up")
+        issued = make_certs(directory / "ca", ["gateway", *(h.address for h in hosts)])
+        ca = directory / "ca" / certs.CA_CERT
         config = directory / "worker.toml"
         config.write_text(
-            f'[server]\ncluster_secret_file = "{secret_file}"\n[store]\npath = "{store}"\n'
+            f'[server]\ncluster_secret_file = "{secret_file}"\ncluster_ca_file = "{ca}"\n'
+            f'[store]\npath = "{store}"\n'
             f'[models.mtcars]\nbackend = "plumber"\nworkers = 2\ntimeout_s = {TIMEOUT_S}\n'
             f'hosts = [{", ".join(repr(h.endpoint).replace(chr(39), chr(34)) for h in hosts)}]\n',
             encoding="utf-8",
         )
         for host in hosts:
-            env = {**os.environ, "GATEWAY_SERVER__RUN_DIR": str(host.run_dir)}
+            cert, key = issued[host.address]
+            env = {**os.environ, "GATEWAY_SERVER__RUN_DIR": str(host.run_dir),
+                   "GATEWAY_SERVER__CLUSTER_CERT_FILE": str(cert), "GATEWAY_SERVER__CLUSTER_KEY_FILE": str(key)}
             started = subprocess.run(
                 ["ip", "netns", "exec", host.namespace, GATEWAY, "worker", "--config", str(config),
                  "--listen", host.address, "--detach"],
@@ -148,7 +168,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, l
             )
             assert started.returncode == 0, started.stderr
         (directory / "gateway").mkdir()
-        with start_stack(directory / "gateway", models, {"cluster_secret_file": str(secret_file)},
+        cert, key = issued["gateway"]
+        tls = {"cluster_ca_file": str(ca), "cluster_cert_file": str(cert), "cluster_key_file": str(key),
+               "host_probe_interval_s": PROBE_INTERVAL_S}
+        with start_stack(directory / "gateway", models, {"cluster_secret_file": str(secret_file), **tls},
                          store=store) as gateway:
             yield gateway, hosts, secret_file.read_text(encoding="utf-8")
     finally:
@@ -194,16 +217,80 @@ def test_predictions_are_spread_over_both_hosts(cluster: tuple[Stack, list[Host]
         assert f"mtcars@{host.endpoint}  " in status
 
 
-def test_a_worker_host_refuses_requests_that_skip_the_gateway(cluster: tuple[Stack, list[Host], str]) -> None:
-    _, hosts, secret = cluster
-    url = f"http://{hosts[0].endpoint}/healthz"
+def test_a_worker_host_refuses_requests_that_skip_the_gateway(
+    cluster: tuple[Stack, list[Host], str], tmp_path: Path,
+) -> None:
+    gateway, hosts, secret = cluster
+    server = gateway.settings.server
+    ca, ours = server.cluster_ca_file, (server.cluster_cert_file, server.cluster_key_file)
+    foreign = make_certs(tmp_path / "other-ca", ["gateway"])["gateway"]  # same name, another CA
+    url = f"https://{hosts[0].endpoint}/healthz"
+    with_secret = {"X-Gateway-Secret": secret}
     with requests.Session() as http:
         http.trust_env = False
-        refused = http.get(url, timeout=5)
-        assert refused.status_code == 403
-        assert refused.json()["error"]["code"] == "forbidden"
-        assert http.get(url, headers={"X-Gateway-Secret": "x" * 43}, timeout=5).status_code == 403
-        assert http.get(url, headers={"X-Gateway-Secret": secret}, timeout=5).status_code == 200
+        for refused in (
+            http.get(url, headers=with_secret, verify=ca, timeout=5),  # no client certificate
+            http.get(url, headers=with_secret, verify=ca, cert=tuple(map(str, foreign)), timeout=5),
+            http.get(url.replace("https:", "http:"), headers=with_secret, timeout=5),  # plain HTTP
+            http.get(url, verify=ca, cert=ours, timeout=5),  # a certificate, but not the secret
+        ):
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["code"] == "forbidden"
+        assert http.get(url, headers={"X-Gateway-Secret": "x" * 43}, verify=ca, cert=ours, timeout=5).status_code == 403
+        assert http.get(url, headers=with_secret, verify=ca, cert=ours, timeout=5).status_code == 200
+
+
+def host_metric(gateway: Stack, name: str, host: Host) -> float | None:
+    """A per-host series of the gateway's /metrics for pool mtcars (None: not there)."""
+    prefix = f'{name}{{host="{host.endpoint}",pool="mtcars"}} '
+    for line in gateway.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line.removeprefix(prefix))
+    return None
+
+
+def wait_metric(gateway: Stack, name: str, host: Host, value: float, budget_s: float = 20) -> float:
+    started = time.monotonic()
+    while host_metric(gateway, name, host) != value:
+        assert time.monotonic() - started < budget_s, f"{name} of {host.endpoint} never {value}"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def test_the_prober_takes_a_host_whose_nginx_stops_out_and_puts_it_back(
+    cluster: tuple[Stack, list[Host], str],
+) -> None:
+    gateway, hosts, _ = cluster
+    wait_live(gateway, 2)
+    wait_metric(gateway, "gateway_host_in_upstream", hosts[0], 1)
+    assert host_metric(gateway, "gateway_host_up", hosts[1]) == 1
+    assert (host_metric(gateway, "gateway_host_probe_seconds", hosts[1]) or 0) > 0
+    failures_before = host_metric(gateway, "gateway_host_probe_failures_total", hosts[0]) or 0
+    upstreams = gateway.run_dir / "upstreams" / "mtcars.conf"
+    with Load(gateway.url + "/models/mtcars/predict", threads=2) as load:
+        stack._rpc(hosts[0].run_dir, "stopProcess", "nginx")
+        out_s = wait_metric(gateway, "gateway_host_in_upstream", hosts[0], 0)
+        assert upstreams.read_text(encoding="utf-8").count(" down;") == 1
+        assert host_metric(gateway, "gateway_host_up", hosts[0]) == 0
+        assert (host_metric(gateway, "gateway_host_probe_failures_total", hosts[0]) or 0) >= failures_before + 2
+        sent_while_out = load.sent
+        served_while_out = hosts[1].predicts_served()
+        deadline = time.monotonic() + 10
+        while load.sent < sent_while_out + 20:
+            assert time.monotonic() < deadline, "no requests went through while host 1 was out"
+            time.sleep(0.05)
+        assert hosts[1].predicts_served() > served_while_out  # the other host carries the load
+        stack._rpc(hosts[0].run_dir, "startProcess", "nginx")
+        served_before_return = hosts[0].predicts_served()
+        back_s = wait_metric(gateway, "gateway_host_in_upstream", hosts[0], 1)
+        assert " down;" not in upstreams.read_text(encoding="utf-8")
+        deadline = time.monotonic() + 15
+        while hosts[0].predicts_served() == served_before_return:  # back in service
+            assert time.monotonic() < deadline, "host 1 took no request after it came back"
+            time.sleep(0.1)
+    print(f"\nprober: host 1's NGINX stopped: out of the upstream after {out_s:.1f} s, back {back_s:.1f} s after "
+          f"its start; sent {load.sent}, failed {len(load.failed)}")
+    assert load.failed == [], load.failed[:3]
 
 
 def test_killing_every_r_worker_of_one_host_under_load_fails_no_request(

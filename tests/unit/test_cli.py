@@ -39,3 +39,13 @@ def test_render_writes_a_runnable_set(tmp_path: Path, capsys: pytest.CaptureFixt
         assert (out / name).is_file()
     assert "listen 127.0.0.1:9090;" in (out / "nginx.conf").read_text()
     assert str(out / "nginx.conf") in capsys.readouterr().out
+
+
+def test_log_target_stdout_without_exec_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[server]\nlog_target = "stdout"\nrun_dir = "run"\n', encoding="utf-8")
+    assert main(["up", "--detach", "--config", str(config)]) == 2
+    assert "--exec" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -106,6 +107,18 @@ def test_r_pools_scale_from_the_config_and_survive_drains(documents: list[dict[s
     script = deployments["r-cars-api"]["spec"]["template"]["spec"]["containers"][0]
     assert script["command"][1:3] == ["/opt/gateway/plumber/script.R", "/store/cars_api/1/plumber.R"]
     assert script["readinessProbe"]["httpGet"]["path"] == "/__gateway/healthz"
+
+
+def test_every_pod_may_load_for_the_configured_time_before_liveness_applies(settings: Settings) -> None:
+    slow = dataclasses.replace(settings, kubernetes=dataclasses.replace(settings.kubernetes, load_timeout_s=602))
+    documents = [doc for docs in render_manifests(slow).values() for doc in docs]
+    for name, deployment in by_kind(documents, "Deployment").items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 602, name
+        assert startup["httpGet"] == {**container["livenessProbe"]["httpGet"]}, name
+    with pytest.raises(ConfigError, match="load_timeout_s"):
+        settings_from_dict({"kubernetes": {"load_timeout_s": 0}}, base_dir=Path("/"))
 
 
 def test_every_pod_mounts_the_store_read_only_and_runs_as_non_root(documents: list[dict[str, Any]]) -> None:

@@ -23,7 +23,7 @@ GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 # Top layer first.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("entry points", frozenset({"gateway", "cli", "wsgi", "keys_cli", "demo", "docs_gen", "doctor",
-                                "scaffold"})),
+                                "scaffold", "certs"})),
     # The Flask app factory, and the process runtime that starts Gunicorn (which builds the app
     # through gateway.wsgi): neither imports the other.
     ("processes", frozenset({"app", "runtime"})),
@@ -36,11 +36,12 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                                       "script_deps", "rscript"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
-                               "topology", "client", "settings", "private_files", "unix_http", "poolstate"})),
+                               "topology", "client", "settings", "private_files", "unix_http", "poolstate",
+                               "hoststate"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
-    "cli": frozenset({"keys_cli", "demo", "doctor", "scaffold"}),
+    "cli": frozenset({"keys_cli", "demo", "doctor", "scaffold", "certs"}),
     "api": frozenset({"responses", "openapi", "openapi_v2", "protocol"}),
     # The registered protocols: which URL variable names the model, which envelope an error takes.
     "auth": frozenset({"protocol"}),
@@ -55,6 +56,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "settings": frozenset({"errors"}),
     "topology": frozenset({"private_files"}),
     "unix_http": frozenset({"topology"}),
+    "hoststate": frozenset({"private_files", "settings"}),
 }
 
 
