@@ -172,7 +172,11 @@ def store_python_file(
     """Copy a loaded .skops/.joblib file into a new version, its outputs read by predicting on
     `frame`. `inputs` replaces the schema inferred from `frame` (an importer that was told it);
     `packages` (name → version) joins model.json's `framework`."""
-    outputs = infer_outputs(estimator, frame)
+    try:
+        outputs = infer_outputs(estimator, frame)
+    except Exception as exc:  # the user's model, on the user's sample: any error is theirs to fix
+        raise ConfigError(f"model {name!r} cannot predict on its sample ({', '.join(map(str, frame.columns))}): "
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
     def write(directory: Path, version: str) -> None:
         artefact = directory / f"model.{fmt}"

@@ -25,7 +25,7 @@ import yaml
 
 from gateway.errors import ConfigError
 from gateway.meta import InputSpec
-from gateway.register import load_python_file, store_python_file
+from gateway.register import features_only, load_python_file, store_python_file
 from gateway.schema_infer import infer_inputs
 
 URI_SCHEMES = ("runs:/", "models:/")
@@ -231,6 +231,7 @@ def import_mlflow(store_root: Path, name: str, source: str, *, sample: Path | No
                 "serve it with trusted = true), or save it with mlflow.sklearn.save_model(..., "
                 "serialization_format='skops')")
         estimator, trusted = load_python_file(model.artefact, model.fmt, trust=trust)
+        frame = features_only(estimator, frame, None)
         inputs = schema(frame, model.columns) if model.columns else None
         return store_python_file(store_root, name, model.artefact, model.fmt, estimator, frame,
                                  description or model.description, trusted, inputs=inputs)

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from gateway.errors import ConfigError
-from gateway.register import load_python_file, store_python_file
+from gateway.register import features_only, load_python_file, store_python_file
 from gateway.rscript import run_rscript
 
 _VERSION = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]+")
@@ -134,6 +134,7 @@ def _import_python(store_root: Path, name: str, pin: Pin, sample: Path | None, d
                           "to serve it, runs whatever code it holds. If you trust the board, register again "
                           "with --trust (and serve it with trusted = true)")
     estimator, trusted = load_python_file(pin.file, "joblib", trust=trust)
+    frame = features_only(estimator, frame, None)
     return store_python_file(store_root, name, pin.file, "joblib", estimator, frame, description, trusted,
                              packages=packages)
 
