@@ -122,7 +122,8 @@ def _plumb_dir_entry(directory: Path) -> Path:
         found = sorted(p for p in directory.iterdir() if p.is_file() and re.fullmatch(pattern, p.name, re.IGNORECASE))
         if found:
             return found[0]
-    raise ConfigError(f"{directory} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves)")
+    raise ConfigError(f"{directory} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves), nor an "
+                      "MLmodel file (an MLflow model)")
 
 
 class UntrustedTypes(ConfigError):
