@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import subprocess
 import tomllib
 import warnings
@@ -197,8 +196,8 @@ cat(if (is.numeric(out)) sprintf("%.17g", unname(out)) else as.character(out), s
 
 def test_imported_r_pins_answer_as_the_pinned_model_does(gw: Stack, sources: dict[str, Any]) -> None:
     cases = {
-        "cars_lm": ([{"wt": 2.62, "hp": 110, "cyl": 6, "am": "manual"}, {"wt": 3.57, "hp": 245, "cyl": 8, "am": "auto"}],
-                    "20240102T000000Z-3c4d5"),
+        "cars_lm": ([{"wt": 2.62, "hp": 110, "cyl": 6, "am": "manual"},
+                     {"wt": 3.57, "hp": 245, "cyl": 8, "am": "auto"}], "20240102T000000Z-3c4d5"),
         "iris_rpart": ([{"Sepal.Length": 5.1, "Sepal.Width": 3.5, "Petal.Length": 1.4, "Petal.Width": 0.2},
                         {"Sepal.Length": 6.7, "Sepal.Width": 3.0, "Petal.Length": 5.2, "Petal.Width": 2.3}],
                        "20240103T000000Z-6e7f8"),
