@@ -94,8 +94,9 @@ def conform(frame: pd.DataFrame, columns: list[Column], where: str) -> pd.DataFr
         if column.type == "integer" and values.isna().any():
             dtype = "Int64"  # a missing value in an integer column: pandas' nullable integer
         try:
-            out[column.name] = (pd.to_datetime(values) if column.type == "datetime"
-                                else values.astype(pd.api.types.pandas_dtype(dtype)))
+            if column.type == "datetime":
+                values = pd.to_datetime(values)
+            out[column.name] = values.astype(pd.api.types.pandas_dtype(dtype))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: input example column {column.name!r} is not {column.type} ({exc})") from None
     return pd.DataFrame(out)
