@@ -101,6 +101,14 @@ def prototype_frame(prototype: str | dict[str, Any] | None, where: str) -> pd.Da
     return pd.DataFrame([row])
 
 
+def python_vetiver_meta(user: dict[str, Any]) -> tuple[Any, list[str]]:
+    """(prototype, required_pkgs) from a Python pin's data.txt `user`: vetiver 0.2 nests them
+    under `vetiver_meta`; vetiver before 2023 kept them in `user`, the prototype named `ptype`."""
+    meta = user.get("vetiver_meta") or user
+    prototype = meta.get("prototype") if meta.get("prototype") is not None else meta.get("ptype")
+    return prototype, [str(p) for p in meta.get("required_pkgs") or ()]
+
+
 def import_pin(store_root: Path, name: str, board: Path, spec: str, *, sample: Path | None = None,
                description: str = "", trust: bool = False) -> str:
     """Register a vetiver pin as a new version; returns the version."""
@@ -117,13 +125,12 @@ def import_pin(store_root: Path, name: str, board: Path, spec: str, *, sample: P
 
 def _import_python(store_root: Path, name: str, pin: Pin, sample: Path | None, description: str,
                    trust: bool) -> str:
-    user = pin.meta.get("user") or {}
-    vetiver = user.get("vetiver_meta") or {}
-    frame = pd.read_csv(sample) if sample is not None else prototype_frame(vetiver.get("prototype"), pin.where)
+    prototype, required = python_vetiver_meta(pin.meta.get("user") or {})
+    frame = pd.read_csv(sample) if sample is not None else prototype_frame(prototype, pin.where)
     if frame is None:
         raise ConfigError(f"{pin.where}: the pin has no prototype; pass --sample CSV (the model's input columns)")
     packages = {}
-    for package in vetiver.get("required_pkgs") or ():
+    for package in required:
         try:
             packages[str(package)] = package_version(str(package))
         except PackageNotFoundError:

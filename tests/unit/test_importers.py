@@ -13,7 +13,7 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.importers.mlflow import conform, read_model_dir, schema, signature_columns
-from gateway.importers.pins import find_pin, prototype_frame
+from gateway.importers.pins import find_pin, prototype_frame, python_vetiver_meta
 from gateway.importers.summary import config_entry, summary
 from gateway.meta import InputSpec, ModelMeta
 from gateway.schema_infer import infer_inputs
@@ -118,6 +118,13 @@ def test_a_prototype_value_we_cannot_serve_is_named() -> None:
     with pytest.raises(ConfigError, match="prototype column 'v' holds list"):
         prototype_frame('{"v": [1, 2]}', "pin p")
     assert prototype_frame(None, "pin p") is None
+
+
+def test_old_and_new_vetiver_python_metadata() -> None:
+    new = {"user": {}, "vetiver_meta": {"prototype": '{"a": 1}', "required_pkgs": ["scikit-learn"]}}
+    old = {"required_pkgs": ["scikit-learn"], "ptype": '{"a": 1}'}
+    assert python_vetiver_meta(new) == python_vetiver_meta(old) == ('{"a": 1}', ["scikit-learn"])
+    assert python_vetiver_meta({}) == (None, [])
 
 
 def pin(board: Path, name: str, version: str, file: str | None = None) -> None:
