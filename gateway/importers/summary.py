@@ -18,7 +18,10 @@ def packages(meta: ModelMeta) -> dict[str, str]:
     """Package → version the model needs: R's framework.packages, Python's framework entries."""
     if meta.language == "r":
         return {str(k): str(v) for k, v in (meta.framework.get("packages") or {}).items()}
-    return {str(k): str(v) for k, v in meta.framework.items() if k not in ("python", "gateway")}
+    found = {str(k): str(v) for k, v in meta.framework.items() if k not in ("python", "gateway")}
+    if "scikit-learn" in found:  # a vetiver pin's required_pkgs name it as pip does
+        found.pop("sklearn", None)
+    return found
 
 
 def summary(meta: ModelMeta) -> str:
