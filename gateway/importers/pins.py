@@ -114,7 +114,8 @@ def import_pin(store_root: Path, name: str, board: Path, spec: str, *, sample: P
     """Register a vetiver pin as a new version; returns the version."""
     pin = find_pin(Path(board).resolve(), spec)
     kind = str(pin.meta.get("type", ""))
-    description = description or str(pin.meta.get("description") or "") or f"imported from {pin.where}"
+    if not description:  # vetiver's own, and where it came from
+        description = " ".join(filter(None, [str(pin.meta.get("description") or ""), f"(from {pin.where})"]))
     if kind == "rds":
         return _import_r(store_root, name, pin, sample, description)
     if kind == "joblib":
