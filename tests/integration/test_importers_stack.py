@@ -221,7 +221,19 @@ def test_a_pinned_version_and_the_newest_one(sources: dict[str, Any], tmp_path: 
     status, out, err = register(config, "cars", "--pins-board", str(sources["r_board"]), "--pin",
                                 "cars_lm@20240101T000000Z-0a1b2")
     assert status == 0, err
-    assert "inputs:\n  wt: double\noutputs" in out
+    assert "inputs:\n  wt: double\noutputs" in out  # a prototype with example rows: they are the sample
+
+
+def test_every_r_prototype_column_class_maps_to_an_input_type(sources: dict[str, Any], tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text('[store]\npath = "store"\n', encoding="utf-8")
+    status, _, err = register(config, "types", "--pins-board", str(sources["r_board"]), "--pin", "all_types")
+    assert status == 0, err
+    meta = json.loads((tmp_path / "store" / "types" / "1" / "model.json").read_text(encoding="utf-8"))
+    assert [(c["name"], c["type"], c["levels"]) for c in meta["inputs"]] == [
+        ("when", "date", None), ("at", "datetime", None), ("ok", "logical", None), ("city", "string", None),
+        ("n", "integer", None), ("x", "double", None), ("level", "factor", ["a", "b"])]
+    assert meta["description"] == "(from pin all_types@20240104T000000Z-2c3d4)"
 
 
 @pytest.mark.parametrize(("argv", "tracking", "message"), [
