@@ -54,8 +54,9 @@ class Column:
 
 
 def is_mlflow_source(source: str) -> bool:
-    """A `runs:/`/`models:/` URI, or a directory that holds an MLmodel file."""
-    return source.startswith(URI_SCHEMES) or (Path(source) / "MLmodel").is_file()
+    """A `runs:/`/`models:/` URI, a directory that holds an MLmodel file, or that file."""
+    path = Path(source)
+    return source.startswith(URI_SCHEMES) or (path / "MLmodel").is_file() or (path.name == "MLmodel" and path.is_file())
 
 
 def signature_columns(inputs: str | list[dict[str, Any]] | None, where: str) -> list[Column]:
@@ -175,7 +176,8 @@ def resolved(source: str) -> Iterator[Path]:
     """The local model directory of a source: itself, or a `runs:/`/`models:/` URI downloaded
     through mlflow (mlflow-skinny is enough) into a temporary directory."""
     if not source.startswith(URI_SCHEMES):
-        yield Path(source).resolve()
+        path = Path(source).resolve()
+        yield path.parent if path.name == "MLmodel" and path.is_file() else path
         return
     tracking = os.environ.get("MLFLOW_TRACKING_URI", "")
     if not tracking:
@@ -201,10 +203,10 @@ def resolved(source: str) -> Iterator[Path]:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch)
+                    downloaded = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=scratch)
             except MlflowException as exc:
                 raise ConfigError(f"{source}: {exc.message} (tracking URI {tracking})") from None
-            yield Path(path)
+            yield Path(downloaded)
     finally:
         if saved is None:
             os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)

@@ -112,7 +112,7 @@ def imported(sources: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
     config.write_text('[store]\npath = "store"\n', encoding="utf-8")
     root = sources["root"]
     commands = {
-        "spend_dir": ([str(root / "spend_skops")], None),
+        "spend_dir": ([str(root / "spend_skops" / "MLmodel")], None),  # the file, or its directory
         "iris_pickle": ([str(root / "iris_pickle"), "--trust"], None),
         "iris_run": ([f"runs:/{sources['run_id']}/model"], sources["mlruns"]),
         "iris_registry": (["models:/iris_clf/1"], sources["mlruns"]),

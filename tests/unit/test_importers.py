@@ -13,7 +13,7 @@ import pytest
 
 from gateway.errors import ConfigError
 from gateway.importers.mlflow import conform, read_model_dir, schema, signature_columns
-from gateway.importers.pins import find_pin, prototype_frame, python_vetiver_meta
+from gateway.importers.pins import find_pin, import_pin, prototype_frame, python_vetiver_meta
 from gateway.importers.summary import config_entry, summary
 from gateway.meta import InputSpec, ModelMeta
 from gateway.schema_infer import infer_inputs
@@ -175,3 +175,18 @@ def test_the_summary_names_inputs_packages_and_sha256() -> None:
     assert "  plan: factor levels basic, pro\n  amount: double (nullable)\n" in text
     assert "packages: rpart 4.1.19\n" in text
     assert f"sha256: {'ab' * 32}\n" in text
+
+
+def test_a_python_pin_needing_a_package_not_installed_and_a_pin_that_is_not_a_model(tmp_path: Path) -> None:
+    directory = tmp_path / "board" / "m" / "20240101T000000Z-aaaaa"
+    directory.mkdir(parents=True)
+    (directory / "m.joblib").write_bytes(b"never loaded")
+    (directory / "data.txt").write_text(
+        "file: m.joblib\ntype: joblib\nuser:\n  vetiver_meta:\n    prototype: '{\"a\": 1}'\n"
+        "    required_pkgs: [scikit-learn, notapkg]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="needs the Python package 'notapkg', which is not installed here"):
+        import_pin(tmp_path / "store", "m", tmp_path / "board", "m", trust=True)
+    (directory / "data.txt").write_text("file: m.joblib\ntype: csv\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="pin type 'csv' is not a vetiver model"):
+        import_pin(tmp_path / "store", "m", tmp_path / "board", "m")
+    assert not (tmp_path / "store").exists()
