@@ -65,16 +65,22 @@ def _parser() -> argparse.ArgumentParser:
                         help="local: nginx/supervisord/gunicorn configs; kubernetes: manifests")
     render.set_defaults(handler=_render)
 
-    register = commands.add_parser("register", help="add a model file or Plumber script to the store")
+    register = commands.add_parser("register", help="add a model file, Plumber script, MLflow model or vetiver "
+                                                    "pin to the store")
     register.add_argument("name")
-    register.add_argument("path", type=Path,
-                          help=".skops, .joblib, .onnx, .rds, a plumber .R / entrypoint.R or its folder")
+    register.add_argument("path", nargs="?",
+                          help=".skops, .joblib, .onnx, .rds, a plumber .R / entrypoint.R or its folder, an MLflow "
+                               "model directory (with an MLmodel file), or a runs:/ or models:/ URI "
+                               "(MLFLOW_TRACKING_URI says where)")
+    register.add_argument("--pins-board", type=Path, help="a pins folder board (board_folder) holding --pin")
+    register.add_argument("--pin", help="a vetiver pin on --pins-board: NAME or NAME@VERSION (default: newest)")
     register.add_argument("--sample", type=Path, help="CSV slice of the training data (fixes the schema)")
     register.add_argument("--description", default="")
     register.add_argument("--target", help="the sample's target column, left out of the inputs")
     register.add_argument("--trust", action="store_true",
                           help="trust every type the .skops file holds that skops does not trust by "
-                               "default (run once without it to list them, and review them)")
+                               "default (run once without it to list them, and review them), or a pickle "
+                               "(.joblib, a pickled MLflow model, a vetiver Python pin)")
     register.set_defaults(handler=_register)
 
     logs = commands.add_parser("logs", help="the stack's logs merged in time order")
@@ -253,13 +259,40 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
+    from gateway.importers.summary import summary
     from gateway.register import register_artefact
 
     settings = _settings(args)
-    version = register_artefact(settings.store_path, args.name, args.path, args.sample, args.description,
-                                trust=args.trust, target=args.target)
+    version = import_source(args, settings.store_path)
+    if version is None:
+        if args.path is None:
+            raise ConfigError("gateway register NAME needs a PATH, or --pins-board DIR --pin NAME[@VERSION]")
+        version = register_artefact(settings.store_path, args.name, Path(args.path), args.sample, args.description,
+                                    trust=args.trust, target=args.target)
     print(f"registered {args.name} version {version} in {settings.store_path}")
+    print(summary(ModelStore(settings.store_path).read_meta(args.name, version)))
     return 0
+
+
+def import_source(args: argparse.Namespace, store: Path) -> str | None:
+    """A model from where users keep it (an MLflow model, a vetiver pin): its version, else None."""
+    from gateway.names import name_problem
+
+    if problem := name_problem(args.name):  # before anything is downloaded or run
+        raise ConfigError(problem)
+    if args.pins_board is not None or args.pin is not None:
+        from gateway.importers.pins import import_pin
+
+        if args.pins_board is None or args.pin is None or args.path is not None:
+            raise ConfigError("a pin is registered with --pins-board DIR --pin NAME[@VERSION] and no PATH")
+        return import_pin(store, args.name, args.pins_board, args.pin, sample=args.sample,
+                          description=args.description, trust=args.trust)
+    from gateway.importers.mlflow import import_mlflow, is_mlflow_source
+
+    if args.path is not None and is_mlflow_source(args.path):
+        return import_mlflow(store, args.name, args.path, sample=args.sample, description=args.description,
+                             trust=args.trust)
+    return None
 
 
 def _doctor(args: argparse.Namespace) -> int:

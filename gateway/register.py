@@ -7,7 +7,7 @@ import os
 import platform
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -18,7 +18,7 @@ import pandas as pd
 from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.integrity import outside_links, tree_sha256
-from gateway.meta import ModelMeta
+from gateway.meta import InputSpec, ModelMeta
 from gateway.names import name_problem
 from gateway.rscript import run_rscript
 from gateway.schema_infer import infer_inputs, infer_outputs
@@ -122,7 +122,8 @@ def _plumb_dir_entry(directory: Path) -> Path:
         found = sorted(p for p in directory.iterdir() if p.is_file() and re.fullmatch(pattern, p.name, re.IGNORECASE))
         if found:
             return found[0]
-    raise ConfigError(f"{directory} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves)")
+    raise ConfigError(f"{directory} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves), nor an "
+                      "MLmodel file (an MLflow model)")
 
 
 class UntrustedTypes(ConfigError):
@@ -132,6 +133,15 @@ class UntrustedTypes(ConfigError):
 def _register_python_file(store_root: Path, name: str, path: Path, sample: Path, description: str, *,
                           trust: bool, target: str | None) -> str:
     fmt = path.suffix.lower().lstrip(".")
+    estimator, trusted = load_python_file(path, fmt, trust=trust)
+    frame = features_only(estimator, pd.read_csv(sample), target)
+    return store_python_file(store_root, name, path, fmt, estimator, frame, description, trusted)
+
+
+def load_python_file(path: Path, fmt: str, *, trust: bool) -> tuple[Any, list[str]]:
+    """A .skops or pickle (joblib) file made elsewhere, loaded only once trusted: the estimator
+    and the skops types trusted for it. UntrustedTypes (one line per type) for a .skops file
+    holding types skops does not trust by default, and for any pickle, unless `trust`."""
     trusted: list[str] = []
     if fmt == "skops":
         import skops.io as sio
@@ -144,24 +154,36 @@ def _register_python_file(store_root: Path, name: str, path: Path, sample: Path,
                 f"{path.name} holds {len(trusted)} type(s) skops does not trust by default; loading "
                 f"them can run their code. Review them, then register again with --trust:{listed}"
             )
-        estimator = sio.load(path, trusted=trusted)
-    else:
-        if not trust:
-            raise UntrustedTypes(
-                f"{path.name} is a pickle (joblib): loading it, here to read its outputs and later to "
-                "serve it, runs whatever code it holds. If you trust where it came from, register "
-                "again with --trust (and serve it with trusted = true), or save the model with skops"
-            )
-        import joblib
+        return sio.load(path, trusted=trusted), trusted
+    if not trust:
+        raise UntrustedTypes(
+            f"{path.name} is a pickle (joblib): loading it, here to read its outputs and later to "
+            "serve it, runs whatever code it holds. If you trust where it came from, register "
+            "again with --trust (and serve it with trusted = true), or save the model with skops"
+        )
+    import joblib
 
-        estimator = joblib.load(path)
-    frame = features_only(estimator, pd.read_csv(sample), target)
-    outputs = infer_outputs(estimator, frame)
+    return joblib.load(path), trusted
+
+
+def store_python_file(
+    store_root: Path, name: str, path: Path, fmt: str, estimator: Any, frame: pd.DataFrame, description: str,
+    trusted: list[str], *, inputs: Sequence[InputSpec] | None = None, packages: Mapping[str, str] | None = None,
+) -> str:
+    """Copy a loaded .skops/.joblib file into a new version, its outputs read by predicting on
+    `frame`. `inputs` replaces the schema inferred from `frame` (an importer that was told it);
+    `packages` (name → version) joins model.json's `framework`."""
+    try:
+        outputs = infer_outputs(estimator, frame)
+    except Exception as exc:  # the user's model, on the user's sample: any error is theirs to fix
+        raise ConfigError(f"model {name!r} cannot predict on its sample ({', '.join(map(str, frame.columns))}): "
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())}") from None
 
     def write(directory: Path, version: str) -> None:
         artefact = directory / f"model.{fmt}"
         shutil.copyfile(path, artefact)
-        _write_python_meta(directory, name, version, artefact, frame, outputs, description, trusted)
+        _write_python_meta(directory, name, version, artefact, frame, outputs, description, trusted,
+                           inputs=inputs, packages=packages)
 
     return ModelStore(store_root).add_version(name, write)
 
@@ -281,16 +303,18 @@ def features_only(estimator: Any, sample: pd.DataFrame, target: str | None) -> p
 
 def _write_python_meta(
     directory: Path, name: str, version: str, artefact: Path, sample: pd.DataFrame,
-    outputs: dict[str, Any], description: str, trusted: list[str] | None = None,
+    outputs: dict[str, Any], description: str, trusted: list[str] | None = None, *,
+    inputs: Sequence[InputSpec] | None = None, packages: Mapping[str, str] | None = None,
 ) -> None:
     meta = ModelMeta(
         name=name, version=version, language="python", format=artefact.suffix.lstrip("."),
-        artefact=artefact.name, inputs=infer_inputs(sample), outputs=outputs,
+        artefact=artefact.name, inputs=tuple(inputs) if inputs is not None else infer_inputs(sample), outputs=outputs,
         sha256=sha256_of(artefact), created_at=_now(),
         framework={
             "python": platform.python_version(),
             "sklearn": package_version("scikit-learn"),
             "gateway": package_version("gateway"),
+            **(packages or {}),
         },
         description=description,
         trusted_types=tuple(trusted or ()),

@@ -38,10 +38,11 @@ predict_home <- function(cls, methods) {
   if (length(homes) == 0) NULL else homes[[1]]
 }
 
-# Packages (not base R's own) whose code predicts with this model, with their versions; each is
-# loaded, so predict dispatches to it. Found through the namespace that holds the model's
-# predict methods (or the function itself), searched among installed packages when not loaded.
-framework_packages <- function(model) {
+# Packages (not base R's own) whose code predicts with this model, with their versions, and the
+# `extra` ones the model says it needs; each is loaded, so predict dispatches to it. Found through
+# the namespace that holds the model's predict methods (or the function itself), searched among
+# installed packages when not loaded.
+framework_packages <- function(model, extra = character(0)) {
   names <- if (is.function(model)) {
     env <- environment(model)
     if (is.environment(env) && isNamespace(env)) getNamespaceName(env) else NULL
@@ -54,7 +55,7 @@ framework_packages <- function(model) {
     unlist(lapply(class(model), predict_home, methods = methods))
   }
   base <- rownames(utils::installed.packages(priority = "base"))
-  names <- sort(setdiff(unique(names), base))
+  names <- sort(setdiff(unique(c(names, as.character(extra))), base))
   for (pkg in names) {
     if (!requireNamespace(pkg, quietly = TRUE)) {
       stop(sprintf("the model needs the R package '%s', which does not load", pkg), call. = FALSE)
@@ -65,8 +66,8 @@ framework_packages <- function(model) {
 }
 
 # model.json's `framework`: the R version and the model's packages ({} when none).
-framework_info <- function(model) {
-  packages <- framework_packages(model)
+framework_info <- function(model, extra = character(0)) {
+  packages <- framework_packages(model, extra)
   if (length(packages) == 0) packages <- stats::setNames(list(), character(0))
   list(r = as.character(getRversion()), packages = packages)
 }

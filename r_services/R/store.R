@@ -41,6 +41,9 @@ next_version <- function(model_dir) {
 #' @param description free text shown in the gateway's metadata.
 #' @param outputs NULL to derive, or list(kind = "classification", classes = ...) etc.
 #' @param target NULL, or the name of a column of `sample` to leave out (the training target).
+#' @param packages names of R packages the model needs besides those its predict method comes
+#'   from (vetiver's `required_pkgs`): each must load here; recorded with its version and loaded
+#'   before the model serves.
 #' @return the new version directory (its basename is the version).
 #' @examples
 #' \donttest{
@@ -48,11 +51,12 @@ next_version <- function(model_dir) {
 #' dir <- save_model(fit, tempfile("store-"), "mtcars", sample = mtcars, target = "mpg")
 #' jsonlite::fromJSON(file.path(dir, "model.json"))$outputs
 #' }
-save_model <- function(model, store, name, sample, description = "", outputs = NULL, target = NULL) {
+save_model <- function(model, store, name, sample, description = "", outputs = NULL, target = NULL,
+                       packages = character(0)) {
   check_model_name(name)
   sample <- prepare_sample(model, name, sample, target)
   inputs <- infer_inputs(sample)
-  framework <- framework_info(model)
+  framework <- framework_info(model, packages)
   rows <- sample[seq_len(min(5L, nrow(sample))), , drop = FALSE]
   rownames(rows) <- NULL
   prediction <- check_predicts(model, name, rows)

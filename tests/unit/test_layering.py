@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("http", frozenset({"api", "auth", "instrument", "responses", "openapi", "openapi_v2", "protocol",
                         "error_pipeline"})),
     # register: a kind with its own artefact format writes it (gateway.backends.kinds.Saver).
-    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register"})),
+    # importers: MLflow models and vetiver pins, stored through register.
+    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register", "importers"})),
     ("backends", frozenset({"backends"})),
     ("storage and codecs", frozenset({"store", "schema_infer", "names", "codecs", "integrity",
                                       "script_deps", "rscript"})),
@@ -49,6 +50,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "error_pipeline": frozenset({"protocol"}),
     "protocol": frozenset({"openapi"}),
     "service": frozenset({"registry", "batching", "bulkhead"}),
+    "importers": frozenset({"register"}),
     "streaming": frozenset({"service"}),
     "store": frozenset({"names"}),
     "script_deps": frozenset({"rscript"}),

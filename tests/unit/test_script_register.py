@@ -70,7 +70,8 @@ def test_a_folder_with_nothing_plumb_serves_is_refused(tmp_path: Path, capsys: p
     empty = app(tmp_path / "empty", {"README.md": "nothing\n"})
     assert main(["--config", str(write_config(tmp_path)), "register", "empty", str(empty)]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"gateway: config error: {empty} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves)"
+        f"gateway: config error: {empty} has neither an entrypoint.R nor a plumber.R (what plumb(dir) serves), "
+        "nor an MLmodel file (an MLflow model)"
     )
 
 

@@ -83,6 +83,14 @@ test_that("a classifier's outputs name its classes and its package", {
                    list(randomForest = as.character(packageVersion("randomForest"))))
 })
 
+test_that("packages the model says it needs join the ones its predict comes from", {
+  dir <- save_model(lm(mpg ~ wt, data = mtcars), new_store(), "needs", mtcars["wt"], packages = c("rpart", "stats"))
+  meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
+  expect_identical(meta$framework$packages, list(rpart = as.character(packageVersion("rpart"))))  # base R left out
+  expect_error(save_model(lm(mpg ~ wt, data = mtcars), new_store(), "needs", mtcars["wt"], packages = "notapkg"),
+               "needs the R package 'notapkg'")
+})
+
 test_that("load_model round-trips the model and builds the zero-row prototype", {
   fit <- lm(mpg ~ wt + hp + cyl + am, data = cars_frame())
   dir <- save_model(fit, new_store(), "mtcars", predictors())
