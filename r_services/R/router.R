@@ -33,6 +33,7 @@ add_predict <- function(pr, loaded, timeout_s = Inf) {
     out <- handle_predict(loaded, body_text(req), timeout_s)
     log_request(req$HTTP_X_REQUEST_ID, loaded$meta$name, out$rows,
                 (as.numeric(Sys.time()) - started) * 1000, out$status, out$message)
+    if (nzchar(out$timings)) res$setHeader("X-Gateway-R-Timings", out$timings)  # for the gateway's trace
     send_json(res, out$status, out$body)
   }, parsers = character(0))  # no parser at all: plumber's "none" fails on any body in 1.2.1
 }

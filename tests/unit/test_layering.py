@@ -36,7 +36,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                                       "script_deps", "rscript"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
-                               "topology", "client", "settings", "private_files", "unix_http"})),
+                               "topology", "client", "settings", "private_files", "unix_http",
+                               "tracing"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
@@ -53,6 +54,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "script_deps": frozenset({"rscript"}),
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
+    "tracing": frozenset({"errors"}),  # an OTEL_* value it cannot serve is a ConfigError
     "topology": frozenset({"private_files"}),
     "unix_http": frozenset({"topology"}),
 }

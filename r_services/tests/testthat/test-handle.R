@@ -135,3 +135,25 @@ test_that("timeout_s covers the whole call: a body too big to decode and check i
   expect_error_reply(out, 504, "timeout")
   expect_identical(handle_predict(model$loaded, wire_request(rows()))$status, 200L)
 })
+
+test_that("every reply says how long each phase took, for the gateway's trace", {
+  model <- lm_loaded()
+  out <- handle_predict(model$loaded, wire_request(rows()))
+  expect_match(out$timings, "^parse=[0-9.]+;validate=[0-9.]+;predict=[0-9.]+;encode=[0-9.]+$")
+  refused <- handle_predict(model$loaded, "{\"columns\": [1,")
+  expect_match(refused$timings, "^parse=[0-9.]+$")  # the phases that ran
+  expect_identical(format_timings(c(parse = 0.1234, predict = -0.001)), "parse=0.123;predict=0.000")
+})
+
+test_that("the worker's predict route sends the timings in a header", {
+  model <- lm_loaded()
+  pr <- model_router(model$loaded$dir, model$loaded)
+  body <- charToRaw(wire_request(rows()))
+  input <- list(read = function(...) body, rewind = function() invisible(), read_lines = function() character())
+  req <- list2env(list(REQUEST_METHOD = "POST", PATH_INFO = "/predict", QUERY_STRING = "", HTTP_HOST = "test",
+                       CONTENT_TYPE = "application/json", rook.input = input))
+  out <- NULL
+  capture.output(out <- pr$call(req), type = "message")  # the request log line
+  expect_identical(out$status, 200L)
+  expect_match(out$headers[["X-Gateway-R-Timings"]], "^parse=[0-9.]+;validate=[0-9.]+;predict=[0-9.]+;encode=[0-9.]+$")
+})
