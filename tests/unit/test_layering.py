@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
                                "topology", "client", "settings", "private_files", "unix_http",
-                               "tracing"})),
+                               "tracing", "status_series"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
@@ -55,6 +55,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
     "tracing": frozenset({"errors"}),  # an OTEL_* value it cannot serve is a ConfigError
+    "status_series": frozenset({"status", "private_files"}),  # the chart's snapshots of the status totals
     "topology": frozenset({"private_files"}),
     "unix_http": frozenset({"topology"}),
 }
