@@ -89,7 +89,9 @@ def status_data() -> Response:
     series: status_series.Series = current_app.extensions["gateway_status_series"]
     series.take(now)
     when = time.time()
+    snapshots = series.snapshots()
     chart = {"interval_s": series.interval_s, "span_s": status_series.SPAN_S, "now": round(when, 3),
+             "since": round(snapshots[0][0] if snapshots else when, 3),  # a young stack: a shorter chart
              "points": series.points(now, when)}
     return json_response(dumps({"window_s": round(window_s, 1), "models": rows, "chart": chart}))
 
