@@ -152,3 +152,12 @@ def test_a_batched_call_links_every_callers_span(spans: InMemorySpanExporter) ->
     assert len(waits) == 2
     assert {w.parent.span_id for w in waits if w.parent} == linked  # each in its own caller's trace
     assert all([link.context.span_id for link in w.links] == [shared[0].context.span_id] for w in waits)
+
+
+def test_the_stack_hands_otel_variables_on_to_supervisord_and_so_to_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.runtime.stack import _child_env
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "gw")
+    passed = _child_env()
+    assert (passed["OTEL_EXPORTER_OTLP_ENDPOINT"], passed["OTEL_SERVICE_NAME"]) == ("http://collector:4318", "gw")
