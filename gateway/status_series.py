@@ -61,11 +61,15 @@ class Series:
             with self._lock:
                 self._memory = _append(self._memory, (now, totals), self.interval_s)
             return
+        if _young(self._read(), now, self.interval_s):  # the common case for a poll: no lock, no write
+            return
         with open(self._directory / LOCK_FILE, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                kept = _append(self._read(), (now, totals), self.interval_s)
-                write_private(self._directory / SERIES_FILE, orjson.dumps([_encode(s) for s in kept]))
+                snapshots = self._read()
+                if not _young(snapshots, now, self.interval_s):
+                    kept = _append(snapshots, (now, totals), self.interval_s)
+                    write_private(self._directory / SERIES_FILE, orjson.dumps([_encode(s) for s in kept]))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -100,8 +104,13 @@ class Series:
             return []  # a file from another version of the gateway: start again
 
 
+def _young(snapshots: list[Snapshot], now: float, interval_s: float) -> bool:
+    """The newest snapshot is within this interval (0.9 of it: two workers at one boundary)."""
+    return bool(snapshots) and now - snapshots[-1][0] < interval_s * 0.9
+
+
 def _append(snapshots: list[Snapshot], new: Snapshot, interval_s: float) -> list[Snapshot]:
-    if snapshots and new[0] - snapshots[-1][0] < interval_s * 0.9:  # two workers at one boundary
+    if _young(snapshots, new[0], interval_s):
         return snapshots
     # One snapshot older than the span is kept: the base of the chart's first point.
     kept = [s for s in snapshots if s[0] >= new[0] - SPAN_S - interval_s]

@@ -128,7 +128,8 @@ def start_server_span(name: str, traceparent: str | None, tracestate: str | None
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     carrier = {k: v for k, v in (("traceparent", traceparent), ("tracestate", tracestate)) if v}
-    parent: Context = TraceContextTextMapPropagator().extract(carrier)
+    # From an empty context: a request never continues whatever this thread had current before.
+    parent: Context = TraceContextTextMapPropagator().extract(carrier, context=context.Context())
     span = _tracer.start_span(name, context=parent, kind=trace.SpanKind.SERVER, attributes=attributes)
     return span, context.attach(trace.set_span_in_context(span, parent))
 
