@@ -22,13 +22,18 @@ sane_request_id <- function(id) {
 #' @noRd
 request_log_json <- function(request_id, model, rows, duration_ms, status, message = NULL,
                              time = Sys.time(), pid = Sys.getpid()) {
-  entry <- list(
-    time = format(time, "%Y-%m-%dT%H:%M:%OS3Z", tz = "UTC"), source = "r_worker", pid = pid,
-    request_id = sane_request_id(request_id), model = model, rows = as.integer(rows),
-    duration_ms = round(duration_ms, 3), status = as.integer(status)
+  # Built with sprintf, not jsonlite::toJSON: toJSON's dispatch cost 0.4 ms of R CPU per
+  # request, a third of a 1-row predict. Only the model name and R's message need escaping
+  # (a sane request id holds none of the characters JSON escapes).
+  id <- sane_request_id(request_id)
+  line <- sprintf(
+    '{"time":"%s","source":"r_worker","pid":%d,"request_id":%s,"model":%s,"rows":%s,"duration_ms":%s,"status":%d',
+    format(time, "%Y-%m-%dT%H:%M:%OS3Z", tz = "UTC"), as.integer(pid),
+    if (is.na(id)) "null" else paste0('"', id, '"'), json_strings(model),
+    if (is.na(rows)) "null" else as.character(as.integer(rows)),
+    format(round(duration_ms, 3), digits = 15, scientific = FALSE), as.integer(status)
   )
-  if (!is.null(message)) entry$error <- message
-  to_json_object(entry)
+  if (is.null(message)) paste0(line, "}") else paste0(line, ',"error":', json_strings(paste(message, collapse = "\n")), "}")
 }
 
 log_request <- function(...) cat(request_log_json(...), "\n", sep = "", file = stderr())

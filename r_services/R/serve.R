@@ -13,7 +13,7 @@ serve_model <- function(dir, host = "127.0.0.1", port = 8000L, timeout_s = Inf) 
   log_line(sprintf("serving model '%s' version %s from %s on %s (loaded in %.2f s)",
                    loaded$meta$name, loaded$meta$version, loaded$dir, listen_url(host, port),
                    as.numeric(difftime(Sys.time(), started, units = "secs"))))
-  run_router(pr, host, port)
+  run_router(pr, host, port, app = predict_app(pr, loaded, timeout_s))
 }
 
 # The gateway's health route, ahead of the script's own filters (an auth filter must not
@@ -60,20 +60,27 @@ listen_url <- function(host, port) {
 #'
 #' A host `unix:<path>` serves it on a Unix domain socket (httpuv's pipe server), as the
 #' gateway's stack does: the socket's private directory keeps other local users out, where a
-#' loopback port would let any of them call the worker without an API key. Otherwise
-#' `plumber::pr_run()` on host:port (Kubernetes pods, a worker run by hand).
+#' loopback port would let any of them call the worker without an API key. Otherwise host:port
+#' (Kubernetes pods, a worker run by hand): a user's script through `plumber::pr_run()`, as
+#' written; the generic worker's `predict_app()` through httpuv, as on a socket.
 #' @param pr a Plumber router (an httpuv app).
+#' @param app the httpuv app to serve: the router itself, or one that hands it most requests.
 #' @noRd
-run_router <- function(pr, host, port) {
-  if (!startsWith(host, "unix:")) {
+run_router <- function(pr, host, port, app = pr) {
+  unix <- startsWith(host, "unix:")
+  if (!unix && identical(app, pr)) {
     return(plumber::pr_run(pr, host = host, port = as.integer(port), docs = FALSE, quiet = TRUE))
   }
-  path <- sub("^unix:", "", host)
-  unlink(path)  # left by a worker that crashed: binding over it would fail
   # What pr_run() sets up before httpuv::runServer(); debug stays as the router has it.
   pr$.__enclos_env__$private$maxSize <- getOption("plumber.maxRequestSize", 0)
-  # mask 007: owner and group (the gateway's NGINX) may connect; the directory is private too.
-  server <- httpuv::startPipeServer(path, mask = strtoi("007", 8L), app = pr)
+  if (unix) {
+    path <- sub("^unix:", "", host)
+    unlink(path)  # left by a worker that crashed: binding over it would fail
+    # mask 007: owner and group (the gateway's NGINX) may connect; the directory is private too.
+    server <- httpuv::startPipeServer(path, mask = strtoi("007", 8L), app = app)
+  } else {
+    server <- httpuv::startServer(host, as.integer(port), app = app)
+  }
   on.exit({
     httpuv::stopServer(server)
     pr$.__enclos_env__$private$runHooks("exit")

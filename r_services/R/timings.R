@@ -27,3 +27,9 @@ with_timings <- function(out, clock) {
   out$timings <- format_timings(clock$ms)
   out
 }
+
+# R's phase timings as a response header for the gateway's trace; none when there are none.
+timing_headers <- function(out) {
+  if (is.null(out$timings) || !nzchar(out$timings)) return(list())
+  list("X-Gateway-R-Timings" = out$timings)
+}
