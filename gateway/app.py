@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flask import Flask, Response, g
 
-from gateway import auth, error_pipeline, instrument, protocol
+from gateway import auth, error_pipeline, instrument, protocol, tracing
 from gateway.api import plumber_path
 from gateway.api.registered import PROTOCOLS
 from gateway.auth import keys_path
@@ -47,6 +47,7 @@ def create_app_from_env() -> Flask:
 
     settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
     instrument.log_requests_to_stdout()
+    tracing.configure_from_env()  # in the worker, after the fork: OTEL_* from supervisord's environment
     return create_app(settings, Plan.load(Path(os.environ["GATEWAY_PLAN"])))
 
 

@@ -14,6 +14,10 @@ Correctness: requests with different params or columns never share a call; rows 
 order; if a shared call fails with an error that could be one request's fault (a 422 from the
 model, a crashed worker), every request is retried alone so only the poisoned one fails.
 One batcher per model version per process; the threads of a Gunicorn gthread worker share it.
+
+Traces (gateway/tracing.py): each backend call is a `gateway.backend` span in the thread that
+makes it, linked to the span of every caller it carries; a caller that queued gets a
+`gateway.batch_wait` span (enqueued to its call's start) linked to the call that served it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import tracing
 from gateway.codecs.table import Table
 from gateway.errors import GatewayTimeout, Unavailable
 
@@ -52,6 +57,10 @@ class _Item:
     solo: bool = False  # the shared call failed: this caller retries alone, in its own thread
     result: list[Any] | None = None
     error: BaseException | None = None
+    trace: Any = None  # the caller's span context (tracing on), linked from the call's span
+    enqueued_ns: int = 0  # wall clock, for the batch_wait span (0: tracing off)
+    started_ns: int = 0  # when its call started
+    call: Any = None  # the span context of the call that served it
 
 
 @dataclass
@@ -98,21 +107,31 @@ class MicroBatcher:
 
     def submit(self, table: Table, params: dict[str, Any]) -> list[Any]:
         """Predictions for this table's rows, in order; raises what a solo call would raise."""
-        if self.max_size <= 1 or table.n_rows >= self.max_size:
-            return self._predict(table, params)  # nothing to gain: no locks, no bookkeeping
-        item = _Item(table, params, _key(table, params), time.monotonic())
+        if self.max_size <= 1 or table.n_rows >= self.max_size:  # nothing to gain: no locks, no bookkeeping
+            if not tracing.enabled():
+                return self._predict(table, params)
+            with tracing.span("gateway.backend", {"gateway.batch.requests": 1, "gateway.batch.rows": table.n_rows}):
+                return self._predict(table, params)
+        item = _Item(table, params, _key(table, params), time.monotonic(), trace=tracing.current(),
+                     enqueued_ns=tracing.now_ns())
+        queued = False
         with self._cond:
             if self._inflight < self.slots and item.key not in self._queues:
                 self._inflight += 1
                 self._record_start([item], item.enqueued, overflow=False)  # never queued
                 batch: list[_Item] | None = [item]
             else:
+                queued = True
                 self._queues.setdefault(item.key, deque()).append(item)
                 batch = self._await_turn(item)
         if batch is not None:
             self._run(batch)
+        if queued:
+            tracing.record("gateway.batch_wait", item.enqueued_ns, item.started_ns, links=[item.call])
         if item.solo:
-            return self._predict(item.table, item.params)
+            with tracing.span("gateway.backend", {"gateway.batch.requests": 1, "gateway.batch.rows": table.n_rows,
+                                                  "gateway.batch.solo_retry": True}):
+                return self._predict(item.table, item.params)
         if item.error is not None:
             raise item.error
         assert item.result is not None
@@ -175,6 +194,17 @@ class MicroBatcher:
 
     def _run(self, batch: list[_Item]) -> None:
         """One backend call for the batch; outside the lock. Every item ends done."""
+        if not tracing.enabled():
+            self._call(batch)
+            return
+        attributes = {"gateway.batch.requests": len(batch), "gateway.batch.rows": sum(i.table.n_rows for i in batch)}
+        with tracing.span("gateway.backend", attributes, links=[member.trace for member in batch]):
+            call = tracing.current()
+            for member in batch:
+                member.call = call
+            self._call(batch)
+
+    def _call(self, batch: list[_Item]) -> None:
         try:
             if len(batch) == 1:
                 only = batch[0]
@@ -221,7 +251,9 @@ class MicroBatcher:
         s.batched_calls += len(batch) > 1
         s.overflow_calls += overflow
         s.size_hist[bisect.bisect_left(SIZE_BUCKETS, rows)] += 1
+        started_ns = tracing.now_ns()
         for member in batch:
+            member.started_ns = started_ns
             wait_ms = (now - member.enqueued) * 1e3
             s.wait_total_ms += wait_ms
             s.wait_max_ms = max(s.wait_max_ms, wait_ms)

@@ -3,7 +3,8 @@
 Flask hooks open a `context.RequestRecord` per request and, when the request is one that
 reaches a model (an endpoint a registered protocol lists in `metered`, gateway/protocol.py),
 count it under the protocol's name, time it and write one JSON log line for it. Views and
-backends do nothing for this; the service fills in the record.
+backends do nothing for this; the service fills in the record. With tracing on (gateway/tracing.py)
+such a request also gets its server span here, so every protocol is traced alike.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, current_app, g, request
 
-from gateway import context, metrics, protocol
+from gateway import context, metrics, protocol, tracing
 from gateway.errors import NotFound, clip, clip_detail
 
 REQUEST_LOG = "gateway.requests"
@@ -30,6 +31,7 @@ def install(app: Flask) -> None:
     """Register the hooks; call before any other before_request hook that needs the id."""
     app.before_request(_begin)
     app.after_request(_finish)
+    app.teardown_request(_end_trace)
 
 
 def log_requests_to_stdout() -> None:
@@ -51,6 +53,26 @@ def _begin() -> None:
     g.request_id = supplied if context.is_sane_request_id(supplied) else uuid.uuid4().hex
     g.started = time.perf_counter()
     context.begin(g.request_id, request.headers.get("traceparent"))
+    if tracing.enabled():
+        _start_trace()
+
+
+def _start_trace() -> None:
+    metered = protocol.registered().metered(request.endpoint)
+    if metered is None:  # probes, metrics, the status page: not traced
+        return
+    route = request.url_rule.rule if request.url_rule is not None else request.path
+    g.trace = tracing.start_server_span(
+        f"{request.method} {route}", request.headers.get("traceparent"), request.headers.get("tracestate"),
+        {"http.request.method": request.method, "http.route": route, "url.path": clip(request.path),
+         "gateway.request_id": g.request_id, "gateway.protocol": metered.name},
+    )
+
+
+def _end_trace(error: BaseException | None) -> None:
+    handle = g.pop("trace", None)
+    if handle is not None:
+        tracing.end_server_span(handle, g.pop("trace_status", None), g.pop("trace_labels", {}), error)
 
 
 def _finish(response: Response) -> Response:
@@ -70,6 +92,10 @@ def _finish(response: Response) -> Response:
     }
     if record.traceparent:
         entry["traceparent"] = record.traceparent
+    if "trace" in g:
+        entry["trace_id"] = tracing.trace_id(g.trace)
+        g.trace_status = response.status_code
+        g.trace_labels = {"gateway.model": model, "gateway.model.version": version, "gateway.backend": backend}
     if response.status_code >= 400 and response.is_json:
         entry["error"] = _problem_detail(response)  # problem+json, MLflow's or v2's error JSON
         if entry["error"] is not None:  # an R script's own error body too: bounded in the log

@@ -11,7 +11,7 @@ from typing import Any
 
 import urllib3
 
-from gateway import context, metrics
+from gateway import context, metrics, tracing
 from gateway.backends.base import Backend, Forwarder
 from gateway.batching import MicroBatcher
 from gateway.bulkhead import Bulkheads
@@ -57,7 +57,8 @@ class PredictionService:
         served = self.registry.get(name)
         with self._bulkheads.enter(served.name):  # decoding a large body is part of the load
             backend = served.backend(version if version is not None else served.route(routing_key))
-            decoded = decode(backend.meta)
+            with tracing.span("gateway.decode"):
+                decoded = decode(backend.meta)
             table, params = decoded.table, decoded.params
             if table.n_rows > self.settings.server.max_rows:
                 raise PayloadTooLarge(f"the request has {table.n_rows} rows, more than the limit of "
@@ -81,13 +82,14 @@ class PredictionService:
     ) -> Prediction:
         backend = served.backend(version)
         meta = backend.meta
-        params = check_params(params, meta.allowed_types if meta.inputs else (), served.name)
-        if meta.inputs:
-            table = validate_table(
-                table, meta.inputs, served.name, extra_columns=self.settings.server.extra_columns
-            )
-        elif table.n_rows == 0:
-            raise InvalidInput("the request has no rows", model=served.name)
+        with tracing.span("gateway.validate"):
+            params = check_params(params, meta.allowed_types if meta.inputs else (), served.name)
+            if meta.inputs:
+                table = validate_table(
+                    table, meta.inputs, served.name, extra_columns=self.settings.server.extra_columns
+                )
+            elif table.n_rows == 0:
+                raise InvalidInput("the request has no rows", model=served.name)
         record = context.current()
         if record is not None:
             record.version, record.backend = meta.version, backend.kind

@@ -66,6 +66,7 @@ class ServerSettings:
     # `up --exec`, files otherwise.
     log_target: Literal["auto", "files", "stdout"] = "auto"
     metrics: Literal["open", "closed"] = "open"  # GET /metrics: served, or a 404
+    status_interval_s: float = 5.0  # the status page's latency chart: one point per this many seconds
     log_max_bytes: int = 10 * 1024 * 1024  # supervisord rotates each program's log at this size
     log_backups: int = 3  # rotated logs kept per program
     # API keys (`gateway keys add`); empty: no access control (the demo). Relative to the config.
@@ -327,6 +328,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.log_max_bytes must be at least 1024 and server.log_backups at least 0")
     if server.body_limit_bytes < 1024:
         raise ConfigError("server.body_limit_bytes must be at least 1024")
+    if not 0.5 <= server.status_interval_s <= 60:
+        raise ConfigError(f"server.status_interval_s must be between 0.5 and 60 s; got {server.status_interval_s:g}")
     if server.max_requests_per_address < 0:
         raise ConfigError("server.max_requests_per_address must be >= 0 (0 turns the limit off)")
     if server.max_rows < 1 or server.max_worker_rss_mb < 0:

@@ -31,6 +31,8 @@ class Totals:
     buckets: dict[float, float] = field(default_factory=dict)  # upper bound → cumulative count
     batch_sum: float = 0.0
     batch_count: float = 0.0
+    client_errors: float = 0.0  # of the errors: answered 4xx (the request's fault)
+    server_errors: float = 0.0  # answered 5xx (the gateway's, a backend's or a model's fault)
 
     def minus(self, old: Totals | None) -> Totals:
         if old is None:
@@ -39,6 +41,7 @@ class Totals:
             self.requests - old.requests, self.errors - old.errors,
             {le: n - old.buckets.get(le, 0.0) for le, n in self.buckets.items()},
             self.batch_sum - old.batch_sum, self.batch_count - old.batch_count,
+            self.client_errors - old.client_errors, self.server_errors - old.server_errors,
         )
 
 
@@ -53,8 +56,13 @@ def totals(registry: CollectorRegistry) -> dict[str, Totals]:
             entry = out.setdefault(model, Totals())
             if sample.name == "gateway_requests_total":
                 entry.requests += sample.value
-                if int(sample.labels.get("status", "0")) >= 400:
+                status = int(sample.labels.get("status", "0"))
+                if status >= 400:
                     entry.errors += sample.value
+                if 400 <= status < 500:
+                    entry.client_errors += sample.value
+                elif status >= 500:
+                    entry.server_errors += sample.value
             elif sample.name == "gateway_request_duration_seconds_bucket":
                 le = float(sample.labels["le"])
                 entry.buckets[le] = entry.buckets.get(le, 0.0) + sample.value
@@ -124,6 +132,8 @@ def model_rows(described: Iterable[dict[str, Any]], window_s: float, recent: dic
             **model,
             "requests": round(counts.requests),
             "errors": round(counts.errors),
+            "client_errors": round(counts.client_errors),
+            "server_errors": round(counts.server_errors),
             "p50_ms": None if p50 is None else round(p50 * 1000, 3),
             "p99_ms": None if p99 is None else round(p99 * 1000, 3),
             "mean_batch": round(counts.batch_sum / counts.batch_count, 2) if counts.batch_count else None,

@@ -1,24 +1,30 @@
 """`GET /metrics` for Prometheus; the status page `GET /` and its data, `GET /status.json`.
 
-Both follow `server.metrics`: "closed" answers 404 for all three.
+Both follow `server.metrics`: "closed" answers 404 for all three. The page's latency chart comes
+from snapshots of the shared totals (gateway/status_series.py), taken here after a model request's
+reply is sent and when the page polls.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 
-from gateway import hoststate, metrics, status
+from gateway import hoststate, metrics, protocol, status, status_series
 from gateway.codecs import dumps
 from gateway.errors import GatewayError, NotFound
 from gateway.responses import json_response, service
 
 blueprint = Blueprint("observe", __name__)
+_log = logging.getLogger(__name__)
 
 
 @blueprint.record_once
@@ -26,7 +32,31 @@ def _setup(state: BlueprintSetupState) -> None:
     # At app creation (worker start), so the status window counts from this process's birth.
     registry = state.app.extensions["gateway"].registry
     metrics.initialise((served.name, served.settings.backend) for served in registry)
-    state.app.extensions["gateway_status"] = status.StatusWindow(status.totals(metrics.recorded()))
+    now = status.totals(metrics.recorded())
+    state.app.extensions["gateway_status"] = status.StatusWindow(now)
+    shared = os.environ.get(metrics.MULTIPROC_ENV)
+    series = status_series.Series(Path(shared) if shared else None,
+                                  state.app.extensions["gateway"].settings.server.status_interval_s)
+    if not series.snapshots():  # the stack's first worker: the chart's first point starts here
+        series.take(now)
+    state.app.extensions["gateway_status_series"] = series
+
+
+@blueprint.after_app_request
+def _snapshot_after_reply(response: Response) -> Response:
+    """Once an interval per worker, after a model request's reply is sent: a snapshot for the
+    chart, so it has the traffic even when nobody polls the page."""
+    series: status_series.Series = current_app.extensions["gateway_status_series"]
+    if protocol.registered().metered(request.endpoint) is not None and series.due():
+        response.call_on_close(lambda: _take(series))
+    return response
+
+
+def _take(series: status_series.Series) -> None:
+    try:
+        series.take(status.totals(metrics.recorded()))
+    except OSError as exc:  # a full /dev/shm: the chart misses a point, the reply was sent anyway
+        _log.warning("status chart: cannot save a snapshot (%s)", exc)
 
 
 @blueprint.get("/metrics")
@@ -53,10 +83,18 @@ def status_data() -> Response:
     _open()
     svc = service()
     window: status.StatusWindow = current_app.extensions["gateway_status"]
-    window_s, recent = window.recent(status.totals(metrics.recorded()))
+    now = status.totals(metrics.recorded())
+    window_s, recent = window.recent(now)
     described = [_described(served) for served in svc.registry]
     rows = status.model_rows(described, window_s, recent)
-    return json_response(dumps({"window_s": round(window_s, 1), "models": rows}))
+    series: status_series.Series = current_app.extensions["gateway_status_series"]
+    series.take(now)
+    when = time.time()
+    snapshots = series.snapshots()
+    chart = {"interval_s": series.interval_s, "span_s": status_series.SPAN_S, "now": round(when, 3),
+             "since": round(snapshots[0][0] if snapshots else when, 3),  # a young stack: a shorter chart
+             "points": series.points(now, when)}
+    return json_response(dumps({"window_s": round(window_s, 1), "models": rows, "chart": chart}))
 
 
 def _hosts(run_dir: Path) -> list[metrics.HostSample]:

@@ -25,7 +25,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util import SKIP_HEADER
 
-from gateway import context, metrics, poolstate
+from gateway import context, metrics, poolstate, tracing
 from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved, version_order
 from gateway.backends.r_reply import last_r_error, predictions_from_reply
@@ -246,19 +246,23 @@ class PlumberPool(Backend):
         # cannot re-send, and the client would get a 503 although the pool has a live worker.
         # A user's script route may not be idempotent: never re-sent.
         attempts = 2 if self.pool.kind == "model" else 1
-        for attempt in range(1, attempts + 1):
-            try:
-                reply = self._sessions.pool().urlopen(
-                    "POST", self._base_path + route, body=body,
-                    headers=_JSON | context.trace_headers() | (headers or {}),
-                    timeout=self._timeout, retries=False, redirect=False, preload_content=True,
-                )
-                break
-            except urllib3.exceptions.ProtocolError as exc:
-                if attempt == attempts:
+        # With tracing on, R gets a traceparent naming the current (backend call) span, and its
+        # phase timings come back in a header: the R side of the trace (gateway/tracing.py).
+        sent = _JSON | context.trace_headers() | tracing.propagation_headers() | (headers or {})
+        with tracing.r_call("plumber") as r_side:
+            for attempt in range(1, attempts + 1):
+                try:
+                    reply = self._sessions.pool().urlopen(
+                        "POST", self._base_path + route, body=body, headers=sent,
+                        timeout=self._timeout, retries=False, redirect=False, preload_content=True,
+                    )
+                    break
+                except urllib3.exceptions.ProtocolError as exc:
+                    if attempt == attempts:
+                        raise self._transport_error(exc) from exc
+                except urllib3.exceptions.HTTPError as exc:
                     raise self._transport_error(exc) from exc
-            except urllib3.exceptions.HTTPError as exc:
-                raise self._transport_error(exc) from exc
+            r_side[tracing.R_TIMINGS_HEADER] = reply.headers.get(tracing.R_TIMINGS_HEADER, "")
         if reply.headers.get(UPSTREAM_FAILED_HEADER):
             raise self._pool_failure()
         return reply
@@ -330,7 +334,7 @@ class ScriptPool(PlumberPool):
         """
         target = f"{self._base_path}/{path}" + (f"?{query.decode('latin-1')}" if query else "")
         # The id the gateway settled on replaces the client's (which may have been refused).
-        trace = context.trace_headers()
+        trace = context.trace_headers() | tracing.propagation_headers()
         sent = urllib3.HTTPHeaderDict()
         for name, value in headers:
             if name.lower() not in {h.lower() for h in trace}:

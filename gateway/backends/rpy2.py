@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from gateway import tracing
 from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved
 from gateway.backends.r_reply import predictions_from_reply
@@ -48,7 +49,8 @@ list(
       error <- list(error = list(code = "internal", message = conditionMessage(e)))
       list(status = 500L, body = jsonlite::toJSON(error, auto_unbox = TRUE))
     })
-    list(status = as.integer(out$status), body = as.character(out$body))
+    timings <- if (is.null(out$timings)) "" else as.character(out$timings)
+    list(status = as.integer(out$status), body = as.character(out$body), timings = timings)
   }
 )
 """
@@ -128,16 +130,16 @@ class EmbeddedR:
                 raise ConfigError(f"{where}: R could not load {directory}: {out[1][0]}")
             return out[1]
 
-    def predict(self, loaded: Any, body: str, timeout_s: float) -> tuple[int, bytes]:
-        """handle_predict(loaded, body) → (status, body). Call with self.lock held."""
+    def predict(self, loaded: Any, body: str, timeout_s: float) -> tuple[int, bytes, str]:
+        """handle_predict(loaded, body) → (status, body, R's phase timings). Call with self.lock held."""
         ri = self._ri
         try:
             out = self._helpers[1](loaded, ri.StrSexpVector([body]), ri.FloatSexpVector([timeout_s]))
-            status, text = int(out[0][0]), str(out[1][0])
+            status, text, timings = int(out[0][0]), str(out[1][0]), str(out[2][0])
             del out  # release the R object while the lock is still held
-            return status, text.encode("utf-8")
+            return status, text.encode("utf-8"), timings
         except ri.embedded.RRuntimeError as exc:  # an error R raised outside the helper's tryCatch
-            return 500, _error_json("internal", str(exc).strip())
+            return 500, _error_json("internal", str(exc).strip()), ""
 
 
 def _error_json(code: str, message: str) -> bytes:
@@ -188,7 +190,8 @@ class Rpy2Backend(Backend):
             )
         try:  # R gets what is left of the budget after waiting for the lock
             remaining = max(0.01, timeout_s - (time.monotonic() - started))
-            status, content = self._r.predict(self._loaded, body, remaining)
+            with tracing.r_call("rpy2") as r_side:  # R's phases as child spans (gateway/tracing.py)
+                status, content, r_side[tracing.R_TIMINGS_HEADER] = self._r.predict(self._loaded, body, remaining)
         finally:
             self._r.lock.release()
         # R answers 504 with what was left of the budget; the caller hears the configured timeout.

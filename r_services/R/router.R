@@ -39,6 +39,7 @@ logged_predict <- function(loaded, body, request_id, timeout_s) {
 add_predict <- function(pr, loaded, timeout_s = Inf) {
   plumber::pr_post(pr, "/predict", function(req, res) {
     out <- logged_predict(loaded, body_text(req), req$HTTP_X_REQUEST_ID, timeout_s)
+    for (name in names(timing_headers(out))) res$setHeader(name, out$timings)  # for the gateway's trace
     send_json(res, out$status, out$body)
   }, parsers = character(0))  # no parser at all: plumber's "none" fails on any body in 1.2.1
 }
@@ -66,7 +67,8 @@ predict_app <- function(pr, loaded, timeout_s = Inf) {
       Encoding(body) <- "UTF-8"
       out <- tryCatch(logged_predict(loaded, body, req$HTTP_X_REQUEST_ID, timeout_s),
                       error = function(e) reply(500, error_json("internal", conditionMessage(e))))
-      list(status = out$status, headers = list("Content-Type" = "application/json"), body = out$body)
+      list(status = out$status, headers = c(list("Content-Type" = "application/json"), timing_headers(out)),
+           body = out$body)
     },
     onHeaders = function(req) pr$onHeaders(req),
     onWSOpen = function(ws) pr$onWSOpen(ws)

@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
                                "topology", "client", "settings", "private_files", "unix_http", "poolstate",
-                               "hoststate"})),
+                               "hoststate", "tracing", "status_series"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
@@ -56,6 +56,8 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "script_deps": frozenset({"rscript"}),
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
+    "tracing": frozenset({"errors"}),  # an OTEL_* value it cannot serve is a ConfigError
+    "status_series": frozenset({"status", "private_files"}),  # the chart's snapshots of the status totals
     "topology": frozenset({"private_files"}),
     "unix_http": frozenset({"topology"}),
     "hoststate": frozenset({"private_files", "settings"}),

@@ -196,3 +196,24 @@ def test_children_of_a_process_running_r_still_load_their_own_python(mtcars: Rpy
     assert "/usr/lib/R/lib" not in os.environ.get("LD_LIBRARY_PATH", "")
     child = subprocess.run([sys.executable, "-c", "import ssl"], capture_output=True, text=True, check=False)
     assert child.returncode == 0, child.stderr
+
+
+def test_with_tracing_on_the_embedded_rs_phases_are_child_spans(mtcars: Rpy2Backend) -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gateway import tracing
+
+    exporter = InMemorySpanExporter()
+    tracing.configure([exporter], batch=False)
+    try:
+        with tracing.span("gateway.backend"):
+            mtcars.predict(validated(mtcars, ROWS), {})
+    finally:
+        tracing.shutdown()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    r_side = spans["r.handle"]
+    assert r_side.attributes is not None and r_side.attributes["gateway.r.where"] == "rpy2"
+    assert r_side.parent is not None and r_side.parent.span_id == spans["gateway.backend"].context.span_id
+    phases = sorted((s for s in spans.values() if s.parent is not None and s.parent.span_id == r_side.context.span_id),
+                    key=lambda s: s.start_time or 0)
+    assert [s.name for s in phases] == ["r.parse", "r.validate", "r.predict", "r.encode"]

@@ -59,10 +59,10 @@ def test_old_snapshots_are_dropped_but_a_base_is_kept() -> None:
 
 
 def test_rows_carry_rates_latency_and_batch_size() -> None:
-    recent = {"m": Totals(4, 1, {0.001: 0, 0.01: 4, INF: 4}, 12, 3)}
+    recent = {"m": Totals(4, 1, {0.001: 0, 0.01: 4, INF: 4}, 12, 3, client_errors=1)}
     (row,) = model_rows([{"name": "m", "version": "1"}], 60.0, recent)
-    assert row == {"name": "m", "version": "1", "requests": 4, "errors": 1, "p50_ms": 5.5, "p99_ms": 9.91,
-                   "mean_batch": 4.0}
+    assert row == {"name": "m", "version": "1", "requests": 4, "errors": 1, "client_errors": 1, "server_errors": 0,
+                   "p50_ms": 5.5, "p99_ms": 9.91, "mean_batch": 4.0}
     (idle,) = model_rows([{"name": "idle"}], 60.0, recent)
     assert (idle["requests"], idle["p50_ms"], idle["mean_batch"]) == (0, None, None)
 

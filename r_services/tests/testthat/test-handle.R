@@ -135,3 +135,32 @@ test_that("timeout_s covers the whole call: a body too big to decode and check i
   expect_error_reply(out, 504, "timeout")
   expect_identical(handle_predict(model$loaded, wire_request(rows()))$status, 200L)
 })
+
+test_that("every reply says how long each phase took, for the gateway's trace", {
+  model <- lm_loaded()
+  out <- handle_predict(model$loaded, wire_request(rows()))
+  expect_match(out$timings, "^parse=[0-9.]+;validate=[0-9.]+;predict=[0-9.]+;encode=[0-9.]+$")
+  refused <- handle_predict(model$loaded, "{\"columns\": [1,")
+  expect_match(refused$timings, "^parse=[0-9.]+$")  # the phases that ran
+  expect_identical(format_timings(c(parse = 0.1234, predict = -0.001)), "parse=0.123;predict=0.000")
+})
+
+test_that("both of the worker's predict routes send the timings in a header", {
+  model <- lm_loaded()
+  pr <- model_router(model$loaded$dir, model$loaded)
+  app <- predict_app(pr, model$loaded)
+  request <- function() {
+    body <- charToRaw(wire_request(rows()))
+    input <- list(read = function(...) body, rewind = function() invisible(), read_lines = function() character())
+    list2env(list(REQUEST_METHOD = "POST", PATH_INFO = "/predict", QUERY_STRING = "", HTTP_HOST = "test",
+                  CONTENT_TYPE = "application/json", rook.input = input))
+  }
+  for (route in list(pr$call, app$call)) {  # the Plumber route, and the direct one the worker serves
+    out <- NULL
+    capture.output(out <- route(request()), type = "message")  # the request log line
+    expect_identical(out$status, 200L)
+    expect_match(out$headers[["X-Gateway-R-Timings"]],
+                 "^parse=[0-9.]+;validate=[0-9.]+;predict=[0-9.]+;encode=[0-9.]+$")
+  }
+  expect_identical(timing_headers(list(status = 500L)), list())  # an R error outside handle_predict
+})
