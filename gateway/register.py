@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from gateway.backends import KINDS
+from gateway.drift_reference import reference_from_frame
 from gateway.errors import ConfigError
 from gateway.integrity import outside_links, tree_sha256
 from gateway.meta import ModelMeta
@@ -211,7 +212,19 @@ def _register_rds(
     """
     args = [str(path), str(store_root), name, str(sample), description, target or ""]
     result = run_rscript(["-e", _SAVE_RDS, *args], refusal=f"cannot register {path.name} as '{name}'")
-    return result.strip().splitlines()[-1]
+    version = result.strip().splitlines()[-1]
+    _add_reference(Path(store_root) / name / version / "model.json", pd.read_csv(sample))
+    return version
+
+
+def _add_reference(model_json: Path, sample: pd.DataFrame) -> None:
+    """Drift's reference, added to the model.json R wrote, from the same sample CSV."""
+    meta = ModelMeta.from_json(json.loads(model_json.read_text(encoding="utf-8")))
+    data = {**meta.raw, "reference": reference_from_frame(sample, meta.inputs)}
+    staged = model_json.with_name(".model.json.tmp")  # replaced whole: a reader never sees half of it
+    staged.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    staged.chmod(model_json.stat().st_mode & 0o777)
+    os.replace(staged, model_json)
 
 
 def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:
@@ -222,7 +235,8 @@ def _register_script(store_root: Path, name: str, script: Path, sample: Path | N
     """
     from gateway.script_deps import check_script_packages
 
-    inputs = infer_inputs(pd.read_csv(sample)) if sample else ()
+    frame = pd.read_csv(sample) if sample else None
+    inputs = infer_inputs(frame) if frame is not None else ()
     check_script_packages({name: script})
     store = Path(store_root).resolve()
     if links := outside_links(script.parent):
@@ -245,6 +259,7 @@ def _register_script(store_root: Path, name: str, script: Path, sample: Path | N
             inputs=tuple(spec for spec in inputs), outputs={}, sha256=sha256_of(directory / script.name),
             created_at=_now(), framework={"r": _r_version()}, description=description,
             tree_sha256=tree_sha256(directory),
+            reference=reference_from_frame(frame, inputs) if frame is not None else None,
         )
         (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
 
@@ -283,9 +298,10 @@ def _write_python_meta(
     directory: Path, name: str, version: str, artefact: Path, sample: pd.DataFrame,
     outputs: dict[str, Any], description: str, trusted: list[str] | None = None,
 ) -> None:
+    inputs = infer_inputs(sample)
     meta = ModelMeta(
         name=name, version=version, language="python", format=artefact.suffix.lstrip("."),
-        artefact=artefact.name, inputs=infer_inputs(sample), outputs=outputs,
+        artefact=artefact.name, inputs=inputs, outputs=outputs,
         sha256=sha256_of(artefact), created_at=_now(),
         framework={
             "python": platform.python_version(),
@@ -294,6 +310,7 @@ def _write_python_meta(
         },
         description=description,
         trusted_types=tuple(trusted or ()),
+        reference=reference_from_frame(sample, inputs),
     )
     (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
 

@@ -80,6 +80,17 @@ class BatchSettings:
 
 
 @dataclass(frozen=True)
+class PredictionLogSettings:
+    """A sampled JSON line per predict request (gateway/predlog.py, docs/observability.md)."""
+
+    sample: float = 0.0  # share of requests logged, 0 to 1; 0 (default): none
+    # "file": run_dir/logs/predictions-<model>.jsonl, rotated as the other logs; or an http(s)://
+    # URL that gets batches of lines POSTed as application/x-ndjson
+    sink: str = "file"
+    redact: tuple[str, ...] = ()  # input columns whose values never reach the log
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     name: str
     # The name of a registered backend kind (gateway.backends.KINDS; docs/models.md lists them):
@@ -102,6 +113,7 @@ class ModelSettings:
     aliases: dict[str, str] = field(default_factory=dict)  # {champion = "3", challenger = "4"}
     traffic: dict[str, int] = field(default_factory=dict)  # {"3" = 90, "4" = 10}: unversioned predicts
     shadow: str | None = None  # a version (or alias) that gets a copy of live traffic, never replies
+    log_predictions: PredictionLogSettings = field(default_factory=PredictionLogSettings)
 
 
 @dataclass(frozen=True)
@@ -185,7 +197,9 @@ def settings_from_dict(
             raise ConfigError(f"models.{name} must be a table, e.g. [models.{name}]")
         table = dict(table)
         batch = _build(BatchSettings, table.pop("batch", {}), f"models.{name}.batch")
-        models[name] = _build(ModelSettings, {**table, "name": name, "batch": batch}, f"models.{name}")
+        log = _build(PredictionLogSettings, table.pop("log_predictions", {}), f"models.{name}.log_predictions")
+        models[name] = _build(ModelSettings, {**table, "name": name, "batch": batch, "log_predictions": log},
+                              f"models.{name}")
     settings = Settings(server, store, models, base_dir=base_dir, config_path=config_path, kubernetes=kubernetes)
     _validate(settings)
     return settings
@@ -313,6 +327,11 @@ def _validate(settings: Settings) -> None:
                 f"{where}.timeout_s = {model.timeout_s} must be at least 10 s below "
                 f"server.timeout_s = {server.timeout_s}; raise server.timeout_s"
             )
+        log = model.log_predictions
+        if not 0.0 <= log.sample <= 1.0:
+            raise ConfigError(f"{where}.log_predictions.sample = {log.sample} must be between 0 and 1")
+        if log.sink != "file" and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", log.sink):
+            raise ConfigError(f"{where}.log_predictions.sink = {log.sink!r} must be \"file\" or an http(s):// URL")
         if model.script is not None and not settings.resolve(model.script).exists():  # a file or its folder
             raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")
 

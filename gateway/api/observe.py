@@ -36,7 +36,7 @@ def scrape() -> Response:
         restarts = settings.run_dir / metrics.RESTARTS_FILE
         collector = metrics.StackCollector(_models, lambda: metrics.read_restarts(restarts))
         current_app.extensions["gateway_stack_metrics"] = collector
-    return Response(metrics.exposition(collector), content_type=metrics.CONTENT_TYPE)
+    return Response(metrics.exposition(collector, service().drift.families), content_type=metrics.CONTENT_TYPE)
 
 
 @blueprint.get("/")
@@ -54,6 +54,9 @@ def status_data() -> Response:
     window_s, recent = window.recent(status.totals(metrics.recorded()))
     described = [_described(served) for served in svc.registry]
     rows = status.model_rows(described, window_s, recent)
+    extras = svc.drift.status(metrics.recorded().collect())
+    for row in rows:  # drift and the prediction log: since each started, not per window
+        row.update(extras.get(row["name"], {"drift": None, "prediction_log": None}))
     return json_response(dumps({"window_s": round(window_s, 1), "models": rows}))
 
 

@@ -30,13 +30,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("http", frozenset({"api", "auth", "instrument", "responses", "openapi", "openapi_v2", "protocol",
                         "error_pipeline"})),
     # register: a kind with its own artefact format writes it (gateway.backends.kinds.Saver).
-    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register"})),
+    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register", "drift",
+                           "predlog", "predlog_sinks"})),
     ("backends", frozenset({"backends"})),
     ("storage and codecs", frozenset({"store", "schema_infer", "names", "codecs", "integrity",
-                                      "script_deps", "rscript"})),
+                                      "script_deps", "rscript", "drift_reference"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
-                               "topology", "client", "settings", "private_files", "unix_http"})),
+                               "topology", "client", "settings", "private_files", "unix_http", "psi"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
@@ -47,7 +48,8 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "instrument": frozenset({"protocol"}),
     "error_pipeline": frozenset({"protocol"}),
     "protocol": frozenset({"openapi"}),
-    "service": frozenset({"registry", "batching", "bulkhead"}),
+    "service": frozenset({"registry", "batching", "bulkhead", "drift", "predlog"}),
+    "predlog": frozenset({"predlog_sinks"}),
     "streaming": frozenset({"service"}),
     "store": frozenset({"names"}),
     "script_deps": frozenset({"rscript"}),
