@@ -5,8 +5,9 @@ sliding window of the bins of its last WINDOW live values, and publishes the win
 the `gateway_drift_window` gauge (prometheus multiprocess mode, livesum: a scrape adds up the
 live workers' windows). At scrape time `families` turns the summed counts into
 `gateway_feature_drift{model,version,column}`, the PSI against the reference (gateway.psi),
-once the summed window holds MIN_VALUES values. Predictions are counted too: a histogram of
-values for regression, counts per class for classification.
+and `gateway_drift_window_values`, the number of values it rests on (the alert and the status
+page wait for enough of them). Predictions are counted too: a histogram of values for
+regression, counts per class for classification.
 
 `observe` only puts the request's table on a bounded queue (dropped when full: drift is a
 statistic, a missed request changes nothing); a daemon thread per process does the binning.
@@ -32,7 +33,7 @@ from gateway.psi import Binner, psi
 
 WINDOW = 2000  # live values kept per column per worker
 ROWS_PER_REQUEST = 200  # a larger request contributes an even spread of this many rows
-MIN_VALUES = 50  # PSI is reported once the summed window holds this many values
+MIN_VALUES = 50  # the status page shows a PSI once the summed window holds this many values
 QUEUE_SIZE = 256  # requests waiting to be binned per worker
 _MAX_CLASSES = 100  # class labels counted for a model whose model.json lists none
 
@@ -64,30 +65,44 @@ class DriftMonitor:
             self._ensure_thread().put_nowait((model, meta, columns, n_rows, predictions))
 
     def families(self, summed: Metric) -> Iterator[Metric]:
-        """The summed drift windows of every worker → gateway_feature_drift (PSI) per column."""
-        counts: dict[tuple[str, str, str], dict[str, float]] = {}
-        for sample in summed.samples:
-            labels = sample.labels
-            key = (labels["model"], labels["version"], labels["column"])
-            counts.setdefault(key, {})[labels["bin"]] = sample.value
+        """The summed drift windows of every worker → gateway_feature_drift (PSI) per column, and
+        gateway_drift_window_values (how many values it rests on: few values, a noisy PSI)."""
         drift = GaugeMetricFamily(
             "gateway_feature_drift",
             "Population stability index of each input column's recent values against model.json's reference "
             "(< 0.1 stable, > 0.25 shifted).",
             labels=["model", "version", "column"],
         )
-        for (model, version, column), by_bin in sorted(counts.items()):
+        values = GaugeMetricFamily(
+            "gateway_drift_window_values", "Recent values (all live workers' windows) each PSI is computed from.",
+            labels=["model", "version", "column"],
+        )
+        for (model, version, column), (value, count) in sorted(self._psi(summed).items()):
+            drift.add_metric([model, version, column], round(value, 6))
+            values.add_metric([model, version, column], count)
+        yield drift
+        yield values
+
+    def _psi(self, summed: Metric) -> dict[tuple[str, str, str], tuple[float, float]]:
+        """(model, version, column) → (PSI, values in the summed window)."""
+        counts: dict[tuple[str, str, str], dict[str, float]] = {}
+        for sample in summed.samples:
+            labels = sample.labels
+            key = (labels["model"], labels["version"], labels["column"])
+            counts.setdefault(key, {})[labels["bin"]] = sample.value
+        out = {}
+        for (model, version, column), by_bin in counts.items():
             if (model, version) not in self._references and self._lookup is not None:
                 meta = self._lookup(model, version)
                 if meta is not None:
                     self.register(model, meta)
             binner = self._references.get((model, version), {}).get(column)
-            if binner is None or sum(by_bin.values()) < MIN_VALUES:
+            if binner is None:
                 continue
             value = psi(binner.expected, [by_bin.get(label, 0.0) for label in binner.labels])
             if value is not None:
-                drift.add_metric([model, version, column], round(value, 6))
-        yield drift
+                out[(model, version, column)] = (value, sum(by_bin.values()))
+        return out
 
     def register(self, model: str, meta: ModelMeta) -> None:
         """Know a version's reference (so any worker can compute PSI at scrape time)."""
@@ -103,9 +118,8 @@ class DriftMonitor:
         self._references[key] = binners
 
     def psi_by_column(self, summed: Metric) -> dict[tuple[str, str, str], float]:
-        """(model, version, column) → PSI, for the status page."""
-        return {(s.labels["model"], s.labels["version"], s.labels["column"]): s.value
-                for family in self.families(summed) for s in family.samples}
+        """(model, version, column) → PSI, where the summed window holds MIN_VALUES values."""
+        return {key: value for key, (value, count) in self._psi(summed).items() if count >= MIN_VALUES}
 
     def status(self, families: Iterable[Metric]) -> dict[str, dict[str, Any]]:
         """Model → {"drift": {"psi", "column"} (the largest now) or None, "prediction_log":
