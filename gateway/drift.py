@@ -47,10 +47,13 @@ class _Column:
 
 class DriftMonitor:
     """One per process (PredictionService owns it). `lookup(model, version)` finds a version's
-    metadata, so a worker that has not served a version yet can still compute its PSI."""
+    metadata, so a worker that has not served a version yet can still compute its PSI; `served()`
+    yields (model, metadata) of the versions served now, whose series exist from the start (NaN
+    until a value arrives), as every other series a dashboard or an alert queries."""
 
-    def __init__(self, lookup: Callable[[str, str], ModelMeta | None] | None = None) -> None:
-        self._lookup = lookup
+    def __init__(self, lookup: Callable[[str, str], ModelMeta | None] | None = None,
+                 served: Callable[[], Iterable[tuple[str, ModelMeta]]] | None = None) -> None:
+        self._lookup, self._served = lookup, served
         self._windows: dict[tuple[str, str], dict[str, _Column]] = {}
         self._references: dict[tuple[str, str], dict[str, Binner]] = {}
         self._classes: dict[tuple[str, str], set[str]] = {}
@@ -84,8 +87,12 @@ class DriftMonitor:
         yield values
 
     def _psi(self, summed: Metric) -> dict[tuple[str, str, str], tuple[float, float]]:
-        """(model, version, column) → (PSI, values in the summed window)."""
+        """(model, version, column) → (PSI, values in the summed window); NaN without values."""
         counts: dict[tuple[str, str, str], dict[str, float]] = {}
+        for model, current in self._served() if self._served is not None else ():
+            self.register(model, current)
+            for column in self._references.get((model, current.version), {}):
+                counts[(model, current.version, column)] = {}
         for sample in summed.samples:
             labels = sample.labels
             key = (labels["model"], labels["version"], labels["column"])
@@ -100,8 +107,7 @@ class DriftMonitor:
             if binner is None:
                 continue
             value = psi(binner.expected, [by_bin.get(label, 0.0) for label in binner.labels])
-            if value is not None:
-                out[(model, version, column)] = (value, sum(by_bin.values()))
+            out[(model, version, column)] = (math.nan if value is None else value, sum(by_bin.values()))
         return out
 
     def register(self, model: str, meta: ModelMeta) -> None:

@@ -212,19 +212,7 @@ def _register_rds(
     """
     args = [str(path), str(store_root), name, str(sample), description, target or ""]
     result = run_rscript(["-e", _SAVE_RDS, *args], refusal=f"cannot register {path.name} as '{name}'")
-    version = result.strip().splitlines()[-1]
-    _add_reference(Path(store_root) / name / version / "model.json", pd.read_csv(sample))
-    return version
-
-
-def _add_reference(model_json: Path, sample: pd.DataFrame) -> None:
-    """Drift's reference, added to the model.json R wrote, from the same sample CSV."""
-    meta = ModelMeta.from_json(json.loads(model_json.read_text(encoding="utf-8")))
-    data = {**meta.raw, "reference": reference_from_frame(sample, meta.inputs)}
-    staged = model_json.with_name(".model.json.tmp")  # replaced whole: a reader never sees half of it
-    staged.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    staged.chmod(model_json.stat().st_mode & 0o777)
-    os.replace(staged, model_json)
+    return result.strip().splitlines()[-1]  # model.json with drift's reference: R writes it too
 
 
 def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ class PredictionService:
         self._batchers_lock = threading.Lock()
         self._bulkheads = Bulkheads({name: m.max_in_flight for name, m in settings.models.items()})
         self.prediction_log = PredictionLog(settings)
-        self.drift = DriftMonitor(self._meta_of)
+        self.drift = DriftMonitor(self._meta_of, self._served_metas)
 
     def predict(
         self, name: str, version: str | None, body: bytes, content_type: str | None,
@@ -127,6 +127,14 @@ class PredictionService:
             )
         self.drift.observe(served.name, meta, table.columns, table.n_rows, predictions)
         return Prediction(served.name, meta.version, predictions)
+
+    def _served_metas(self) -> Iterator[tuple[str, ModelMeta]]:
+        """(model, metadata) of each model's current version that loaded."""
+        for served in self.registry:
+            try:
+                yield served.name, served.meta
+            except GatewayError:
+                continue
 
     def _meta_of(self, name: str, version: str) -> ModelMeta | None:
         """A loaded version's metadata (None when not loaded here: a scrape loads nothing)."""

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client.core import Metric
 
 from gateway import drift, metrics
 from gateway.drift_reference import reference_from_frame
@@ -107,3 +108,15 @@ def test_the_window_slides_and_psi_rises_with_shifted_inputs() -> None:
     assert steady < 0.1 < 0.25 < shifted
     window = monitor._windows[("drifty", "1")]["x"]
     assert len(window.bins) == drift.WINDOW and sum(window.counts) == drift.WINDOW
+
+
+def test_a_served_version_has_its_series_before_any_value_arrives() -> None:
+    frame = pd.DataFrame({"x": [float(i) for i in range(100)]})
+    meta = _meta(reference_from_frame(frame, infer_inputs(frame)))
+    monitor = drift.DriftMonitor(served=lambda: [("fresh", meta)])
+    empty = Metric(metrics.DRIFT_WINDOW_NAME, "", "gauge")
+    psi_family, values_family = monitor.families(empty)
+    (sample,) = psi_family.samples
+    assert sample.labels == {"model": "fresh", "version": "1", "column": "x"} and math.isnan(sample.value)
+    assert [s.value for s in values_family.samples] == [0.0]
+    assert monitor.psi_by_column(empty) == {}  # the status page shows nothing for it yet
