@@ -98,12 +98,12 @@ def test_rotation_keeps_the_file_count_bounded(tmp_path: Path) -> None:
 
 
 def _writer(path: str, worker: int) -> None:
-    sink = FileSink(Path(path), max_bytes=10 * 1024 * 1024, backups=1)
+    sink = FileSink(Path(path), max_bytes=200_000, backups=100)  # rotated every ~9 lines, all kept
     for i in range(40):  # lines far over PIPE_BUF (4096)
         sink.write(orjson.dumps({"worker": worker, "i": i, "pad": str(worker) * 20000}) + b"\n")
 
 
-def test_concurrent_workers_never_interleave_lines(tmp_path: Path) -> None:
+def test_concurrent_workers_never_interleave_or_lose_lines_while_rotating(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_writer, args=(str(path), w)) for w in range(4)]
@@ -111,7 +111,9 @@ def test_concurrent_workers_never_interleave_lines(tmp_path: Path) -> None:
         worker.start()
     for worker in workers:
         worker.join(60)
-    lines = path.read_bytes().splitlines()
+    files = [p for p in tmp_path.glob("p.jsonl*") if not p.name.endswith(".lock")]
+    assert len(files) > 10 and all(p.stat().st_size <= 200_000 for p in files)
+    lines = [line for p in files for line in p.read_bytes().splitlines()]
     assert len(lines) == 160
     seen = sorted((e["worker"], e["i"]) for e in map(orjson.loads, lines))
     assert seen == [(w, i) for w in range(4) for i in range(40)]
