@@ -30,6 +30,7 @@ MODELS = {
 }
 SSN_BASE = 100_000_000  # every ssn sent is above it; the log must hold none of them
 REQUESTS = 12  # per model and phase
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 ROWS = 100
 
 
@@ -62,7 +63,7 @@ def _send(gw: Stack, model: str, mean: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for _ in range(REQUESTS):
         rows = _frame(rng, ROWS, mean).to_dict(orient="records")
-        reply = gw.post(f"/models/{model}/predict", json=rows)
+        reply = gw.post(f"/models/{model}/predict", json=rows, headers={"traceparent": TRACEPARENT})
         assert reply.status_code == 200, reply.text
 
 
@@ -116,7 +117,7 @@ def _lines(gw: Stack, model: str) -> list[dict]:
 def test_every_request_is_logged_with_the_redacted_column_absent(gw: Stack) -> None:
     for model in MODELS:
         reply = gw.post(f"/models/{model}/predict", json=[{"x": 1.0}],  # no ssn: a 422
-                        headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+                        headers={"traceparent": TRACEPARENT})
         assert reply.status_code == 422, reply.text
         _wait_for(lambda m=model: any(line["status"] == 422 for line in _lines(gw, m)), f"{model}'s error line")
     for model in MODELS:
@@ -128,8 +129,9 @@ def test_every_request_is_logged_with_the_redacted_column_absent(gw: Stack) -> N
         ok = [line for line in lines if line["status"] == 200]
         assert ok and all(line["backend"] == MODELS[model]["backend"] and line["redacted"] == ["ssn"] for line in ok)
         assert all(len(line["inputs"]["x"]) == len(line["outputs"]) == line["rows"] for line in ok)
+        assert all(line["traceparent"] == TRACEPARENT and line["request_id"] for line in ok)
         (error,) = [line for line in lines if line["status"] == 422]
-        assert error["problem"] == "invalid_input" and error["traceparent"].startswith("00-0af7651916cd43dd")
+        assert error["problem"] == "invalid_input" and error["traceparent"] == TRACEPARENT
         assert error["request_id"] and "detail" not in error
         assert (gw.run_dir / "logs" / f"predictions-{model}.jsonl").stat().st_mode & 0o077 == 0
     print("one sampled prediction log line (rpool):", json.dumps(

@@ -120,3 +120,22 @@ def test_a_served_version_has_its_series_before_any_value_arrives() -> None:
     assert sample.labels == {"model": "fresh", "version": "1", "column": "x"} and math.isnan(sample.value)
     assert [s.value for s in values_family.samples] == [0.0]
     assert monitor.psi_by_column(empty) == {}  # the status page shows nothing for it yet
+
+
+def test_predictions_are_counted_by_class_or_binned_by_value() -> None:
+    classifier = ModelMeta("kinds", "1", "r", "rds", "model.rds", (), {"kind": "classification",
+                           "classes": ["setosa", "virginica"]}, "", "", {})
+    monitor = drift.DriftMonitor()
+    monitor._count_predictions("kinds", classifier, ["setosa", "setosa", "virginica", "daisy"])
+    monitor._count_predictions("kinds", classifier, [{"setosa": 0.9, "virginica": 0.1}])  # probabilities: not counted
+
+    def count(label: str) -> float:
+        value = metrics._RECORDED.get_sample_value(
+            "gateway_predicted_class_total", {"model": "kinds", "version": "1", "class": label})
+        return value or 0.0
+
+    assert (count("setosa"), count("virginica"), count("_other")) == (2.0, 1.0, 1.0)
+    regression = _meta({})
+    monitor._count_predictions("drifty", regression, [0.5, 3.0, float("nan"), True])
+    assert metrics._RECORDED.get_sample_value(
+        "gateway_prediction_value_count", {"model": "drifty", "version": "1"}) == 2.0

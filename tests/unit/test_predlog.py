@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway import metrics, predlog
-from gateway.errors import InvalidInput
+from gateway.errors import InvalidInput, ModelProblem
 from gateway.predlog_sinks import FileSink
 from gateway.settings import PredictionLogSettings, settings_from_dict
 
@@ -37,13 +37,17 @@ def test_redacted_columns_never_appear_and_errors_are_logged_without_detail(tmp_
     assert failed is not None
     failed.inputs, failed.n_rows = {"x": ["a"], "ssn": ["123-45-6789"]}, 1
     log.finish(failed, error=InvalidInput("column 'ssn': '123-45-6789' is not a number", model="m"))
+    named = log.begin("m", "rpy2")
+    assert named is not None
+    log.finish(named, error=ModelProblem(409, "stale_features", "features are a day old", model="m"))
     log.flush()
     text = (tmp_path / "run" / "logs" / "predictions-m.jsonl").read_text()
     assert "123-45-6789" not in text and "987-65-4321" not in text
-    first, second = (orjson.loads(line) for line in text.splitlines())
+    first, second, third = (orjson.loads(line) for line in text.splitlines())
     assert first["inputs"] == {"x": [1.5, 2.5]} and first["redacted"] == ["ssn"]
     assert first["outputs"] == [3.0, 5.0] and first["status"] == 200 and first["version"] == "1"
     assert second["status"] == 422 and second["problem"] == "invalid_input" and "detail" not in second
+    assert (third["status"], third["problem"], third["backend"]) == (409, "stale_features", "rpy2")
     assert (tmp_path / "run" / "logs" / "predictions-m.jsonl").stat().st_mode & 0o777 == 0o600
 
 
