@@ -61,6 +61,10 @@ class PredictionLog:
                            settings.server.log_backups) if c.sink == "file" else HttpSink(c.sink)
             for name, c in self._config.items()
         }
+        for name in self._config:  # the series exist from the start, at 0 (rate() needs a first sample)
+            metrics.PREDICTION_LOG_WRITTEN.labels(name)
+            for reason in ("queue_full", "sink_error"):
+                metrics.PREDICTION_LOG_DROPPED.labels(name, reason)
         self._queue: queue.Queue[tuple[Pending, dict[str, Any]]] | None = None
         self._pid = 0
         self._lock = threading.Lock()

@@ -137,7 +137,16 @@ def test_every_request_is_logged_with_the_redacted_column_absent(gw: Stack) -> N
     print("one sampled prediction log line (rpool):", json.dumps(
         {**ok[0], "inputs": {"x": ok[0]["inputs"]["x"][:2]}, "outputs": ok[0]["outputs"][:2]}
         if (ok := [line for line in _lines(gw, "rpool") if line["status"] == 200]) else None))
-    scrape = gw.get("/metrics").text
-    for model in MODELS:
-        assert f'gateway_prediction_log_written_total{{model="{model}"}}' in scrape
-    assert "gateway_prediction_log_dropped_total{" not in scrape  # nothing lost at this load
+    def counted() -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for family in text_string_to_metric_families(gw.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name.startswith("gateway_prediction_log_") and sample.name.endswith("_total"):
+                    key = (sample.name, sample.labels["model"])
+                    out[key] = out.get(key, 0.0) + sample.value
+        return out
+
+    # The counter moves just after the write: wait for it to catch up with the file.
+    _wait_for(lambda: all(counted()[("gateway_prediction_log_written_total", m)] == len(_lines(gw, m)) for m in MODELS),
+              "gateway_prediction_log_written_total to count every line in the files")
+    assert all(counted()[("gateway_prediction_log_dropped_total", m)] == 0 for m in MODELS)  # nothing lost here
