@@ -14,6 +14,7 @@ detail, which may quote a value, is left out for a model with any redacted colum
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import random
@@ -108,6 +109,7 @@ class PredictionLog:
                     self._queue, self._pid = queue.Queue(QUEUE_SIZE), os.getpid()
                     threading.Thread(target=self._drain, args=(self._queue,), name="gateway-predlog",
                                      daemon=True).start()
+                    atexit.register(self.flush, 2.0)  # a worker that exits (recycled) writes what it holds
         return self._queue
 
     def _drain(self, jobs: queue.Queue[tuple[Pending, dict[str, Any]]]) -> None:

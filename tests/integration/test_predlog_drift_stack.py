@@ -150,3 +150,5 @@ def test_every_request_is_logged_with_the_redacted_column_absent(gw: Stack) -> N
     _wait_for(lambda: all(counted()[("gateway_prediction_log_written_total", m)] == len(_lines(gw, m)) for m in MODELS),
               "gateway_prediction_log_written_total to count every line in the files")
     assert all(counted()[("gateway_prediction_log_dropped_total", m)] == 0 for m in MODELS)  # nothing lost here
+    status = {row["name"]: row for row in gw.get("/status.json").json()["models"]}
+    assert all(status[m]["prediction_log"] == {"written": len(_lines(gw, m)), "dropped": 0} for m in MODELS)
