@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import orjson
@@ -121,3 +122,35 @@ def test_concurrent_workers_never_interleave_or_lose_lines_while_rotating(tmp_pa
     assert len(lines) == 160
     seen = sorted((e["worker"], e["i"]) for e in map(orjson.loads, lines))
     assert seen == [(w, i) for w in range(4) for i in range(40)]
+
+
+def test_the_http_sink_posts_batches_of_lines(tmp_path: Path) -> None:
+    received: list[tuple[str, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers["Content-Type"], body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        log = _log(tmp_path, sink=f"http://127.0.0.1:{server.server_port}/lines")
+        before = _counter("gateway_prediction_log_written_total", model="m")
+        for value in (1, 2, 3):
+            pending = log.begin("m", "python")
+            assert pending is not None
+            log.finish(pending, outputs=[value])
+        log.flush()
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = [orjson.loads(line) for _, body in received for line in body.splitlines()]
+    assert {kind for kind, _ in received} == {"application/x-ndjson"}
+    assert [line["outputs"] for line in lines] == [[1], [2], [3]]
+    assert _counter("gateway_prediction_log_written_total", model="m") == before + 3
