@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from gateway import metrics, predlog
-from gateway.errors import InvalidInput, ModelProblem
+from gateway.errors import ConfigError, InvalidInput, ModelProblem
 from gateway.predlog_sinks import FileSink
 from gateway.settings import PredictionLogSettings, settings_from_dict
 
@@ -154,3 +155,17 @@ def test_the_http_sink_posts_batches_of_lines(tmp_path: Path) -> None:
     assert {kind for kind, _ in received} == {"application/x-ndjson"}
     assert [line["outputs"] for line in lines] == [[1], [2], [3]]
     assert _counter("gateway_prediction_log_written_total", model="m") == before + 3
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"sample": 1.5}, "must be between 0 and 1"),
+    ({"sample": 0.1, "sink": "ftp://logs.example/x"}, 'must be "file" or an http(s):// URL'),
+    ({"sample": 0.1, "redact": "ssn"}, None),  # from the environment: comma-separated names
+])
+def test_log_predictions_settings_are_checked_at_start(tmp_path: Path, config: dict, message: str | None) -> None:
+    raw = {"models": {"m": {"log_predictions": config}}}
+    if message is None:
+        assert settings_from_dict(raw, base_dir=tmp_path).models["m"].log_predictions.redact == ("ssn",)
+        return
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        settings_from_dict(raw, base_dir=tmp_path)
