@@ -39,9 +39,11 @@ SECTIONS: tuple[tuple[str, type], ...] = (
     ("models.<name>", settings.ModelSettings),
     ("models.<name>.batch", settings.BatchSettings),
     ("models.<name>.workers", settings.PoolScale),
+    ("models.<name>.log_predictions", settings.PredictionLogSettings),
     ("kubernetes", settings.KubernetesSettings),
 )
-_NOT_KEYS = {("models.<name>", "name"), ("models.<name>", "batch")}  # the table's name; a sub-table
+# the table's name; sub-tables
+_NOT_KEYS = {("models.<name>", "name"), ("models.<name>", "batch"), ("models.<name>", "log_predictions")}
 _HIDDEN_METHODS = {"HEAD", "OPTIONS"}  # Flask adds them to every GET route
 
 

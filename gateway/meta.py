@@ -54,6 +54,9 @@ class ModelMeta:
     # registration (by the user's own estimator, or `gateway register --trust`).
     trusted_types: tuple[str, ...] = ()
     tree_sha256: str = ""  # a Plumber script's whole version directory (gateway.integrity)
+    # Per-column distributions of the registration sample (gateway.drift_reference); None in
+    # model.json written before drift existed, or by R alone: such a version has no drift figures.
+    reference: dict[str, Any] | None = field(default=None, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -105,6 +108,7 @@ class ModelMeta:
             description=str(data.get("description", "")),
             trusted_types=tuple(str(t) for t in data.get("trusted_types") or ()),
             tree_sha256=str(data.get("tree_sha256", "")),
+            reference=data["reference"] if isinstance(data.get("reference"), dict) else None,
             raw=data,
         )
 
@@ -126,6 +130,8 @@ class ModelMeta:
             out["trusted_types"] = list(self.trusted_types)
         if self.tree_sha256:
             out["tree_sha256"] = self.tree_sha256
+        if self.reference is not None:
+            out["reference"] = self.reference
         return out
 
     @property

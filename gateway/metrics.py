@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -92,6 +92,34 @@ POOL_IN_FLIGHT = Gauge(
 POOL_COLD_WAIT = Gauge(
     "gateway_pool_cold_wait_time_seconds", "When a call last waited for a worker of a pool with none running.",
     ["model", "pool"], multiprocess_mode="max", registry=_RECORDED,
+)
+PREDICTION_LOG_WRITTEN = Counter(
+    "gateway_prediction_log_written", "Prediction log lines the sink took (a file, or a 2xx from the URL).",
+    ["model"], registry=_RECORDED,
+)
+PREDICTION_LOG_DROPPED = Counter(
+    "gateway_prediction_log_dropped",
+    "Sampled prediction log lines lost: queue_full (the writer fell behind) or sink_error.",
+    ["model", "reason"], registry=_RECORDED,
+)
+# Each worker's sliding window of live inputs, as counts per reference bin. livesum: a scrape adds
+# up the windows of the live workers; gateway.drift turns them into gateway_feature_drift (PSI)
+# at scrape time and these raw counts are not exported.
+DRIFT_WINDOW = Gauge(
+    "gateway_drift_window", "Live values per reference bin in this worker's window (not exported).",
+    ["model", "version", "column", "bin"], multiprocess_mode="livesum", registry=_RECORDED,
+)
+DRIFT_WINDOW_NAME = "gateway_drift_window"
+# Predictions of regression models: values over many magnitudes, either sign.
+PREDICTION_BUCKETS = (-1e6, -1e4, -1e3, -100.0, -10.0, -1.0, -0.1, 0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                      10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1e3, 1e4, 1e5, 1e6)
+PREDICTION_VALUE = Histogram(
+    "gateway_prediction_value", "Predicted values of regression models.",
+    ["model", "version"], buckets=PREDICTION_BUCKETS, registry=_RECORDED,
+)
+PREDICTED_CLASS = Counter(
+    "gateway_predicted_class", "Predicted classes of classification models (labels not in model.json: _other).",
+    ["model", "version", "class"], registry=_RECORDED,
 )
 
 
@@ -221,11 +249,29 @@ def initialise(models: Iterable[tuple[str, str]]) -> None:
         BATCH_WAIT.labels(name)
 
 
-def exposition(stack: Collector) -> bytes:
-    """The text a scrape returns: recorded metrics (summed over processes) plus `stack`."""
-    registry = recorded()
+def exposition(stack: Collector, drift: Callable[[Metric], Iterable[Metric]] | None = None) -> bytes:
+    """The text a scrape returns: recorded metrics (summed over processes) plus `stack`.
+
+    `drift` turns the summed drift windows into what is exported (gateway.drift); without it
+    they are left out."""
+    registry = CollectorRegistry()
+    registry.register(_WindowsFolded(recorded(), drift))
     registry.register(stack)
     return generate_latest(registry)
+
+
+class _WindowsFolded(Collector):
+    """The recorded metrics, the drift windows replaced by what `drift` makes of them."""
+
+    def __init__(self, inner: CollectorRegistry, drift: Callable[[Metric], Iterable[Metric]] | None) -> None:
+        self._inner, self._drift = inner, drift
+
+    def collect(self) -> Iterator[Any]:
+        for family in self._inner.collect():
+            if family.name != DRIFT_WINDOW_NAME:
+                yield family
+            elif self._drift is not None:
+                yield from self._drift(family)
 
 
 def recorded() -> CollectorRegistry:

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from gateway.backends import KINDS
+from gateway.drift_reference import reference_from_frame
 from gateway.errors import ConfigError
 from gateway.integrity import outside_links, tree_sha256
 from gateway.meta import InputSpec, ModelMeta
@@ -233,7 +234,7 @@ def _register_rds(
     """
     args = [str(path), str(store_root), name, str(sample), description, target or ""]
     result = run_rscript(["-e", _SAVE_RDS, *args], refusal=f"cannot register {path.name} as '{name}'")
-    return result.strip().splitlines()[-1]
+    return result.strip().splitlines()[-1]  # model.json with drift's reference: R writes it too
 
 
 def _register_script(store_root: Path, name: str, script: Path, sample: Path | None, description: str) -> str:
@@ -244,7 +245,8 @@ def _register_script(store_root: Path, name: str, script: Path, sample: Path | N
     """
     from gateway.script_deps import check_script_packages
 
-    inputs = infer_inputs(pd.read_csv(sample)) if sample else ()
+    frame = pd.read_csv(sample) if sample else None
+    inputs = infer_inputs(frame) if frame is not None else ()
     check_script_packages({name: script})
     store = Path(store_root).resolve()
     if links := outside_links(script.parent):
@@ -267,6 +269,7 @@ def _register_script(store_root: Path, name: str, script: Path, sample: Path | N
             inputs=tuple(spec for spec in inputs), outputs={}, sha256=sha256_of(directory / script.name),
             created_at=_now(), framework={"r": _r_version()}, description=description,
             tree_sha256=tree_sha256(directory),
+            reference=reference_from_frame(frame, inputs) if frame is not None else None,
         )
         (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
 
@@ -306,9 +309,10 @@ def _write_python_meta(
     outputs: dict[str, Any], description: str, trusted: list[str] | None = None, *,
     inputs: Sequence[InputSpec] | None = None, packages: Mapping[str, str] | None = None,
 ) -> None:
+    inputs = tuple(inputs) if inputs is not None else infer_inputs(sample)
     meta = ModelMeta(
         name=name, version=version, language="python", format=artefact.suffix.lstrip("."),
-        artefact=artefact.name, inputs=tuple(inputs) if inputs is not None else infer_inputs(sample), outputs=outputs,
+        artefact=artefact.name, inputs=inputs, outputs=outputs,
         sha256=sha256_of(artefact), created_at=_now(),
         framework={
             "python": platform.python_version(),
@@ -318,6 +322,7 @@ def _write_python_meta(
         },
         description=description,
         trusted_types=tuple(trusted or ()),
+        reference=reference_from_frame(sample, inputs),
     )
     (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +16,10 @@ from gateway.backends.base import Backend, Forwarder
 from gateway.batching import MicroBatcher
 from gateway.bulkhead import Bulkheads
 from gateway.codecs import DecodedRequest, Table, decode_request, validate_table
+from gateway.drift import DriftMonitor
 from gateway.errors import BadGateway, GatewayError, InvalidInput, NotFound, PayloadTooLarge, UnknownParam
 from gateway.meta import ModelMeta
+from gateway.predlog import Pending, PredictionLog
 from gateway.registry import Registry, ServedModel
 from gateway.settings import Settings
 
@@ -36,6 +38,8 @@ class PredictionService:
         self._batchers: dict[tuple[str, str], MicroBatcher] = {}
         self._batchers_lock = threading.Lock()
         self._bulkheads = Bulkheads({name: m.max_in_flight for name, m in settings.models.items()})
+        self.prediction_log = PredictionLog(settings)
+        self.drift = DriftMonitor(self._meta_of, self._served_metas)
 
     def predict(
         self, name: str, version: str | None, body: bytes, content_type: str | None,
@@ -55,15 +59,26 @@ class PredictionService:
         """As `predict`, for a protocol that decodes its own body form: `decode` gets the chosen
         version's metadata (model.json) and returns the table and params."""
         served = self.registry.get(name)
-        with self._bulkheads.enter(served.name):  # decoding a large body is part of the load
-            backend = served.backend(version if version is not None else served.route(routing_key))
-            with tracing.span("gateway.decode"):
-                decoded = decode(backend.meta)
-            table, params = decoded.table, decoded.params
-            if table.n_rows > self.settings.server.max_rows:
-                raise PayloadTooLarge(f"the request has {table.n_rows} rows, more than the limit of "
-                                      f"{self.settings.server.max_rows} (server.max_rows); split it", model=name)
-            result = self.predict_table(served, backend.meta.version, table, params)
+        logged = self.prediction_log.begin(served.name, served.settings.backend)
+        try:
+            with self._bulkheads.enter(served.name):  # decoding a large body is part of the load
+                backend = served.backend(version if version is not None else served.route(routing_key))
+                with tracing.span("gateway.decode"):
+                    decoded = decode(backend.meta)
+                table, params = decoded.table, decoded.params
+                if logged is not None:
+                    logged.version, logged.backend, logged.inputs = backend.meta.version, backend.kind, table.columns
+                    logged.n_rows = table.n_rows
+                if table.n_rows > self.settings.server.max_rows:
+                    raise PayloadTooLarge(f"the request has {table.n_rows} rows, more than the limit of "
+                                          f"{self.settings.server.max_rows} (server.max_rows); split it", model=name)
+                result = self.predict_table(served, backend.meta.version, table, params, logged)
+        except Exception as exc:
+            if logged is not None:
+                self.prediction_log.finish(logged, error=exc)
+            raise
+        if logged is not None:
+            self.prediction_log.finish(logged, outputs=result.predictions)
         shadow = served.shadow
         if shadow is not None and version is None and shadow.version != result.version:
             shadow.submit(lambda: self.predict_table(served, shadow.version, table, params).predictions,
@@ -78,8 +93,11 @@ class PredictionService:
         return self.predict_decoded(name, version, lambda _meta: DecodedRequest(table, params), routing_key)
 
     def predict_table(
-        self, served: ServedModel, version: str, table: Table, params: dict[str, Any]
+        self, served: ServedModel, version: str, table: Table, params: dict[str, Any],
+        logged: Pending | None = None,
     ) -> Prediction:
+        """Validate and predict one table with a chosen version; `logged`, a sampled request's
+        prediction log entry, gets the validated inputs."""
         backend = served.backend(version)
         meta = backend.meta
         with tracing.span("gateway.validate"):
@@ -90,6 +108,8 @@ class PredictionService:
                 )
             elif table.n_rows == 0:
                 raise InvalidInput("the request has no rows", model=served.name)
+        if logged is not None:
+            logged.inputs = table.columns
         record = context.current()
         if record is not None:
             record.version, record.backend = meta.version, backend.kind
@@ -107,7 +127,24 @@ class PredictionService:
                 f"model '{served.name}' returned {len(predictions)} predictions for {table.n_rows} rows",
                 model=served.name,
             )
+        self.drift.observe(served.name, meta, table.columns, table.n_rows, predictions)
         return Prediction(served.name, meta.version, predictions)
+
+    def _served_metas(self) -> Iterator[tuple[str, ModelMeta]]:
+        """(model, metadata) of each model's current version that loaded."""
+        for served in self.registry:
+            try:
+                yield served.name, served.meta
+            except GatewayError:
+                continue
+
+    def _meta_of(self, name: str, version: str) -> ModelMeta | None:
+        """A loaded version's metadata (None when not loaded here: a scrape loads nothing)."""
+        try:
+            backend = self.registry.get(name).backends.get(version)
+        except GatewayError:
+            return None
+        return None if backend is None else backend.meta
 
     def forward(self, name: str, method: str, path: str, query: bytes, headers: list[tuple[str, str]],
                 body: bytes) -> urllib3.BaseHTTPResponse:

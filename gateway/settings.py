@@ -104,6 +104,17 @@ class PoolScale:
 
 
 @dataclass(frozen=True)
+class PredictionLogSettings:
+    """A sampled JSON line per predict request (gateway/predlog.py, docs/observability.md)."""
+
+    sample: float = 0.0  # share of requests logged, 0 to 1; 0 (default): none
+    # "file": run_dir/logs/predictions-<model>.jsonl, rotated as the other logs; or an http(s)://
+    # URL that gets batches of lines POSTed as application/x-ndjson
+    sink: str = "file"
+    redact: tuple[str, ...] = ()  # input columns whose values never reach the log
+
+
+@dataclass(frozen=True)
 class ModelSettings:
     name: str
     # The name of a registered backend kind (gateway.backends.KINDS; docs/models.md lists them):
@@ -141,6 +152,7 @@ class ModelSettings:
     def pool_size(self) -> int:
         """Worker programs on this host: the fixed count, or the most a scaling pool runs."""
         return self.workers.max if isinstance(self.workers, PoolScale) else self.workers
+    log_predictions: PredictionLogSettings = field(default_factory=PredictionLogSettings)
 
 
 @dataclass(frozen=True)
@@ -229,7 +241,9 @@ def settings_from_dict(
         batch = _build(BatchSettings, table.pop("batch", {}), f"models.{name}.batch")
         if isinstance(table.get("workers"), dict):  # {min, max, idle_s}: a pool that follows the load
             table["workers"] = _build(PoolScale, dict(table["workers"]), f"models.{name}.workers")
-        models[name] = _build(ModelSettings, {**table, "name": name, "batch": batch}, f"models.{name}")
+        log = _build(PredictionLogSettings, table.pop("log_predictions", {}), f"models.{name}.log_predictions")
+        models[name] = _build(ModelSettings, {**table, "name": name, "batch": batch, "log_predictions": log},
+                              f"models.{name}")
     settings = Settings(server, store, models, base_dir=base_dir, config_path=config_path, kubernetes=kubernetes)
     _validate(settings)
     return settings
@@ -377,6 +391,11 @@ def _validate(settings: Settings) -> None:
                 f"at least 10 s below server.timeout_s = {server.timeout_s} (a first request waits for "
                 "both); lower cold_start_s or raise server.timeout_s"
             )
+        log = model.log_predictions
+        if not 0.0 <= log.sample <= 1.0:
+            raise ConfigError(f"{where}.log_predictions.sample = {log.sample} must be between 0 and 1")
+        if log.sink != "file" and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", log.sink):
+            raise ConfigError(f"{where}.log_predictions.sink = {log.sink!r} must be \"file\" or an http(s):// URL")
         if model.script is not None and not settings.resolve(model.script).exists():  # a file or its folder
             raise ConfigError(f"{where}.script: {settings.resolve(model.script)} does not exist")
 

@@ -68,7 +68,7 @@ def scrape() -> Response:
         run_dir = settings.run_dir
         collector = metrics.StackCollector(_models, lambda: metrics.read_restarts(restarts), lambda: _hosts(run_dir))
         current_app.extensions["gateway_stack_metrics"] = collector
-    return Response(metrics.exposition(collector), content_type=metrics.CONTENT_TYPE)
+    return Response(metrics.exposition(collector, service().drift.families), content_type=metrics.CONTENT_TYPE)
 
 
 @blueprint.get("/")
@@ -94,6 +94,9 @@ def status_data() -> Response:
     chart = {"interval_s": series.interval_s, "span_s": status_series.SPAN_S, "now": round(when, 3),
              "since": round(snapshots[0][0] if snapshots else when, 3),  # a young stack: a shorter chart
              "points": series.points(now, when)}
+    extras = svc.drift.status(metrics.recorded().collect())
+    for row in rows:  # drift and the prediction log: since each started, not per window
+        row.update(extras.get(row["name"], {"drift": None, "prediction_log": None}))
     return json_response(dumps({"window_s": round(window_s, 1), "models": rows, "chart": chart}))
 
 

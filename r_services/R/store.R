@@ -81,7 +81,8 @@ save_model <- function(model, store, name, sample, description = "", outputs = N
     meta <- list(
       name = name, version = as.character(version), language = "r", format = "rds",
       artefact = "model.rds", description = description, inputs = inputs, outputs = outputs,
-      sha256 = sha, created_at = created_at, framework = framework
+      sha256 = sha, created_at = created_at, framework = framework,
+      reference = drift_reference(sample, inputs)
     )
     writeLines(to_json_object(meta, pretty = TRUE), file.path(tmp, "model.json"), useBytes = TRUE)
     target <- file.path(model_dir, version)

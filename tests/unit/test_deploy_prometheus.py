@@ -15,7 +15,7 @@ PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["check", "rules", "alerts.yml"], "SUCCESS: 6 rules found"),
+        (["check", "rules", "alerts.yml"], "SUCCESS: 7 rules found"),
         (["check", "config", "prometheus.yml"], "is valid prometheus config file syntax"),
         (["test", "rules", "alerts_test.yml"], "SUCCESS"),
     ],

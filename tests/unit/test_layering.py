@@ -31,14 +31,15 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                         "error_pipeline"})),
     # register: a kind with its own artefact format writes it (gateway.backends.kinds.Saver).
     # importers: MLflow models and vetiver pins, stored through register.
-    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register", "importers"})),
+    ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register", "importers",
+                           "drift", "predlog", "predlog_sinks"})),
     ("backends", frozenset({"backends"})),
     ("storage and codecs", frozenset({"store", "schema_infer", "names", "codecs", "integrity",
-                                      "script_deps", "rscript"})),
+                                      "script_deps", "rscript", "drift_reference"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
                                "topology", "client", "settings", "private_files", "unix_http", "poolstate",
-                               "hoststate", "tracing", "status_series"})),
+                               "hoststate", "tracing", "status_series", "psi"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {
@@ -49,8 +50,9 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "instrument": frozenset({"protocol"}),
     "error_pipeline": frozenset({"protocol"}),
     "protocol": frozenset({"openapi"}),
-    "service": frozenset({"registry", "batching", "bulkhead"}),
+    "service": frozenset({"registry", "batching", "bulkhead", "drift", "predlog"}),
     "importers": frozenset({"register"}),
+    "predlog": frozenset({"predlog_sinks"}),
     "streaming": frozenset({"service"}),
     "store": frozenset({"names"}),
     "script_deps": frozenset({"rscript"}),

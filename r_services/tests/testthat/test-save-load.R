@@ -39,7 +39,11 @@ test_that("model.json holds the contract's fields, with the schema from the samp
                     description = "fuel economy")
   meta <- jsonlite::fromJSON(file.path(dir, "model.json"), simplifyVector = FALSE)
   expect_identical(names(meta), c("name", "version", "language", "format", "artefact", "description",
-                                  "inputs", "outputs", "sha256", "created_at", "framework"))
+                                  "inputs", "outputs", "sha256", "created_at", "framework", "reference"))
+  # drift's reference distributions (reference.R): every column, the missing hp counted
+  expect_identical(names(meta$reference$columns), c("wt", "hp", "cyl", "am"))
+  expect_equal(meta$reference$columns$hp$null_share, 1 / nrow(sample))
+  expect_identical(sort(names(meta$reference$columns$am$levels)), c("auto", "manual"))
   expect_identical(meta[c("name", "version", "language", "format", "artefact", "description")],
                    list(name = "mtcars", version = "1", language = "r", format = "rds",
                         artefact = "model.rds", description = "fuel economy"))
