@@ -26,10 +26,12 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gateway.backends import KINDS
 from gateway.backends.r_reply import last_r_error
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.private_files import UMASK, open_private, private_dir, write_private
 from gateway.registry import check_models, pin_versions
+from gateway.rlib import ensure_r_library
 from gateway.runtime import privileges, procs
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, make_plan, make_worker_plan, socket_dir
 from gateway.runtime.render import (
@@ -80,6 +82,8 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         verified = check_models(settings, plan)
     else:
         plan, verified = make_worker_plan(settings, listen), None
+    if uses_r(settings):
+        ensure_r_library()  # the first use of R: gatewayr goes into the R library (gateway.rlib)
     check_pool_scripts(settings, plan)  # a missing R package: one line now, not a crash loop
     _check_ports_free(plan)
     plan.save()
@@ -111,6 +115,11 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         down(run_dir)
         raise
     return plan
+
+
+def uses_r(settings: Settings) -> bool:
+    """Some configured model or script runs in R (a pool or in-process): the stack needs gatewayr."""
+    return any(KINDS.get(model.backend).language == "r" for model in settings.models.values())
 
 
 def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
@@ -233,6 +242,8 @@ def reload(settings: Settings) -> Plan:
     # Nothing changes unless every version the new config names checks out: a new version that
     # cannot load leaves the old one serving, and the ConfigError says why in one line.
     verified = check_models(settings, plan)
+    if uses_r(settings):
+        ensure_r_library()
     before = {name: (run_dir / name).read_bytes() for name in ("nginx.conf", "gunicorn.conf.py")}
     render_all(settings, plan)
     privileges.grant(settings, plan, privileges.accounts(settings))

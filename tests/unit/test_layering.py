@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register"})),
     ("backends", frozenset({"backends"})),
     ("storage and codecs", frozenset({"store", "schema_infer", "names", "codecs", "integrity",
-                                      "script_deps", "rscript"})),
+                                      "script_deps", "rscript", "rlib"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
                                "topology", "client", "settings", "private_files", "unix_http"})),
@@ -51,6 +51,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "streaming": frozenset({"service"}),
     "store": frozenset({"names"}),
     "script_deps": frozenset({"rscript"}),
+    "rscript": frozenset({"rlib"}),
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
     "topology": frozenset({"private_files"}),
