@@ -193,5 +193,6 @@ def check_reachable(user: str, paths: list[Path]) -> None:
     missing = result.stdout.split()
     if missing:
         raise PrivilegeError(f"user {user} cannot read {missing[0]} (or a directory above it is not "
-                             "searchable); keep the config, store, scripts and run dir where the "
-                             "service users can reach them, e.g. not under /root or a 0700 temp dir")
+                             "searchable); keep the config, store, scripts, run dir and R library "
+                             "(docs/install.md) where the service users can reach them, e.g. not under /root or a "
+                             "0700 temp dir")
