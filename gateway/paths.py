@@ -16,13 +16,13 @@ PACKAGE = "gateway"
 
 
 def package_dir() -> Path:
-    """The installed gateway package (site-packages/gateway, or the checkout's gateway/)."""
-    return Path(str(resources.files(PACKAGE)))
+    """The installed gateway package (site-packages/gateway, or the checkout's gateway/), resolved."""
+    return Path(str(resources.files(PACKAGE))).resolve()
 
 
 def resource(relative: str) -> Path:
     """A file or folder of the package's data, by its path inside the package (`_r/plumber/worker.R`)."""
-    return Path(str(resources.files(PACKAGE).joinpath(relative)))
+    return package_dir() / relative
 
 
 def r_entrypoint(name: str) -> Path:

@@ -36,7 +36,7 @@ def test_the_library_by_rule(env: dict[str, str], euid: int, checkout: Path | No
 def test_this_checkout_uses_its_rlib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEWAY_R_LIBRARY", raising=False)
     assert rlib.library_dir() == paths.REPO_ROOT / ".rlib"
-    assert paths.gatewayr_sources().resolve() == paths.REPO_ROOT / "r_services"  # the gateway/_r symlink
+    assert paths.gatewayr_sources().resolve() == (paths.REPO_ROOT / "r_services").resolve()  # gateway/_r's symlink
 
 
 def copy_sources(tmp_path: Path) -> Path:
