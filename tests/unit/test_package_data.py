@@ -26,7 +26,10 @@ def package_data() -> list[str]:
 
 
 def shipped(relative: str) -> bool:
-    return any(fnmatch.fnmatch(relative, pattern) for pattern in package_data())
+    """As setuptools globs package-data: `*` stays within one path component."""
+    parts = relative.split("/")
+    return any(len(parts) == len(pattern.split("/")) and all(map(fnmatch.fnmatch, parts, pattern.split("/")))
+               for pattern in package_data())
 
 
 def test_every_gatewayr_source_r_cmd_install_needs_is_package_data() -> None:
@@ -39,9 +42,9 @@ def test_every_gatewayr_source_r_cmd_install_needs_is_package_data() -> None:
 
 
 def test_entrypoints_templates_and_static_files_are_package_data() -> None:
-    files = [*paths.resource("_r/plumber").glob("*.R"), *paths.resource("runtime/templates").iterdir(),
-             *paths.resource("static").iterdir(), *paths.resource("_r/demo").iterdir(),
-             *paths.resource("_r/plumber/cars").iterdir()]
+    folders = ("runtime/templates", "static", "_r/demo", "_r/plumber/cars")
+    files = [*paths.resource("_r/plumber").glob("*.R"),
+             *(p for folder in folders for p in paths.resource(folder).rglob("*") if p.is_file())]
     assert paths.r_entrypoint("worker.R") in files and paths.r_entrypoint("script.R") in files
     missing = [str(f.relative_to(PACKAGE)) for f in files if not shipped(str(f.relative_to(PACKAGE)))]
     assert not missing, f"add these to [tool.setuptools.package-data] in pyproject.toml: {missing}"
