@@ -96,11 +96,16 @@ def ensure_r_library() -> Path:
     digest = sources_digest()
     if is_current(library, digest):
         return library
-    _make_dirs(library)
-    with open(library / _LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not is_current(library, digest):
-            _install(library, digest)
+    try:
+        _make_dirs(library)
+        with open(library / _LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not is_current(library, digest):
+                _install(library, digest)
+    except OSError as exc:
+        raise ConfigError(f"cannot install the gatewayr R package into {library}: {exc.strerror} ({exc.filename}); "
+                          f"run `gateway setup r` as a user who may write there, or set {LIBRARY_ENV} to a "
+                          "directory you can write") from None
     return library
 
 

@@ -87,6 +87,29 @@ def test_without_r_the_install_says_which_package_to_install(tmp_path: Path, mon
     assert str(raised.value).endswith("fix: apt-get install -y --no-install-recommends r-base-core")
 
 
+def test_a_failed_install_says_what_r_said_and_leaves_no_stamp(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_r = tmp_path / "bin" / "R"  # R CMD INSTALL as it refuses on a host without plumber
+    fake_r.parent.mkdir()
+    fake_r.write_text("#!/bin/sh\necho \"ERROR: dependency 'plumber' is not available for package 'gatewayr'\" >&2\n"
+                      "exit 1\n")
+    fake_r.chmod(0o755)
+    monkeypatch.setenv("GATEWAY_R_LIBRARY", str(tmp_path / "lib"))
+    monkeypatch.setenv("PATH", str(fake_r.parent))
+    with pytest.raises(ConfigError) as raised:
+        rlib.ensure_r_library()
+    assert f"into {tmp_path / 'lib'} failed: ERROR: dependency 'plumber' is not available" in str(raised.value)
+    assert str(raised.value).endswith("fix: apt-get install -y --no-install-recommends r-cran-plumber r-cran-jsonlite")
+    assert not (tmp_path / "lib" / rlib.STAMP).exists()
+
+
+def test_a_library_it_cannot_write_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "taken").write_text("a file where the library should be\n")
+    monkeypatch.setenv("GATEWAY_R_LIBRARY", str(tmp_path / "taken" / "lib"))
+    with pytest.raises(ConfigError, match=r"cannot install the gatewayr R package into .*GATEWAY_R_LIBRARY"):
+        rlib.ensure_r_library()
+
+
 def test_new_library_directories_are_readable_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o077)
     try:
