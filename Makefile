@@ -25,12 +25,21 @@ R_LIB := .rlib
 # without installing it: installing would start a Prometheus server on :9090 on this host.
 PROMTOOL := .tools/promtool
 
-.PHONY: run test deps users bench lint clean man rcheck
+.PHONY: run test deps users bench lint clean man rcheck wheel
+
+# How to call `gateway` from anywhere once `make run` (or `make deps`) has built the venv.
+ON_PATH := echo 'gateway is $(CURDIR)/$(VENV)/bin/gateway; on PATH in this shell: export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"'; \
+	echo '  or in every shell: mkdir -p ~/.local/bin && ln -sf $(CURDIR)/$(VENV)/bin/gateway ~/.local/bin/gateway'
 
 run: deps
 	$(VENV)/bin/gateway build-demo
-	@echo 'to have the gateway command in any shell: export PATH="$(CURDIR)/$(VENV)/bin:$$PATH"'
+	@$(ON_PATH)
 	$(VENV)/bin/gateway up
+
+# A wheel to install anywhere (docs/install.md): dist/gateway-<version>-py3-none-any.whl.
+wheel: $(STAMPS)/venv
+	rm -rf build
+	$(PY) -m pip wheel -q --no-deps -w dist .
 
 test: deps rcheck
 	$(VENV)/bin/ruff check gateway tests bench
@@ -118,9 +127,10 @@ $(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
 	RPY2_CFFI_MODE=ABI $(PY) -m pip install -q -e '.[test,rpy2]'
 	@touch $@
 
-$(STAMPS)/rlib: $(STAMPS)/apt $(shell find r_services -type f -not -path '*/tests/*' 2>/dev/null)
-	@mkdir -p $(R_LIB)
-	R CMD INSTALL --no-multiarch --no-test-load --library=$(R_LIB) r_services >/dev/null
+# The checkout's R library: what `gateway setup r` does for an installed wheel (gateway/rlib.py),
+# here into .rlib, which the gateway picks when it runs from a checkout.
+$(STAMPS)/rlib: $(STAMPS)/apt $(STAMPS)/venv $(shell find r_services -type f -not -path '*/tests/*' 2>/dev/null)
+	GATEWAY_R_LIBRARY=$(abspath $(R_LIB)) $(VENV)/bin/gateway setup r >/dev/null
 	@touch $@
 
 $(PROMTOOL):

@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path)
     init.set_defaults(handler=_init)
 
+    setup = commands.add_parser("setup", help="install what a part of the gateway needs now, not at first use: "
+                                "`setup r` installs the gatewayr R package into the gateway's R library")
+    setup.add_argument("part", choices=["r"])
+    setup.set_defaults(handler=_setup)
+
     keys_cli.add_parser(commands, _settings)
     certs.add_parser(commands)
     commands.add_parser("build-demo", help="build the demo models the store lacks").set_defaults(handler=_build_demo)
@@ -309,6 +314,15 @@ def _init(args: argparse.Namespace) -> int:
     config = init_dir(args.dir)
     print(f"wrote {config}, {args.dir / 'store'}/ and {args.dir / 'README.txt'}; "
           f"next: gateway doctor --config {config}")
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    from gateway.rlib import ensure_r_library, gatewayr_version, is_current, library_dir
+
+    already = is_current(library_dir())
+    library = ensure_r_library()
+    print(f"gatewayr {gatewayr_version()} {'was already' if already else 'is now'} installed in {library}")
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.paths import REPO_ROOT
+from gateway.paths import resource
 from gateway.register import register_artefact, register_model
 from gateway.rscript import run_rscript
 from gateway.settings import Settings
@@ -19,10 +19,10 @@ def build_demo_store(settings: Settings) -> list[str]:
         build_iris(settings.store_path)
         built.append("iris")
     if not (store.versions("mtcars") and store.versions("transmission")):
-        run_rscript([str(REPO_ROOT / "demo" / "build_r_models.R"), str(settings.store_path)])
+        run_rscript([str(resource("_r/demo/build_r_models.R")), str(settings.store_path)])
         built += ["mtcars", "transmission"]
     if not store.versions("cars"):
-        register_artefact(settings.store_path, "cars", REPO_ROOT / "plumber" / "cars" / "plumber.R", None,
+        register_artefact(settings.store_path, "cars", resource("_r/plumber/cars/plumber.R"), None,
                           "a user's Plumber script: stopping distance from speed")
         built.append("cars")
     return built

@@ -22,7 +22,7 @@ from typing import Literal
 
 from gateway.backends import KINDS
 from gateway.errors import ConfigError
-from gateway.paths import REPO_ROOT
+from gateway.rlib import is_current, library_dir
 from gateway.rscript import run_rscript
 from gateway.runtime import privileges, procs
 from gateway.runtime.plan import make_plan
@@ -34,7 +34,6 @@ from gateway.store import ModelStore
 
 APT = "apt-get install -y --no-install-recommends"
 LOW_DISK_BYTES = 1 << 30  # under this much free space under the run dir or the store: a warning
-RLIB = REPO_ROOT / ".rlib"  # where run_rscript and the R workers find gatewayr
 
 
 @dataclass(frozen=True)
@@ -77,10 +76,15 @@ def check_r(settings: Settings) -> list[Problem]:
 
 
 def check_gatewayr(settings: Settings) -> list[Problem]:
-    """The gatewayr R package in the project's R library: every R worker loads it."""
-    if not _r_models(settings) or (RLIB / "gatewayr" / "DESCRIPTION").is_file():
+    """The gatewayr R package in the gateway's R library (gateway.rlib): every R worker loads it.
+
+    `gateway up` would install it; doctor only looks, and says so.
+    """
+    library = library_dir()
+    if not _r_models(settings) or is_current(library):
         return []
-    return [Problem(f"the gatewayr R package is not installed in {RLIB}", f"make deps (in {REPO_ROOT})")]
+    return [Problem(f"the gatewayr R package is not installed in {library}, or not from this gateway's sources",
+                    "gateway setup r (or let `gateway up` install it)", "warning")]
 
 
 def check_model_packages(settings: Settings) -> list[Problem]:
@@ -101,7 +105,7 @@ def check_model_packages(settings: Settings) -> list[Problem]:
         return []
     script = "for (p in commandArgs(TRUE)) if (!nzchar(system.file(package = p))) cat(p, '\\n')"
     try:
-        missing = run_rscript(["-e", script, *sorted(needed)]).split()
+        missing = run_rscript(["-e", script, *sorted(needed)], install=False).split()
     except ConfigError as exc:
         return [Problem(f"R could not list its packages: {exc}", f"{APT} r-base-core")]
     return [Problem(f"R package '{package}' is not installed (needed by {', '.join(needed[package])})",
@@ -110,7 +114,7 @@ def check_model_packages(settings: Settings) -> list[Problem]:
 
 def check_script_deps(settings: Settings) -> list[Problem]:
     """The packages each Plumber script this host serves loads (gateway.script_deps, as `up` does)."""
-    if not shutil.which("Rscript") or not (RLIB / "gatewayr").is_dir():
+    if not shutil.which("Rscript") or not is_current(library_dir()):
         return []  # check_r and check_gatewayr name these
     try:
         plan = make_plan(settings)

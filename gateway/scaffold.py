@@ -44,9 +44,11 @@ This directory was made by `gateway init`: gateway.toml (the config), store/ (th
 
 `gateway` not found? From the gateway's checkout, after `make run` or `make deps`:
   export PATH="$PWD/.venv/bin:$PATH"
+or, in every shell: mkdir -p ~/.local/bin && ln -sf "$PWD/.venv/bin/gateway" ~/.local/bin/gateway
+From a wheel: pipx install gateway-*.whl (or pip install it into a venv and use its bin/).
 
-Docs, in the gateway's source tree: docs/operations.md (commands, `gateway doctor`),
-docs/models.md (backends), docs/security.md (API keys, service users).
+Docs, in the gateway's source tree: docs/install.md (wheel, R library), docs/operations.md
+(commands, `gateway doctor`), docs/models.md (backends), docs/security.md (API keys, service users).
 """
 
 

@@ -30,7 +30,7 @@ from gateway.codecs import Table, decode_wire_reply, encode_wire_request
 from gateway.errors import ConfigError, GatewayTimeout
 from gateway.integrity import file_problem
 from gateway.meta import ModelMeta
-from gateway.paths import REPO_ROOT
+from gateway.rlib import library_dir
 from gateway.settings import ModelSettings
 
 RPY2_REQUIREMENT = "rpy2>=3.5.17,<3.6"
@@ -92,9 +92,9 @@ class EmbeddedR:
             self._pid = os.getpid()
 
     def _boot(self) -> None:
-        rlib = str(REPO_ROOT / ".rlib")
+        rlib = str(library_dir())  # in a stack: GATEWAY_R_LIBRARY, set by the rendered config
         existing = os.environ.get("R_LIBS")
-        # Read by R once, when it starts: gatewayr lives in the repo's library.
+        # Read by R once, when it starts: gatewayr lives in the gateway's R library.
         os.environ["R_LIBS"] = rlib if not existing else f"{rlib}{os.pathsep}{existing}"
         on_main = threading.current_thread() is threading.main_thread()
         sigint = signal.getsignal(signal.SIGINT) if on_main else None

@@ -24,10 +24,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.metrics import METRICS_DIR, metrics_dir
-from gateway.paths import REPO_ROOT
+from gateway.paths import package_dir, r_entrypoint
 from gateway.registry import PINNED_FILE
+from gateway.rlib import library_dir
 from gateway.runtime.plan import GATEWAY_SOCKETS, PLAN_FILE, R_SOCKETS, Plan, socket_dir
 from gateway.settings import Settings
 
@@ -133,9 +135,15 @@ def grant(settings: Settings, plan: Plan, owners: Accounts | None) -> None:
     for secret in _secret_files(settings):
         _own(secret, owners.uid, owners.gid, 0o600)
     _share_store(settings.store_path, owners.gid)
-    check_reachable(owners.user, [run_dir, settings.store_path, *_secret_files(settings), *_python_paths()])
-    check_reachable(owners.r_user, [run_dir, REPO_ROOT / "plumber", REPO_ROOT / ".rlib",
-                                     *(Path(pool.target) for pool in plan.all_pools)])
+    # rpy2 models run R inside Gunicorn: then the service user loads gatewayr too.
+    in_process_r = [library_dir()] if any(kind.language == "r" and not kind.r_pool for kind in (
+        KINDS.get(model.backend) for model in settings.models.values())) else []
+    check_reachable(owners.user, [run_dir, settings.store_path, *_secret_files(settings), *_python_paths(),
+                                  *in_process_r])
+    # The R library (gateway.rlib): root's is /var/lib/gateway/rlib, 0755, unless
+    # GATEWAY_R_LIBRARY or XDG_DATA_HOME put it elsewhere; then this names what the users lack.
+    r_paths = [r_entrypoint("worker.R"), r_entrypoint("script.R"), library_dir()] if plan.all_pools else []
+    check_reachable(owners.r_user, [run_dir, *r_paths, *(Path(pool.target) for pool in plan.all_pools)])
 
 
 def _secret_files(settings: Settings) -> list[Path]:
@@ -174,7 +182,7 @@ def _own(path: Path, uid: int, gid: int, mode: int) -> None:
 def _python_paths() -> list[Path]:
     """What Gunicorn runs: the venv, the interpreter it links to (not under /root: `make deps`
     builds the venv on Debian's python3), and the gateway package."""
-    return [Path(sys.executable).parent, Path(sys.executable).resolve(), Path(__file__).resolve().parents[1]]
+    return [Path(sys.executable).parent, Path(sys.executable).resolve(), package_dir()]
 
 
 def check_reachable(user: str, paths: list[Path]) -> None:
@@ -187,5 +195,6 @@ def check_reachable(user: str, paths: list[Path]) -> None:
     missing = result.stdout.split()
     if missing:
         raise PrivilegeError(f"user {user} cannot read {missing[0]} (or a directory above it is not "
-                             "searchable); keep the config, store, scripts and run dir where the "
-                             "service users can reach them, e.g. not under /root or a 0700 temp dir")
+                             "searchable); keep the config, store, scripts, run dir and R library "
+                             "(docs/install.md) where the service users can reach them, e.g. not under /root or a "
+                             "0700 temp dir")

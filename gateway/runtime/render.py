@@ -24,8 +24,9 @@ from gateway.backends import KINDS
 from gateway.errors import ConfigError
 from gateway.hoststate import read_states
 from gateway.metrics import RESTARTS_FILE, metrics_dir
-from gateway.paths import REPO_ROOT
+from gateway.paths import r_entrypoint, resource
 from gateway.private_files import private_dir, write_private
+from gateway.rlib import library_dir
 from gateway.runtime.error_pages import REQUEST_ID, envelope_map, error_pages
 from gateway.runtime.plan import Endpoint, Plan, PoolPlan
 from gateway.runtime.privileges import accounts
@@ -34,7 +35,7 @@ from gateway.settings import ServerSettings, Settings, cluster_secret, cluster_t
 
 NGINX = "/usr/sbin/nginx"
 SETTINGS_COPY = "settings.toml"
-_TEMPLATES = Path(__file__).parent / "templates"
+_TEMPLATES = "runtime/templates"  # package data (gateway.paths.resource)
 _UPSTREAM_KEEPALIVE_S = 30
 _GUNICORN_KEEPALIVE_S = 75
 GRACEFUL_TIMEOUT_S = 30
@@ -167,7 +168,7 @@ def bin_path(name: str) -> Path:
 def r_command(pool: PoolPlan, worker: Endpoint) -> list[str]:
     entry = "worker.R" if pool.kind == "model" else "script.R"
     # A socket is passed as host `unix:<path>` (port unused): gatewayr serves it with httpuv's pipe server.
-    command = ["Rscript", str(REPO_ROOT / "plumber" / entry), pool.target, worker.address if worker.path
+    command = ["Rscript", str(r_entrypoint(entry)), pool.target, worker.address if worker.path
                else worker.host, str(worker.port)]
     # The generic worker stops a model that runs past its timeout_s itself (gatewayr::handle_predict).
     return [*command, f"{pool.timeout_s:g}"] if pool.kind == "model" else command
@@ -222,7 +223,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "relay_socket": lambda pool, host: relay_socket(run_dir, pool, host),
         "relayed": lambda pool: relayed(pool, bool(secret), tls is not None),
         "socket": str(supervisor_socket(run_dir)),
-        "rlib": str(REPO_ROOT / ".rlib"),
+        "rlib": str(library_dir()),
         "config_copy": f"{run_dir}/{SETTINGS_COPY}",
         "r_command": lambda pool, worker: shlex.join(r_command(pool, worker)),
         "gunicorn_command": shlex.join(
@@ -271,7 +272,7 @@ def _pool_failed_body(model: str) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(_TEMPLATES),
+        loader=jinja2.FileSystemLoader(resource(_TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

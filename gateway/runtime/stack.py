@@ -28,12 +28,14 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gateway.backends import KINDS
 from gateway.backends.r_reply import last_r_error
 from gateway.errors import ConfigError
 from gateway.hoststate import client_context
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.private_files import UMASK, open_private, private_dir, write_private
 from gateway.registry import check_models, pin_versions
+from gateway.rlib import ensure_r_library
 from gateway.runtime import privileges, procs
 from gateway.runtime.live_pools import PoolChange, program_inputs, replan
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, PoolPlan, make_plan, make_worker_plan, socket_dir
@@ -86,6 +88,8 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         verified = check_models(settings, plan)
     else:
         plan, verified = make_worker_plan(settings, listen), None
+    if uses_r(settings):
+        ensure_r_library()  # the first use of R: gatewayr goes into the R library (gateway.rlib)
     check_pool_scripts(settings, plan)  # a missing R package: one line now, not a crash loop
     _check_ports_free(plan)
     plan.save()
@@ -117,6 +121,11 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         down(run_dir)
         raise
     return plan
+
+
+def uses_r(settings: Settings) -> bool:
+    """Some configured model or script runs in R (a pool or in-process): the stack needs gatewayr."""
+    return any(KINDS.get(model.backend).language == "r" for model in settings.models.values())
 
 
 def down(run_dir: str | Path, timeout_s: float = 30.0) -> None:
@@ -249,6 +258,8 @@ def reload(settings: Settings, wait_s: float = 90.0) -> Plan:
     # Nothing changes unless every version the new config names checks out: a new version that
     # cannot load leaves the old one serving, and the ConfigError says why in one line.
     verified = check_models(settings, plan)
+    if uses_r(settings):
+        ensure_r_library()
     check_pool_scripts(settings, dataclasses.replace(plan, pools={}, extra_pools={p.key: p for p in change.started}))
     rendered = {name: (run_dir / name).read_bytes() for name in _RENDERED if (run_dir / name).exists()}
     render_all(settings, change.transition)

@@ -64,12 +64,14 @@ def test_r_missing_from_path_matters_only_with_an_r_model(tmp_path: Path, monkey
     assert doctor.check_r(settings(tmp_path, {"py": {"backend": "python"}})) == []
 
 
-def test_gatewayr_missing_says_make_deps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gatewayr_missing_says_gateway_setup_r(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     r_config = settings(tmp_path, {"m": {"backend": "rpy2"}})
     assert doctor.check_gatewayr(r_config) == []  # this checkout's .rlib (make deps)
-    monkeypatch.setattr(doctor, "RLIB", tmp_path / "rlib")
+    monkeypatch.setenv("GATEWAY_R_LIBRARY", str(tmp_path / "rlib"))
     [problem] = doctor.check_gatewayr(r_config)
-    assert "gatewayr" in problem.what and problem.fix.startswith("make deps")
+    assert f"gatewayr R package is not installed in {tmp_path / 'rlib'}" in problem.what
+    assert problem.fix.startswith("gateway setup r") and problem.level == "warning"
+    assert not (tmp_path / "rlib").exists()  # doctor only looks
 
 
 def test_each_missing_recorded_package_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +79,8 @@ def test_each_missing_recorded_package_is_one_line(tmp_path: Path, monkeypatch: 
     store_r_model(tmp_path / "store", "b", {"randomForest": "4.7"})
     asked: list[list[str]] = []
 
-    def fake_r(args: list[str], refusal: str | None = None) -> str:
+    def fake_r(args: list[str], refusal: str | None = None, *, install: bool = True) -> str:
+        assert not install  # doctor never installs gatewayr
         asked.append(args[2:])
         return "randomForest \n"
 

@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                            "drift", "predlog", "predlog_sinks"})),
     ("backends", frozenset({"backends"})),
     ("storage and codecs", frozenset({"store", "schema_infer", "names", "codecs", "integrity",
-                                      "script_deps", "rscript", "drift_reference"})),
+                                      "script_deps", "rscript", "drift_reference", "rlib"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
                                "topology", "client", "settings", "private_files", "unix_http", "poolstate",
@@ -56,6 +56,7 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "streaming": frozenset({"service"}),
     "store": frozenset({"names"}),
     "script_deps": frozenset({"rscript"}),
+    "rscript": frozenset({"rlib"}),
     "integrity": frozenset({"store"}),
     "settings": frozenset({"errors"}),
     "tracing": frozenset({"errors"}),  # an OTEL_* value it cannot serve is a ConfigError

@@ -167,12 +167,13 @@ def test_supervisord_runs_each_pool_as_a_group(rendered: dict[str, Path], plan: 
     for name, port in zip(programs, MTCARS_PORTS, strict=True):
         command = conf.get(f"program:{name}", "command").split()
         # the model's timeout_s last: R stops a predict that runs longer
-        assert command == ["Rscript", str(REPO_ROOT / "plumber" / "worker.R"), "/store/mtcars/2",
+        # the entrypoint is package data (gateway/_r, a symlink to plumber/ in a checkout)
+        assert command == ["Rscript", str(REPO_ROOT / "gateway" / "_r" / "plumber" / "worker.R"), "/store/mtcars/2",
                            "127.0.0.1", str(port), "20"]
         assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}",GATEWAY_MODEL="mtcars"'
         assert conf.get(f"program:{name}", "autorestart") == "true"
     cars = conf.get("program:plumber-cars-1", "command").split()
-    assert cars[1] == str(REPO_ROOT / "plumber" / "script.R")
+    assert cars[1] == str(REPO_ROOT / "gateway" / "_r" / "plumber" / "script.R")
     assert cars[-1] == str(CARS_PORT)
     assert conf.get("unix_http_server", "file") == str(supervisor_socket(plan.run_dir))
     assert conf.get("supervisord", "nodaemon") == "false"
@@ -186,6 +187,8 @@ def test_supervisord_starts_r_then_gunicorn_then_nginx(rendered: dict[str, Path]
     gunicorn = conf.get("program:gunicorn", "command").split()
     assert gunicorn[-1] == "gateway.wsgi:app"
     assert f"GATEWAY_PLAN=\"{plan.run_dir}/plan.json\"" in conf.get("program:gunicorn", "environment")
+    # rpy2 models in Gunicorn load gatewayr from the library the R workers use
+    assert f'GATEWAY_R_LIBRARY="{REPO_ROOT / ".rlib"}"' in conf.get("program:gunicorn", "environment")
     assert conf.get("program:nginx", "command").startswith(f"{NGINX} -p {plan.run_dir}/")
 
 
