@@ -1,4 +1,4 @@
-"""Bulk predict over a streamed body (NDJSON or CSV): read, validate and predict chunk by chunk
+"""Bulk predict over a streamed body (NDJSON, CSV or Arrow): read, validate and predict chunk by chunk
 as the body arrives, the predictions kept in a spool and sent once the body is read. Memory is
 bounded by a chunk, whatever the body's size. No Flask here.
 
@@ -11,21 +11,15 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from gateway.codecs.stream import (
-    CSV,
-    NDJSON,
-    CsvPredictions,
-    csv_tables,
-    ndjson_predictions,
-    ndjson_problem,
-    ndjson_tables,
-)
+from gateway.codecs import decode_request
+from gateway.codecs.stream import BULK_TYPES, NDJSON, bulk_tables, ndjson_problem, predictions_encoder
 from gateway.codecs.table import Table
 from gateway.errors import BadRequest, GatewayError
+from gateway.meta import InputSpec
 from gateway.service import PredictionService
 
 _ROW = re.compile(r"\bat row (\d+)")
@@ -56,15 +50,15 @@ def stream_predict(
     backend = served.backend(version if version is not None else served.route(routing_key))
     chosen = backend.meta.version
     chunk_rows = max(1, service.batcher(served, backend).max_size)
-    chunks = (ndjson_tables if content_type == NDJSON else csv_tables)(body, chunk_rows)
-    media_type = CSV if accept == CSV else NDJSON
-    encode = CsvPredictions().rows if media_type == CSV else ndjson_predictions
+    chunks = bulk_tables(body, content_type, chunk_rows, backend.meta.inputs, served.name)
+    encoder = predictions_encoder(accept, served.name)
+    encode = encoder.rows
 
     def score(first: int, table: Table) -> bytes:
         try:
             return encode(service.predict_table(served, chosen, table, params).predictions)
         except GatewayError as error:
-            _shift_rows(error, first - 1)
+            shift_rows(error, first - 1)
             raise
 
     # The first chunk's problems are a plain error reply.
@@ -74,6 +68,7 @@ def stream_predict(
         yield head
         for first, table in chunks:
             yield score(first, table)
+        yield encoder.end()
 
     def lines() -> Iterator[bytes]:
         try:
@@ -81,8 +76,26 @@ def stream_predict(
         except GatewayError as error:
             yield ndjson_problem(problem(error))
 
-    fail_whole = on_error == "fail" or media_type == CSV  # CSV has no way to say "failed here"
-    return StreamReply(served.name, chosen, media_type, _spooled(rest() if fail_whole else lines()))
+    # CSV and Arrow have no way to say "failed here"
+    fail_whole = on_error == "fail" or encoder.media_type != NDJSON
+    return StreamReply(served.name, chosen, encoder.media_type, _spooled(rest() if fail_whole else lines()))
+
+
+def job_tables(
+    body: IO[bytes], content_type: str, chunk_rows: int, inputs: Sequence[InputSpec], model: str
+) -> Iterator[tuple[int, Table, dict[str, Any]]]:
+    """(first row, table, params the body carries) per chunk of a job's body: a bulk type read
+    as it streams, any other predict body (JSON) decoded whole, then cut."""
+    if content_type in BULK_TYPES:
+        for first, table in bulk_tables(body, content_type, chunk_rows, inputs, model):
+            yield first, table, {}
+        return
+    decoded = decode_request(body.read(), content_type)
+    table = decoded.table
+    for start in range(0, max(table.n_rows, 1), chunk_rows):  # no rows: one empty chunk, refused
+        end = min(start + chunk_rows, table.n_rows)
+        part = Table({k: v[start:end] for k, v in table.columns.items()}, end - start, table.from_text)
+        yield start + 1, part, decoded.params
 
 
 def _spooled(pieces: Iterator[bytes]) -> Iterator[bytes]:
@@ -108,7 +121,7 @@ def _drain(spool: IO[bytes]) -> Iterator[bytes]:
             yield piece
 
 
-def _shift_rows(error: GatewayError, offset: int) -> None:
+def shift_rows(error: GatewayError, offset: int) -> None:
     """A chunk's validator counts its rows from 1; the client counts from the body's start."""
     if offset:
         error.detail = _ROW.sub(lambda m: f"at row {int(m.group(1)) + offset}", error.detail)

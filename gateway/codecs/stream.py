@@ -8,18 +8,22 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 import orjson
 
+from gateway.codecs.arrow import ARROW, ArrowPredictions, arrow_tables
 from gateway.codecs.response import _clean
 from gateway.codecs.table import Table
 from gateway.errors import BadRequest
+from gateway.meta import InputSpec
 
 NDJSON = "application/x-ndjson"
 CSV = "text/csv"
 STREAM_TYPES = (NDJSON, CSV)
+BULK_TYPES = (NDJSON, CSV, ARROW)  # read chunk by chunk, and written back chunk by chunk
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
@@ -120,3 +124,31 @@ class CsvPredictions:
             else:
                 writer.writerow(["" if value is None else value])
         return out.getvalue().encode("utf-8")
+
+
+def bulk_tables(
+    body: IO[bytes], content_type: str, chunk_rows: int, inputs: Sequence[InputSpec] = (), model: str = ""
+) -> Iterator[tuple[int, Table]]:
+    """The chunks of a body of one of BULK_TYPES (Arrow's schema is checked against `inputs`)."""
+    if content_type == ARROW:
+        return arrow_tables(body, chunk_rows, inputs, model)
+    return (csv_tables if content_type == CSV else ndjson_tables)(body, chunk_rows)
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """Writes one chunk's predictions (`rows`), then whatever ends the body (`end`)."""
+
+    media_type: str
+    rows: Callable[[list[Any]], bytes]
+    end: Callable[[], bytes]
+
+
+def predictions_encoder(accept: str, model: str) -> Encoder:
+    """CSV or Arrow when asked for, NDJSON otherwise."""
+    if accept == CSV:
+        return Encoder(CSV, CsvPredictions().rows, bytes)
+    if accept == ARROW:
+        arrow = ArrowPredictions(model)
+        return Encoder(ARROW, arrow.rows, arrow.end)
+    return Encoder(NDJSON, ndjson_predictions, bytes)

@@ -189,6 +189,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "metrics_dir": str(metrics_dir(run_dir)),
         "workers_ready_dir": f"{run_dir}/{WORKERS_READY_DIR}",
         "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
+        "jobs_command": shlex.join([sys.executable, "-m", "gateway.job_runner"]),
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),
