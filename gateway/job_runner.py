@@ -71,6 +71,8 @@ class Runner:
                 state.rows_total = count_rows(self.store.body_path(job), job.content_type)
             state.status = "running"
             self.store.save_state(job, state)
+            if state.chunks_done:
+                log.info("job %s: resuming after chunk %d (%d rows done)", job.id, state.chunks_done, state.rows_done)
             served = self.service.registry.get(job.model)
             inputs = served.backend(job.version).meta.inputs
             with self.store.body_path(job).open("rb") as body:
