@@ -1,6 +1,6 @@
 """Bulk jobs on disk: one directory per job under <run_dir>/jobs, every file 0600.
 
-The gateway writes a job (its body, then `job.json`, which makes it visible to the runner) and
+The gateway writes a job (`job.json`, then its body, which makes it visible to the runner) and
 a `cancel` marker; the runner (gateway/job_runner.py) writes `state.json` and one result file
 per finished chunk. Each file has one writer and is replaced atomically, so a reader sees the
 old or the new content whole, and a runner killed at any moment resumes from `state.json`: a
@@ -9,6 +9,8 @@ chunk counts as done only once its result file is in place. No Flask here.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import secrets
@@ -69,19 +71,23 @@ class JobStore:
         """Spool `body` and publish the job; raises TooManyRequests when the owner already has
         `limit` jobs queued or running."""
         owner = spec["owner"]
-        active = sum(1 for job in self._specs() if job.owner == owner and self.state(job).status in ACTIVE)
-        if active >= limit:
-            who = f"API key '{owner}'" if owner else "this gateway (no API keys)"
-            raise TooManyRequests(f"{who} already has {active} jobs queued or running (server.jobs_per_key = "
-                                  f"{limit}); wait for one to finish or cancel one", model=spec["model"])
         job = JobSpec(id=secrets.token_hex(8), created_at=time.time(), **spec)
-        directory = private_dir(self.root / job.id)
+        directory = self.root / job.id
+        with self._locked():  # count and claim at once: two racing POSTs cannot both take the last place
+            active = sum(1 for other in self._specs() if other.owner == owner and self.state(other).status in ACTIVE)
+            if active >= limit:
+                who = f"API key '{owner}'" if owner else "this gateway (no API keys)"
+                raise TooManyRequests(f"{who} already has {active} jobs queued or running (server.jobs_per_key "
+                                      f"= {limit}); wait for one to finish or cancel one", model=job.model)
+            private_dir(directory)
+            write_private(directory / "job.json", orjson.dumps(asdict(job)))
         try:
-            fd = os.open(directory / "body", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+            partial = directory / "body.part"
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
             with os.fdopen(fd, "wb") as out:
                 while piece := body.read(_PIECE):
                     out.write(piece)
-            write_private(directory / "job.json", orjson.dumps(asdict(job)))
+            os.replace(partial, directory / "body")  # now the runner may take it
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -134,8 +140,10 @@ class JobStore:
     # The runner's side.
 
     def pending(self) -> list[JobSpec]:
-        """Jobs not finished yet, oldest first, cancelled ones included (the runner removes them)."""
-        jobs = [job for job in self._specs() if self.state(job).status in ACTIVE or self.cancelled(job)]
+        """Jobs whose body is in, not finished yet, oldest first, cancelled ones included (the
+        runner removes them)."""
+        jobs = [job for job in self._specs() if self.body_path(job).exists()
+                and (self.state(job).status in ACTIVE or self.cancelled(job))]
         return sorted(jobs, key=lambda job: job.created_at)
 
     def cancelled(self, job: JobSpec) -> bool:
@@ -159,6 +167,16 @@ class JobStore:
     def save_state(self, job: JobSpec, state: JobState) -> None:
         state.updated_at = time.time()
         write_private(self.root / job.id / "state.json", orjson.dumps(asdict(state)))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock over the store, shared by every Gunicorn worker and thread."""
+        fd = os.open(private_dir(self.root) / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _specs(self) -> Iterator[JobSpec]:
         if not self.root.is_dir():
