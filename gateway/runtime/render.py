@@ -60,7 +60,7 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     # users' group, or NGINX and Gunicorn could not reach the sockets until it ran again.
     shared = accounts(settings) is not None
     run_dir = private_dir(plan.run_dir, group_may_read=shared)
-    for sub in ("logs", "tmp", WORKERS_READY_DIR, RELAY_DIR):
+    for sub in ("logs", "tmp", WORKERS_READY_DIR, RELAY_DIR, "jobs"):  # jobs: gateway/jobs.py, JOBS_DIR
         private_dir(run_dir / sub, group_may_read=shared)
     # `nginx -t` binds its Unix sockets: their directories must exist (`up` makes them afresh).
     for endpoint in (plan.internal, *(w for pool in plan.all_pools for w in pool.workers)):
