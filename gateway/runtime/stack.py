@@ -255,8 +255,8 @@ def reload(settings: Settings) -> Plan:
         _hup_gunicorn(run_dir, settings.server.workers)  # only a HUP makes Gunicorn re-read it
     else:
         _roll_gunicorn(run_dir)
-    # The job runner loads the models itself: it resumes its job after its last finished chunk.
-    _supervisorctl(run_dir, "restart", "jobs", check=True)
+    if plan.role == "gateway":  # the job runner loads the models itself; it resumes where it was
+        _supervisorctl(run_dir, "restart", "jobs", check=True)
     return plan
 
 
