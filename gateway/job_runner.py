@@ -55,6 +55,8 @@ class Runner:
 
     def run_once(self) -> bool:
         """Work on the oldest unfinished job (or remove a cancelled one); False when idle."""
+        for job in self.store.abandoned_jobs():
+            self.store.remove(job)
         for job in self.store.pending():
             if self.store.cancelled(job):
                 self.store.remove(job)

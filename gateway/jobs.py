@@ -31,6 +31,7 @@ JOBS_DIR = "jobs"
 ACTIVE = ("queued", "running")
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _PIECE = 1024 * 1024
+UPLOAD_STALL_S = 600.0  # a job body that has not grown for this long was cut off; the runner removes it
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class JobStore:
         job = JobSpec(id=secrets.token_hex(8), created_at=time.time(), **spec)
         directory = self.root / job.id
         with self._locked():  # count and claim at once: two racing POSTs cannot both take the last place
-            active = sum(1 for other in self._specs() if other.owner == owner and self.state(other).status in ACTIVE)
+            active = sum(1 for other in self._specs() if other.owner == owner and self._counts(other))
             if active >= limit:
                 who = f"API key '{owner}'" if owner else "this gateway (no API keys)"
                 raise TooManyRequests(f"{who} already has {active} jobs queued or running (server.jobs_per_key "
@@ -138,6 +139,23 @@ class JobStore:
         return job
 
     # The runner's side.
+
+    def _counts(self, job: JobSpec) -> bool:
+        """Whether a job takes one of its owner's places: queued or running, and its body in or
+        still arriving (an upload cut off by a killed worker stops counting)."""
+        return self.state(job).status in ACTIVE and not self.abandoned(job)
+
+    def abandoned(self, job: JobSpec) -> bool:
+        """An upload that stopped: no body, and the partial one untouched for UPLOAD_STALL_S."""
+        if self.body_path(job).exists():
+            return False
+        try:
+            return time.time() - (self.root / job.id / "body.part").stat().st_mtime > UPLOAD_STALL_S
+        except FileNotFoundError:
+            return time.time() - job.created_at > UPLOAD_STALL_S
+
+    def abandoned_jobs(self) -> list[JobSpec]:
+        return [job for job in self._specs() if self.abandoned(job)]
 
     def pending(self) -> list[JobSpec]:
         """Jobs whose body is in, not finished yet, oldest first, cancelled ones included (the

@@ -5,7 +5,10 @@ tests/integration/test_jobs_stack.py."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,9 @@ from flask import Flask
 
 from gateway.app import create_app
 from gateway.auth import new_entry, write_keys
+from gateway.errors import TooManyRequests
 from gateway.job_runner import Runner
-from gateway.jobs import JobStore
+from gateway.jobs import UPLOAD_STALL_S, JobStore
 from gateway.runtime.plan import make_plan
 from gateway.settings import settings_from_dict
 from tests.api.test_arrow import ARROW, arrow_body, churn_table, read_arrow
@@ -121,3 +125,19 @@ def test_an_unknown_param_or_body_type_is_refused_before_the_body_is_kept(
     reply = client.post("/models/iris/jobs", data=b"x", content_type="text/plain",
                         headers={"Authorization": keys["bob"]})
     assert reply.status_code == 415
+
+
+def test_an_upload_cut_off_stops_counting_against_its_key(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    spec = {"owner": "k", "model": "iris", "version": "2", "content_type": "application/x-ndjson", "params": {},
+            "chunk_rows": CHUNK}
+    job = store.create(spec, io.BytesIO(b"{}\n"), limit=1)
+    with pytest.raises(TooManyRequests):
+        store.create(spec, io.BytesIO(b"{}\n"), limit=1)
+    partial = tmp_path / "jobs" / job.id / "body.part"
+    store.body_path(job).rename(partial)  # as a Gunicorn worker killed mid-upload leaves it
+    assert not store.abandoned(job) and store.pending() == []  # still arriving; not the runner's yet
+    stalled = time.time() - UPLOAD_STALL_S - 1
+    os.utime(partial, (stalled, stalled))
+    assert store.abandoned_jobs() == [job]
+    store.create(spec, io.BytesIO(b"{}\n"), limit=1)  # its place is free again
