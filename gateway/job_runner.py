@@ -31,7 +31,7 @@ from gateway.codecs.arrow import ARROW
 from gateway.codecs.stream import BULK_TYPES, CSV, ndjson_predictions
 from gateway.codecs.table import Table
 from gateway.errors import BadGateway, GatewayError, GatewayTimeout, Unavailable
-from gateway.jobs import JobSpec, JobStore
+from gateway.jobs import JobSpec, JobState, JobStore
 from gateway.private_files import write_private
 from gateway.registry import ServedModel, build_registry
 from gateway.service import PredictionService
@@ -91,10 +91,17 @@ class Runner:
                     self.store.save_state(job, state)
         except GatewayError as error:
             log.warning("job %s (model %s) failed: %s", job.id, job.model, error.detail)
-            state.status, state.error = "failed", error.to_problem()
-            self.store.save_state(job, state)
+            self._fail(job, state, error)
+            return
+        except Exception as exc:  # a bug or a full disk must fail the job, not crash-loop the runner on it
+            log.exception("job %s (model %s) failed", job.id, job.model)
+            self._fail(job, state, GatewayError(f"the job runner failed: {type(exc).__name__}: {exc}", model=job.model))
             return
         state.status = "done"
+        self.store.save_state(job, state)
+
+    def _fail(self, job: JobSpec, state: JobState, error: GatewayError) -> None:
+        state.status, state.error = "failed", error.to_problem()
         self.store.save_state(job, state)
 
     def _score(self, served: ServedModel, job: JobSpec, first: int, table: Table, params: dict[str, Any]) -> list[Any]:
