@@ -3,7 +3,7 @@ through the same backends as the API, at low priority.
 
 Priority: it is one process, niced, scoring one chunk of one job at a time. An R pool gives it
 at most one worker at a time, a Python or rpy2 model runs in this process (its own copy,
-loaded here) at a lower CPU priority than Gunicorn's, and no Gunicorn thread or bulkhead slot is
+loaded here when the first job comes) at a lower CPU priority than Gunicorn's, and no Gunicorn thread or bulkhead slot is
 ever taken: interactive predicts keep every slot they had.
 
 Resuming: a chunk's predictions are written (atomically) before `state.json` counts the chunk, so
@@ -21,23 +21,25 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from gateway.codecs import decode_request
 from gateway.codecs.arrow import ARROW
-from gateway.codecs.stream import BULK_TYPES, CSV, ndjson_predictions
+from gateway.codecs.stream import BULK_TYPES, CSV, job_tables, ndjson_predictions, shift_rows
 from gateway.codecs.table import Table
 from gateway.errors import BadGateway, GatewayError, GatewayTimeout, Unavailable
 from gateway.jobs import JobSpec, JobState, JobStore
 from gateway.private_files import write_private
-from gateway.registry import ServedModel, build_registry
-from gateway.service import PredictionService
-from gateway.settings import load_settings
-from gateway.streaming import job_tables, shift_rows
+from gateway.settings import Settings, load_settings
 from gateway.topology import Plan
+
+if TYPE_CHECKING:
+    from gateway.registry import ServedModel
+    from gateway.service import PredictionService
 
 log = logging.getLogger("gateway.job_runner")
 NICENESS = 10  # below Gunicorn's workers, which run at 0
@@ -47,11 +49,20 @@ RETRIES = 6
 
 
 class Runner:
-    """Scores the jobs of one store through one service."""
+    """Scores the jobs of one store through one service, made by `make_service` when the first
+    job comes: an idle runner holds no models (and a stack that never sees a job never loads
+    them twice)."""
 
-    def __init__(self, service: PredictionService, store: JobStore) -> None:
-        self.service = service
+    def __init__(self, make_service: Callable[[], PredictionService], store: JobStore) -> None:
+        self._make_service = make_service
+        self._service: PredictionService | None = None
         self.store = store
+
+    @property
+    def service(self) -> PredictionService:
+        if self._service is None:
+            self._service = self._make_service()
+        return self._service
 
     def run_once(self) -> bool:
         """Work on the oldest unfinished job (or remove a cancelled one); False when idle."""
@@ -142,13 +153,22 @@ def count_rows(path: Path, content_type: str) -> int:
             return 0
 
 
+def load_service(settings: Settings, plan: Plan) -> PredictionService:
+    """The models, loaded as a Gunicorn worker loads them (a model that fails is only not ready);
+    imported here so an idle runner never imports the backends."""
+    from gateway.registry import build_registry
+    from gateway.service import PredictionService
+
+    log.info("loading the models for the first job")
+    return PredictionService(build_registry(settings, plan, isolate=True), settings)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
     plan = Plan.load(Path(os.environ["GATEWAY_PLAN"]))
     os.nice(NICENESS)
-    registry = build_registry(settings, plan, isolate=True)
-    runner = Runner(PredictionService(registry, settings), JobStore(plan.run_dir))
+    runner = Runner(lambda: load_service(settings, plan), JobStore(plan.run_dir))
     log.info("job runner ready (pid %d, nice %d)", os.getpid(), NICENESS)
     while True:
         if not runner.run_once():

@@ -9,20 +9,16 @@ problem names the row as the client counts it.
 
 from __future__ import annotations
 
-import re
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from gateway.codecs import decode_request
-from gateway.codecs.stream import BULK_TYPES, NDJSON, bulk_tables, ndjson_problem, predictions_encoder
+from gateway.codecs.stream import NDJSON, bulk_tables, ndjson_problem, predictions_encoder, shift_rows
 from gateway.codecs.table import Table
 from gateway.errors import BadRequest, GatewayError
-from gateway.meta import InputSpec
 from gateway.service import PredictionService
 
-_ROW = re.compile(r"\bat row (\d+)")
 ON_ERROR = ("line", "fail")  # a problem line ends the predictions / a plain error reply instead
 SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024  # predictions past this wait in a temp file
 
@@ -81,23 +77,6 @@ def stream_predict(
     return StreamReply(served.name, chosen, encoder.media_type, _spooled(rest() if fail_whole else lines()))
 
 
-def job_tables(
-    body: IO[bytes], content_type: str, chunk_rows: int, inputs: Sequence[InputSpec], model: str
-) -> Iterator[tuple[int, Table, dict[str, Any]]]:
-    """(first row, table, params the body carries) per chunk of a job's body: a bulk type read
-    as it streams, any other predict body (JSON) decoded whole, then cut."""
-    if content_type in BULK_TYPES:
-        for first, table in bulk_tables(body, content_type, chunk_rows, inputs, model):
-            yield first, table, {}
-        return
-    decoded = decode_request(body.read(), content_type)
-    table = decoded.table
-    for start in range(0, max(table.n_rows, 1), chunk_rows):  # no rows: one empty chunk, refused
-        end = min(start + chunk_rows, table.n_rows)
-        part = Table({k: v[start:end] for k, v in table.columns.items()}, end - start, table.from_text)
-        yield start + 1, part, decoded.params
-
-
 def _spooled(pieces: Iterator[bytes]) -> Iterator[bytes]:
     """Score the whole body before the reply starts, keeping the predictions in a spool (memory
     up to a few MB, then a temp file): NGINX stops passing a request body upstream once the
@@ -119,10 +98,3 @@ def _drain(spool: IO[bytes]) -> Iterator[bytes]:
     with spool:
         while piece := spool.read(64 * 1024):
             yield piece
-
-
-def shift_rows(error: GatewayError, offset: int) -> None:
-    """A chunk's validator counts its rows from 1; the client counts from the body's start."""
-    if offset:
-        error.detail = _ROW.sub(lambda m: f"at row {int(m.group(1)) + offset}", error.detail)
-        error.args = (error.detail,)

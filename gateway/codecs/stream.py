@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -15,9 +16,10 @@ from typing import IO, Any
 import orjson
 
 from gateway.codecs.arrow import ARROW, ArrowPredictions, arrow_tables
+from gateway.codecs.request import decode_request
 from gateway.codecs.response import _clean
 from gateway.codecs.table import Table
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, GatewayError
 from gateway.meta import InputSpec
 
 NDJSON = "application/x-ndjson"
@@ -25,6 +27,7 @@ CSV = "text/csv"
 STREAM_TYPES = (NDJSON, CSV)
 BULK_TYPES = (NDJSON, CSV, ARROW)  # read chunk by chunk, and written back chunk by chunk
 _BLOCK = 1024 * 1024
+_ROW = re.compile(r"\bat row (\d+)")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 _VALUE_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -191,3 +194,27 @@ def predictions_encoder(accept: str, model: str) -> Encoder:
         arrow = ArrowPredictions(model)
         return Encoder(ARROW, arrow.rows, arrow.end)
     return Encoder(NDJSON, ndjson_predictions, bytes)
+
+
+def job_tables(
+    body: IO[bytes], content_type: str, chunk_rows: int, inputs: Sequence[InputSpec], model: str
+) -> Iterator[tuple[int, Table, dict[str, Any]]]:
+    """(first row, table, params the body carries) per chunk of a job's body: a bulk type read
+    as it streams, any other predict body (JSON) decoded whole, then cut."""
+    if content_type in BULK_TYPES:
+        for first, table in bulk_tables(body, content_type, chunk_rows, inputs, model):
+            yield first, table, {}
+        return
+    decoded = decode_request(body.read(), content_type)
+    table = decoded.table
+    for start in range(0, max(table.n_rows, 1), chunk_rows):  # no rows: one empty chunk, refused
+        end = min(start + chunk_rows, table.n_rows)
+        part = Table({k: v[start:end] for k, v in table.columns.items()}, end - start, table.from_text)
+        yield start + 1, part, decoded.params
+
+
+def shift_rows(error: GatewayError, offset: int) -> None:
+    """A chunk's validator counts its rows from 1; the client counts from the body's start."""
+    if offset:
+        error.detail = _ROW.sub(lambda m: f"at row {int(m.group(1)) + offset}", error.detail)
+        error.args = (error.detail,)

@@ -38,7 +38,7 @@ def keyed(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
            "models": {name: {"backend": "python", "batch": {"max_size": CHUNK}} for name in ("iris", "churn")}}
     settings = settings_from_dict(raw, base_dir=tmp)
     app = create_app(settings, make_plan(settings))
-    runner = Runner(app.extensions["gateway"], JobStore(settings.run_dir))
+    runner = Runner(lambda: app.extensions["gateway"], JobStore(settings.run_dir))
     return app, runner, {name: f"Bearer {key}" for name, (key, _) in made.items()}
 
 
