@@ -3,8 +3,8 @@ through the same backends as the API, at low priority.
 
 Priority: it is one process, niced, scoring one chunk of one job at a time. An R pool gives it
 at most one worker at a time, a Python or rpy2 model runs in this process (its own copy,
-loaded here when the first job comes) at a lower CPU priority than Gunicorn's, and no Gunicorn thread or bulkhead slot is
-ever taken: interactive predicts keep every slot they had.
+loaded here when the first job comes) at a lower CPU priority than Gunicorn's, and no Gunicorn
+thread or bulkhead slot is ever taken: interactive predicts keep every slot they had.
 
 Resuming: a chunk's predictions are written (atomically) before `state.json` counts the chunk, so
 a runner killed at any point starts the job again after its last counted chunk; a result file
