@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import backends, hot_path, serving, stack_latency
+from bench import backends, bulk, hot_path, serving, stack_latency
 
 BENCHMARKS = {
     "hot_path": hot_path.main,
     "stack_latency": stack_latency.main,
     "backends": backends.main,
     "serving": serving.main,
+    "bulk": bulk.main,
 }
 
 

@@ -13,6 +13,7 @@ from gateway import auth, error_pipeline, instrument, protocol, tracing
 from gateway.api import plumber_path
 from gateway.api.registered import PROTOCOLS
 from gateway.auth import keys_path
+from gateway.jobs import JobStore
 from gateway.protocol import Protocol
 from gateway.registry import build_registry
 from gateway.service import PredictionService
@@ -30,6 +31,7 @@ def create_app(settings: Settings, plan: Plan, protocols: Iterable[Protocol] | N
     # marked not ready; raising would make Gunicorn's master exit and take every model down.
     registry = build_registry(settings, plan, isolate=True)
     app.extensions["gateway"] = PredictionService(registry, settings)
+    app.extensions["gateway.jobs"] = JobStore(plan.run_dir)  # scored by gateway/job_runner.py
     instrument.install(app)  # first: assigns the request id every later step uses
     # Before auth: a key limited to one script is checked against a path that stays in it.
     app.before_request(plumber_path.check_passthrough_path)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 
 from gateway.errors import ConfigError, Forbidden, Unauthorized, Unavailable
 from gateway.private_files import private_dir, write_private
@@ -209,3 +209,4 @@ def _check_access() -> None:
                if scope == "admin" and entry.scope != "admin"
                else f"key '{entry.name}' may not use model '{model}'; it is limited to {', '.join(entry.models)}")
         raise Forbidden(why, model=model)
+    g.api_key_id = entry.id  # who owns what this request creates (bulk jobs)

@@ -118,6 +118,12 @@ class TooManyRequests(GatewayError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
 
+class JobNotFinished(GatewayError):
+    """GET /jobs/<id>/result before the job is done (queued, running, failed or cancelled)."""
+
+    status, code, title = 409, "job_not_finished", "Job not finished"
+
+
 class InvalidInput(GatewayError):
     """Data that do not fit the model: a missing or extra column, a wrong type, an unknown level."""
 

@@ -27,10 +27,13 @@ class ServerSettings:
     threads: int = 4  # threads per gunicorn worker (gthread)
     timeout_s: float = 120.0  # gunicorn worker timeout; must exceed every model timeout
     body_limit_bytes: int = 16 * 1024 * 1024  # largest request body (NGINX and Flask); larger: 413
-    # Streamed predict bodies (NDJSON, or CSV asking for NDJSON or CSV back) are read chunk by
-    # chunk, so their limit is separate and large.
+    # Streamed predict bodies (NDJSON or Arrow, or CSV asking for NDJSON, CSV or Arrow back) and
+    # job bodies are read chunk by chunk, so their limit is separate and large.
     stream_limit_bytes: int = 16 * 1024 * 1024 * 1024
     max_rows: int = 1_000_000  # rows one request may decode to; past it a 413 naming the limit
+    # Bulk jobs (POST /models/<name>/jobs, docs/bulk.md) one API key may have queued or running
+    # at once; the next is a 429. Without API keys every client counts as one key.
+    jobs_per_key: int = 2
     # A Gunicorn worker whose resident memory is past this after a request exits once it has
     # answered it (Gunicorn starts a fresh one): memory a large request took comes back. 0: off.
     max_worker_rss_mb: int = 1024
@@ -348,6 +351,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.max_requests_per_address must be >= 0 (0 turns the limit off)")
     if server.max_rows < 1 or server.max_worker_rss_mb < 0:
         raise ConfigError("server.max_rows must be at least 1 and server.max_worker_rss_mb at least 0 (0: off)")
+    if server.jobs_per_key < 1:
+        raise ConfigError(f"server.jobs_per_key must be at least 1; got {server.jobs_per_key}")
     if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:
         raise ConfigError("server.rate_limit_rps and server.rate_limit_burst must be >= 0 (0 turns limiting off)")
     if server.default_model and server.default_model not in settings.models:

@@ -1,4 +1,4 @@
-"""Bulk predict over a streamed body (NDJSON or CSV): read, validate and predict chunk by chunk
+"""Bulk predict over a streamed body (NDJSON, CSV or Arrow): read, validate and predict chunk by chunk
 as the body arrives, the predictions kept in a spool and sent once the body is read. Memory is
 bounded by a chunk, whatever the body's size. No Flask here.
 
@@ -9,26 +9,16 @@ problem names the row as the client counts it.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from gateway.codecs.stream import (
-    CSV,
-    NDJSON,
-    CsvPredictions,
-    csv_tables,
-    ndjson_predictions,
-    ndjson_problem,
-    ndjson_tables,
-)
+from gateway.codecs.stream import NDJSON, bulk_tables, ndjson_problem, predictions_encoder, shift_rows
 from gateway.codecs.table import Table
 from gateway.errors import BadRequest, GatewayError
 from gateway.service import PredictionService
 
-_ROW = re.compile(r"\bat row (\d+)")
 ON_ERROR = ("line", "fail")  # a problem line ends the predictions / a plain error reply instead
 SPOOL_IN_MEMORY_BYTES = 4 * 1024 * 1024  # predictions past this wait in a temp file
 
@@ -56,15 +46,15 @@ def stream_predict(
     backend = served.backend(version if version is not None else served.route(routing_key))
     chosen = backend.meta.version
     chunk_rows = max(1, service.batcher(served, backend).max_size)
-    chunks = (ndjson_tables if content_type == NDJSON else csv_tables)(body, chunk_rows)
-    media_type = CSV if accept == CSV else NDJSON
-    encode = CsvPredictions().rows if media_type == CSV else ndjson_predictions
+    chunks = bulk_tables(body, content_type, chunk_rows, backend.meta.inputs, served.name)
+    encoder = predictions_encoder(accept, served.name)
+    encode = encoder.rows
 
     def score(first: int, table: Table) -> bytes:
         try:
             return encode(service.predict_table(served, chosen, table, params).predictions)
         except GatewayError as error:
-            _shift_rows(error, first - 1)
+            shift_rows(error, first - 1)
             raise
 
     # The first chunk's problems are a plain error reply.
@@ -74,6 +64,7 @@ def stream_predict(
         yield head
         for first, table in chunks:
             yield score(first, table)
+        yield encoder.end()
 
     def lines() -> Iterator[bytes]:
         try:
@@ -81,8 +72,9 @@ def stream_predict(
         except GatewayError as error:
             yield ndjson_problem(problem(error))
 
-    fail_whole = on_error == "fail" or media_type == CSV  # CSV has no way to say "failed here"
-    return StreamReply(served.name, chosen, media_type, _spooled(rest() if fail_whole else lines()))
+    # CSV and Arrow have no way to say "failed here"
+    fail_whole = on_error == "fail" or encoder.media_type != NDJSON
+    return StreamReply(served.name, chosen, encoder.media_type, _spooled(rest() if fail_whole else lines()))
 
 
 def _spooled(pieces: Iterator[bytes]) -> Iterator[bytes]:
@@ -106,10 +98,3 @@ def _drain(spool: IO[bytes]) -> Iterator[bytes]:
     with spool:
         while piece := spool.read(64 * 1024):
             yield piece
-
-
-def _shift_rows(error: GatewayError, offset: int) -> None:
-    """A chunk's validator counts its rows from 1; the client counts from the body's start."""
-    if offset:
-        error.detail = _ROW.sub(lambda m: f"at row {int(m.group(1)) + offset}", error.detail)
-        error.args = (error.detail,)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, request
 
 from gateway.codecs import dumps, encode_predict_response, media_type
-from gateway.codecs.stream import CSV, NDJSON, STREAM_TYPES
+from gateway.codecs.arrow import ARROW
+from gateway.codecs.stream import BULK_TYPES, CSV, NDJSON
 from gateway.openapi import native_paths
 from gateway.protocol import Protocol
 from gateway.responses import json_response, service
@@ -30,7 +31,7 @@ def model_metadata(name: str) -> Response:
 @blueprint.post("/models/<name>/versions/<version>/predict")
 def predict(name: str, version: str | None = None) -> Response:
     kind, _ = media_type(request.content_type)
-    if kind == NDJSON or (kind == CSV and media_type(request.headers.get("Accept"))[0] in STREAM_TYPES):
+    if kind in (NDJSON, ARROW) or (kind == CSV and media_type(request.headers.get("Accept"))[0] in BULK_TYPES):
         return _stream(name, version, kind)
     result = service().predict(name, version, request.get_data(cache=False), request.content_type,
                                routing_key=request.headers.get("X-Routing-Key"))
@@ -40,7 +41,7 @@ def predict(name: str, version: str | None = None) -> Response:
 
 
 def _stream(name: str, version: str | None, kind: str) -> Response:
-    """NDJSON (or CSV asking for NDJSON or CSV back): scored chunk by chunk as the body arrives."""
+    """NDJSON or Arrow (or CSV asking for NDJSON, CSV or Arrow back): scored chunk by chunk as the body arrives."""
     request.max_content_length = current_app.config["GATEWAY_STREAM_LIMIT"]
     args = request.args.to_dict()
     on_error = args.pop("on_error", "line")

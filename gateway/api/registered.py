@@ -4,7 +4,7 @@ A new protocol is one module under gateway/api/ and one line here."""
 
 from __future__ import annotations
 
-from gateway.api import admin, docs, health, mlflow, native, observe, plumber_proxy, v2, vetiver
+from gateway.api import admin, docs, health, jobs, mlflow, native, observe, plumber_proxy, v2, vetiver
 from gateway.openapi import server_paths
 from gateway.protocol import Protocol
 
@@ -15,6 +15,7 @@ SERVER = Protocol("server", (admin.blueprint, health.blueprint, docs.blueprint, 
 PROTOCOLS: tuple[Protocol, ...] = (
     SERVER,
     native.PROTOCOL,
+    jobs.PROTOCOL,
     mlflow.PROTOCOL,
     vetiver.PROTOCOL,
     v2.PROTOCOL,

@@ -34,7 +34,7 @@ from gateway.runtime.plan import GATEWAY_SOCKETS, PLAN_FILE, R_SOCKETS, Plan, so
 from gateway.settings import Settings
 
 # Run-dir entries the service user writes (Gunicorn's logs, NGINX workers' temp files, metrics).
-_SERVICE_DIRS = ("logs", "tmp", METRICS_DIR, "workers-ready")  # render.WORKERS_READY_DIR
+_SERVICE_DIRS = ("logs", "tmp", METRICS_DIR, "workers-ready", "jobs")  # render.WORKERS_READY_DIR, jobs.JOBS_DIR
 # Run-dir files Gunicorn reads (the rest, nginx.conf and supervisord.conf, only root reads).
 _SERVICE_FILES = ("settings.toml", PLAN_FILE, "gunicorn.conf.py", PINNED_FILE)
 CREATE_USERS = ("useradd --system --no-create-home --shell /usr/sbin/nologin {user}; "

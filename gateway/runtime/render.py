@@ -65,7 +65,7 @@ def render_all(settings: Settings, plan: Plan, *, foreground: bool = False) -> d
     # users' group, or NGINX and Gunicorn could not reach the sockets until it ran again.
     shared = accounts(settings) is not None
     run_dir = private_dir(plan.run_dir, group_may_read=shared)
-    for sub in ("logs", "tmp", WORKERS_READY_DIR, RELAY_DIR, HOST_SERVERS_DIR):
+    for sub in ("logs", "tmp", WORKERS_READY_DIR, RELAY_DIR, HOST_SERVERS_DIR, "jobs"):  # jobs: gateway/jobs.py
         private_dir(run_dir / sub, group_may_read=shared)
     # `nginx -t` binds its Unix sockets: their directories must exist (`up` makes them afresh).
     for endpoint in (plan.internal, *(w for pool in plan.all_pools for w in pool.workers)):
@@ -235,6 +235,7 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
         "scaler_command": shlex.join([sys.executable, "-m", "gateway.runtime.scaler", f"{run_dir}/plan.json"])
         if any(pool.scales for pool in plan.all_pools) else "",
+        "jobs_command": shlex.join([sys.executable, "-m", "gateway.job_runner"]),
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),

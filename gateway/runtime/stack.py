@@ -285,6 +285,8 @@ def reload(settings: Settings, wait_s: float = 90.0) -> Plan:
         _hup_gunicorn(run_dir, settings.server.workers)  # only a HUP makes Gunicorn re-read it
     else:
         _roll_gunicorn(run_dir)
+    if plan.role == "gateway":  # the job runner loads the models itself; it resumes where it was
+        _supervisorctl(run_dir, "restart", "jobs", check=True)
     if change.retired:
         _retire(settings, plan, change.retired)
     return plan

@@ -39,6 +39,7 @@ def _v2_body(row: dict[str, float]) -> dict[str, Any]:
 # protocol → (method, path of a model, JSON body for a row); each registered protocol needs one.
 ROUTES: dict[str, tuple[str, Callable[[str], str], Callable[[dict[str, float]], Any]]] = {
     "native": ("POST", lambda m: f"/models/{m}/predict", lambda row: [row]),
+    "jobs": ("POST", lambda m: f"/models/{m}/jobs", lambda row: [row]),
     "mlflow": ("POST", lambda m: f"/models/{m}/invocations", lambda row: {"dataframe_records": [row]}),
     "vetiver": ("POST", lambda m: f"/vetiver/{m}/predict", lambda row: [row]),
     "v2": ("POST", lambda m: f"/v2/models/{m}/infer", _v2_body),
@@ -50,6 +51,7 @@ ROUTES: dict[str, tuple[str, Callable[[str], str], Callable[[dict[str, float]], 
 REAL: dict[str, set[int]] = {
     "native": {401, 403, 404, 413, 422}, "mlflow": {401, 403, 404, 413, 422}, "vetiver": {401, 403, 404, 413, 422},
     "v2": {401, 403, 404, 413, 422}, "plumber": {401, 403, 404, 413}, "server": {401, 403},
+    "jobs": {401, 403, 404},  # a job body is validated by the runner, and its limit is the stream limit
 }
 STATUSES = (401, 403, 404, 413, 422, 429, 503)
 

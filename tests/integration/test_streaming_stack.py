@@ -5,10 +5,14 @@ as they come, with the Gunicorn workers' memory bounded by a chunk, not by the b
 from __future__ import annotations
 
 import json
+import shutil
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pandas as pd
 import pytest
 import skops.io as sio
@@ -18,9 +22,11 @@ from gateway.store import ModelStore
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store, r_predict
 
-PY_ROWS = 400_000
+STREAM_ROWS = 5_000_000  # through each of a Python model and an R pool
+BLOCK_ROWS = 10_000  # distinct rows, sent over and over: the body is generated as it is sent
 R_ROWS = 30_000
-RSS_GROWTH_LIMIT_MB = 150  # the body is ~40 MB, its predictions ~10 MB; a whole-body JSON predict of it takes GBs
+# The body is ~450 MB, its predictions ~125 MB; a whole-body JSON predict of it would take GBs.
+RSS_GROWTH_LIMIT_MB = 300
 
 
 def iris_row(i: int) -> dict[str, float]:
@@ -32,13 +38,24 @@ def mtcars_row(i: int) -> dict[str, object]:
     return {"wt": 1.5 + (i % 30) / 10, "hp": 60 + i % 200, "cyl": (4, 6, 8)[i % 3], "am": ("auto", "manual")[i % 2]}
 
 
+def ndjson_body(row: Callable[[int], dict[str, Any]], rows: int) -> Iterator[bytes]:
+    """`rows` NDJSON records, one block of BLOCK_ROWS distinct rows after another; `requests`
+    sends a generator chunked, piece by piece as it is produced."""
+    block = b"".join(orjson.dumps(row(i)) + b"\n" for i in range(BLOCK_ROWS))
+    for _ in range(rows // BLOCK_ROWS):
+        yield block
+
+
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     store = build_r_store(tmp_path_factory.mktemp("r") / "store")
     build_iris(store)
+    shutil.copytree(store / "mtcars", store / "mtcars_bulk")  # the same model, in larger chunks
     models = {
-        "iris": {"backend": "python", "batch": {"max_size": 20_000}},
+        # Large chunks: each backend call's fixed cost is spread over more rows.
+        "iris": {"backend": "python", "batch": {"max_size": 50_000}},
         "mtcars": {"backend": "plumber", "workers": 2, "batch": {"max_size": 5_000}},
+        "mtcars_bulk": {"backend": "plumber", "workers": 1, "batch": {"max_size": 50_000}},
     }
     with start_stack(tmp_path_factory.mktemp("streamstack"), models, store=store) as running:
         yield running
@@ -74,28 +91,42 @@ class PeakRss:
         self._thread.join()
 
 
-def test_400k_rows_stream_through_a_python_model_in_bounded_memory(gw: Stack) -> None:
+def stream_5m(gw: Stack, model: str, row: Callable[[int], dict[str, Any]]) -> tuple[list[Any], float, float]:
+    """STREAM_ROWS rows through `model`: the first block's predictions, rows/s, RSS growth (MB)."""
+    with PeakRss(gw) as rss:
+        started = time.perf_counter()
+        reply = gw.post(f"/models/{model}/predict", data=ndjson_body(row, STREAM_ROWS), stream=True, timeout=900,
+                        headers={"Content-Type": "application/x-ndjson"})
+        assert reply.status_code == 200, reply.text[:500]
+        count, first_block, last = 0, [], b""
+        for count, line in enumerate(reply.iter_lines(chunk_size=1 << 20), start=1):
+            if count <= BLOCK_ROWS:
+                first_block.append(json.loads(line)["prediction"])
+            last = line
+        elapsed = time.perf_counter() - started
+    assert count == STREAM_ROWS
+    assert json.loads(last)["prediction"] == first_block[-1]  # the last row is the block's last
+    print(f"\n{model}: {STREAM_ROWS} rows in {elapsed:.1f} s ({STREAM_ROWS / elapsed:,.0f} rows/s); Gunicorn "
+          f"RSS idle {rss.idle_mb:.0f} MB, peak {rss.peak_mb:.0f} MB")
+    return first_block, STREAM_ROWS / elapsed, rss.peak_mb - rss.idle_mb
+
+
+def test_5m_rows_stream_through_a_python_model_in_bounded_memory(gw: Stack) -> None:
     store = ModelStore(Path(gw.settings.store_path))
     path = store.version_dir("iris", store.resolve("iris", "latest")) / "model.skops"
     model = sio.load(path, trusted=sio.get_untrusted_types(file=path))
-    checked_rows = range(0, PY_ROWS, 997)  # compared with the estimator's own predict
-    local = model.predict(pd.DataFrame([iris_row(i) for i in checked_rows])).tolist()
-
-    def body() -> Iterator[bytes]:  # generated as it is sent: `requests` sends it chunked
-        for start in range(0, PY_ROWS, 10_000):
-            yield b"".join(json.dumps(iris_row(i)).encode() + b"\n" for i in range(start, start + 10_000))
-
-    with PeakRss(gw) as rss:
-        reply = gw.post("/models/iris/predict", data=body(), stream=True, timeout=600,
-                        headers={"Content-Type": "application/x-ndjson"})
-        assert reply.status_code == 200
-        count, got = 0, []
-        for count, line in enumerate(reply.iter_lines(), start=1):
-            if (count - 1) % 997 == 0:
-                got.append(json.loads(line)["prediction"])
-    assert count == PY_ROWS
+    local = model.predict(pd.DataFrame([iris_row(i) for i in range(BLOCK_ROWS)])).tolist()
+    got, _, growth_mb = stream_5m(gw, "iris", iris_row)
     assert got == local
-    assert rss.peak_mb - rss.idle_mb < RSS_GROWTH_LIMIT_MB, (rss.idle_mb, rss.peak_mb)
+    assert growth_mb < RSS_GROWTH_LIMIT_MB
+
+
+def test_5m_rows_stream_through_an_r_pool_in_bounded_memory(gw: Stack) -> None:
+    got, _, growth_mb = stream_5m(gw, "mtcars_bulk", mtcars_row)
+    sample = [0, 1, 2, 4_321, BLOCK_ROWS - 1]
+    expected = r_predict(Path(gw.settings.store_path), "mtcars", [mtcars_row(i) for i in sample])
+    assert [got[i] for i in sample] == pytest.approx(expected, rel=1e-12)
+    assert growth_mb < RSS_GROWTH_LIMIT_MB
 
 
 def test_csv_streams_through_an_r_pool_and_a_bad_row_is_named_by_its_row_number(gw: Stack) -> None:

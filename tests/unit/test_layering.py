@@ -25,14 +25,14 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("entry points", frozenset({"gateway", "cli", "wsgi", "keys_cli", "demo", "docs_gen", "doctor",
                                 "scaffold", "certs"})),
     # The Flask app factory, and the process runtime that starts Gunicorn (which builds the app
-    # through gateway.wsgi): neither imports the other.
-    ("processes", frozenset({"app", "runtime"})),
+    # through gateway.wsgi): neither imports the other. job_runner: the process that scores jobs.
+    ("processes", frozenset({"app", "runtime", "job_runner"})),
     ("http", frozenset({"api", "auth", "instrument", "responses", "openapi", "openapi_v2", "protocol",
                         "error_pipeline"})),
     # register: a kind with its own artefact format writes it (gateway.backends.kinds.Saver).
     # importers: MLflow models and vetiver pins, stored through register.
     ("service", frozenset({"service", "streaming", "registry", "batching", "bulkhead", "register", "importers",
-                           "drift", "predlog", "predlog_sinks"})),
+                           "drift", "predlog", "predlog_sinks", "jobs"})),
     ("backends", frozenset({"backends"})),
     ("storage and codecs", frozenset({"store", "schema_infer", "names", "codecs", "integrity",
                                       "script_deps", "rscript", "drift_reference", "rlib"})),
@@ -216,7 +216,7 @@ def test_the_checker_catches_an_upward_import_a_cycle_and_an_unplaced_module(tmp
         (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "pkg" / name).write_text(text, encoding="utf-8")
     layers = (
-        ("processes", frozenset({"app", "runtime"})),
+        ("processes", frozenset({"app", "runtime", "job_runner"})),
         ("http", frozenset({"api"})),
         ("service", frozenset({"registry"})),
         ("backends", frozenset({"backends"})),
