@@ -53,6 +53,10 @@ class ModelMeta:
     # skops types this artefact holds that skops does not trust by default, trusted at
     # registration (by the user's own estimator, or `gateway register --trust`).
     trusted_types: tuple[str, ...] = ()
+    # The registration scanned the .skops file and `trusted_types` is its whole list of such
+    # types (maybe none): while the sha256 matches, `gateway up` need not scan it again. False in
+    # model.json written before this existed: `up` scans (gateway.backends.python).
+    skops_types_recorded: bool = False
     tree_sha256: str = ""  # a Plumber script's whole version directory (gateway.integrity)
     # Per-column distributions of the registration sample (gateway.drift_reference); None in
     # model.json written before drift existed, or by R alone: such a version has no drift figures.
@@ -107,6 +111,7 @@ class ModelMeta:
             framework=dict(data.get("framework") or {}),
             description=str(data.get("description", "")),
             trusted_types=tuple(str(t) for t in data.get("trusted_types") or ()),
+            skops_types_recorded=data.get("skops_types_recorded") is True,
             tree_sha256=str(data.get("tree_sha256", "")),
             reference=data["reference"] if isinstance(data.get("reference"), dict) else None,
             raw=data,
@@ -128,6 +133,8 @@ class ModelMeta:
         }
         if self.trusted_types:
             out["trusted_types"] = list(self.trusted_types)
+        if self.skops_types_recorded:
+            out["skops_types_recorded"] = True
         if self.tree_sha256:
             out["tree_sha256"] = self.tree_sha256
         if self.reference is not None:

@@ -322,6 +322,7 @@ def _write_python_meta(
         },
         description=description,
         trusted_types=tuple(trusted or ()),
+        skops_types_recorded=artefact.suffix == ".skops",  # every skops path above scanned the file
         reference=reference_from_frame(sample, inputs),
     )
     (directory / "model.json").write_text(json.dumps(meta.to_json(), indent=2), encoding="utf-8")

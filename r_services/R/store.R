@@ -149,6 +149,7 @@ tree_sha256 <- function(dir) {
 #' its whole directory (it sources and reads the files there); a script named by path in the
 #' config has none and runs as written.
 #' @param script path to the user's plumber.R.
+#' @noRd
 check_script_dir <- function(script) {
   path <- normalizePath(script, mustWork = TRUE)
   dir <- if (dir.exists(path)) path else dirname(path)  # a script's directory, as plumb(dir) takes it

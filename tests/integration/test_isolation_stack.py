@@ -100,7 +100,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict
     # Registered before types were recorded: optional, so `up` starts without it, and says why.
     legacy = store / "legacy" / register_model(fams["gb"][0], "legacy", frame, store=store)
     meta = json.loads((legacy / "model.json").read_text())
-    del meta["trusted_types"]
+    del meta["trusted_types"], meta["skops_types_recorded"]  # model.json from before either existed
     (legacy / "model.json").write_text(json.dumps(meta))
     models = {name: {"backend": "python"} for name in [*fams, "good", "wine"]}
     models["legacy"] = {"backend": "python", "optional": True}
@@ -232,7 +232,9 @@ def test_up_with_a_required_model_that_is_not_trusted_says_why_first_and_starts_
     model = GradientBoostingClassifier(n_estimators=3).fit(frame, frame["a"] > 0)
     version = register_model(model, "wine", frame, store=tmp_path / "store")
     meta_path = tmp_path / "store" / "wine" / version / "model.json"
-    meta_path.write_text(meta_path.read_text().replace('"trusted_types"', '"was_trusted"'))
+    # A model.json from before registration recorded the file's types: `up` scans the file.
+    meta_path.write_text(meta_path.read_text().replace('"trusted_types"', '"was_trusted"')
+                         .replace('"skops_types_recorded"', '"was_recorded"'))
     config = write_config(tmp_path, {"wine": {"backend": "python"}})
     assert main(["--config", str(config), "up", "--detach"]) == 2
     err = capsys.readouterr().err.splitlines()

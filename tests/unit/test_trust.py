@@ -52,6 +52,33 @@ def test_register_model_records_exactly_the_untrusted_types_and_loads_without_tr
     assert backend.model.predict(frame).tolist() == model.predict(frame).tolist()
 
 
+def test_up_checks_a_recorded_skops_file_by_sha256_alone_and_scans_an_unrecorded_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame, target = frame_and_target()
+    version = register_model(GradientBoostingClassifier(n_estimators=5).fit(frame, target), "gb", frame, store=tmp_path)
+    meta_path = tmp_path / "gb" / version / "model.json"
+    assert json.loads(meta_path.read_text())["skops_types_recorded"] is True
+    scans: list[Path] = []
+    real_scan = sio.get_untrusted_types
+
+    def counted(*, file: Path) -> list[str]:
+        scans.append(Path(file))
+        return list(real_scan(file=file))
+
+    monkeypatch.setattr(sio, "get_untrusted_types", counted)
+    models = ModelStore(tmp_path)
+    PythonBackend(models.read_meta("gb", version), models.version_dir("gb", version), trusted=False).check()
+    assert scans == []  # the sha256 says it is the file whose types registration recorded
+    edit_meta(meta_path, skops_types_recorded=False, trusted_types=[])  # a model.json from before
+    with pytest.raises(ConfigError, match=f"skops types not trusted: {TREE}"):
+        PythonBackend(models.read_meta("gb", version), models.version_dir("gb", version), trusted=False).check()
+    assert len(scans) == 1
+    edit_meta(meta_path, skops_types_recorded=True)  # recorded, but the list was emptied: the load refuses
+    with pytest.raises(ConfigError, match=f"skops types not trusted: {TREE}"):
+        loaded(tmp_path, "gb", version)
+
+
 def test_a_model_with_no_untrusted_types_records_none(tmp_path: Path) -> None:
     frame, target = frame_and_target()
     version = register_model(LogisticRegression().fit(frame, target), "lr", frame, store=tmp_path)
