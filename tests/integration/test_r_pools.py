@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.runtime import stack
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store, r_predict
 
@@ -227,9 +228,11 @@ def test_kill_9_one_worker_while_requests_flow_loses_nothing(gw: Stack) -> None:
 
 
 def test_every_worker_down_is_503_naming_the_model_then_the_pool_recovers(gw: Stack) -> None:
+    # Stopped through supervisord, not killed: a killed worker is restarted at once and can be
+    # serving again (R loads in about 1 s) before the request below arrives, which made this
+    # test depend on timing. A crash and its restart are the test above.
     victims = worker_pids(gw, "mtcars")
-    for pid in victims.values():
-        os.kill(pid, signal.SIGKILL)
+    stack._rpc(gw.run_dir, "stopProcessGroup", "plumber-mtcars", True)
     for pid in victims.values():
         wait_gone(pid)
     started = time.monotonic()
@@ -241,6 +244,7 @@ def test_every_worker_down_is_503_naming_the_model_then_the_pool_recovers(gw: St
     ready = gw.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["models"]["mtcars"]["ready"] is False
+    stack._rpc(gw.run_dir, "startProcessGroup", "plumber-mtcars", False)
     deadline = time.monotonic() + 15
     while gw.post("/models/mtcars/predict", json=MTCARS_ROWS).status_code != 200:
         assert time.monotonic() < deadline, "the pool did not recover"
