@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from gateway import tracing
 from gateway.demo import build_iris
 from gateway.register import register_model
 
 DATA_DIR = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Tracing on for one test, every finished span kept in memory."""
+    exporter = InMemorySpanExporter()
+    tracing.configure([exporter], batch=False)
+    try:
+        yield exporter
+    finally:
+        tracing.shutdown()
 
 
 def churn_frame(n: int = 60) -> tuple[pd.DataFrame, pd.Series]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,3 +126,14 @@ def p99_latency(gw: Stack, path: str, body: Any, samples: int) -> float:
             times.append(time.perf_counter() - started)
             assert reply.status_code == 200, reply.text[:300]
     return sorted(times)[int(0.99 * (samples - 1))]
+
+
+def wait_for(check: Callable[[], Any], budget_s: float = 10.0) -> Any:
+    """check()'s first truthy result within the budget, else its last result (what a test
+    polls for: a log line written after the reply, a span exported in the background)."""
+    deadline = time.monotonic() + budget_s
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)

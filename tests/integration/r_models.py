@@ -138,3 +138,16 @@ def r_own_predictions(requests: list[dict], scratch: Path) -> list[list]:
             columns = answer["columns"]
             out.append([dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)])
     return out
+
+
+def add_light_mtcars_version(store: Path) -> None:
+    """Version 2 of mtcars: the same inputs, fitted on light cars only, so its predictions differ
+    from version 1's (rollout and live-reload tests tell the versions apart by them)."""
+    rscript(
+        "cars <- mtcars; cars$cyl <- as.integer(cars$cyl); "
+        "cars$am <- factor(ifelse(cars$am == 1, 'manual', 'auto'), levels = c('auto', 'manual')); "
+        "light <- cars[cars$wt < 3.5, ]; "
+        "gatewayr::save_model(lm(mpg ~ wt + hp + cyl + am, data = light), commandArgs(TRUE)[1], 'mtcars', "
+        "sample = cars[c('wt', 'hp', 'cyl', 'am')])",
+        str(store),
+    )

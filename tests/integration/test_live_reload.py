@@ -27,7 +27,7 @@ from gateway.runtime import stack
 from gateway.runtime.tomlwrite import dump_toml
 from gateway.settings import load_settings
 from tests.integration.conftest import Stack, start_stack
-from tests.integration.r_models import FUNCTION_MODELS, build_r_store, r_predict, rscript
+from tests.integration.r_models import FUNCTION_MODELS, add_light_mtcars_version, build_r_store, r_predict, rscript
 
 ROW = {"wt": 2.62, "hp": 110, "cyl": 6, "am": "manual"}
 MODELS = {
@@ -51,15 +51,7 @@ class Sent:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = build_r_store(tmp_path_factory.mktemp("live-reload") / "store")
-    # Version 2: the same inputs, fitted on light cars only, so its predictions differ.
-    rscript(
-        "cars <- mtcars; cars$cyl <- as.integer(cars$cyl); "
-        "cars$am <- factor(ifelse(cars$am == 1, 'manual', 'auto'), levels = c('auto', 'manual')); "
-        "light <- cars[cars$wt < 3.5, ]; "
-        "gatewayr::save_model(lm(mpg ~ wt + hp + cyl + am, data = light), commandArgs(TRUE)[1], 'mtcars', "
-        "sample = cars[c('wt', 'hp', 'cyl', 'am')])",
-        str(store),
-    )
+    add_light_mtcars_version(store)
     rscript(f"gatewayr::save_model({FUNCTION_MODELS['spinning']}, commandArgs(TRUE)[1], 'spinning', "
             "sample = data.frame(x = c(0, 2)))", str(store))  # its version 2, the same code
     return store

@@ -11,9 +11,8 @@ import os
 import re
 import signal
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.demo import build_iris
 from gateway.paths import REPO_ROOT
-from tests.integration.conftest import Stack, start_stack
+from tests.integration.conftest import Stack, start_stack, wait_for
 from tests.integration.r_models import build_r_store
 
 MODELS = {
@@ -77,14 +76,6 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def wait_for(check: Callable[[], Any], budget_s: float = 10.0) -> Any:
-    """check()'s first truthy result within the budget (logs are written after the reply)."""
-    deadline = time.monotonic() + budget_s
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def logged(gw: Stack, pattern: str, request_id: str) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import Stack, start_stack
-from tests.integration.r_models import build_r_store, r_predict, rscript
+from tests.integration.r_models import add_light_mtcars_version, build_r_store, r_predict
 
 ROWS = [{"wt": 2.62, "hp": 110, "cyl": 6, "am": "manual"}, {"wt": 3.9, "hp": 230, "cyl": 8, "am": "auto"}]
 MODELS = {"mtcars": {
@@ -22,15 +22,7 @@ MODELS = {"mtcars": {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = build_r_store(tmp_path_factory.mktemp("rollout") / "store")
-    # Version 2: the same inputs, fitted on light cars only, so its predictions differ.
-    rscript(
-        "cars <- mtcars; cars$cyl <- as.integer(cars$cyl); "
-        "cars$am <- factor(ifelse(cars$am == 1, 'manual', 'auto'), levels = c('auto', 'manual')); "
-        "light <- cars[cars$wt < 3.5, ]; "
-        "gatewayr::save_model(lm(mpg ~ wt + hp + cyl + am, data = light), commandArgs(TRUE)[1], 'mtcars', "
-        "sample = cars[c('wt', 'hp', 'cyl', 'am')])",
-        str(store),
-    )
+    add_light_mtcars_version(store)
     return store
 
 

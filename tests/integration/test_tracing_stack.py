@@ -12,9 +12,8 @@ import json
 import re
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from gateway.demo import build_iris
-from tests.integration.conftest import Stack, start_stack
+from tests.integration.conftest import Stack, start_stack, wait_for
 from tests.integration.r_models import build_r_store
 
 MODELS = {
@@ -137,13 +136,6 @@ def _extra(span: Span) -> str:
     return (f"  {shown}" if shown else "") + links
 
 
-def wait_for(check: Callable[[], Any], budget_s: float = 20.0) -> Any:
-    deadline = time.monotonic() + budget_s
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +180,7 @@ def test_one_r_request_is_one_trace_down_to_rs_own_phases(gw: Stack, receiver: R
         names = {s.name for s in spans}
         return spans if {"POST /models/<name>/predict", "r.handle", *R_PHASES} <= names else None
 
-    spans = wait_for(complete)
+    spans = wait_for(complete, 20)
     assert spans, f"no complete trace arrived; got {sorted({s.name for s in receiver.trace(trace_id)})}"
     (server,) = [s for s in spans if s.name == "POST /models/<name>/predict"]
     print("\nspan tree of one R (Plumber) request:\n" + "\n".join(tree(spans, server)))
@@ -245,7 +237,7 @@ def test_a_batched_r_call_links_every_callers_span(gw: Stack, receiver: Receiver
         return [s for s in list(receiver.spans) if s.name == "gateway.backend"
                 and int(s.attributes.get("gateway.batch.requests", 1)) >= 2 and s.trace_id in traces]
 
-    shared = wait_for(batched)
+    shared = wait_for(batched, 20)
     assert shared, "no batched backend call arrived"
     call = shared[0]
     linked_traces = {trace for trace, _ in call.links}
@@ -254,7 +246,7 @@ def test_a_batched_r_call_links_every_callers_span(gw: Stack, receiver: Receiver
     servers = {s.trace_id: s for s in receiver.spans if s.name == "POST /models/<name>/predict"}
     assert all(servers[trace].span_id == span_id for trace, span_id in call.links if trace in servers)
     waits = wait_for(lambda: [s for s in receiver.spans if s.name == "gateway.batch_wait"
-                              and s.trace_id in linked_traces and (call.trace_id, call.span_id) in s.links])
+                              and s.trace_id in linked_traces and (call.trace_id, call.span_id) in s.links], 20)
     assert waits, "the callers' batch_wait spans do not link the shared call"
     print("\na batched R call, in its leader's trace:\n" + "\n".join(
         tree([s for s in receiver.spans if s.trace_id == call.trace_id], servers[call.trace_id])))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,16 +15,6 @@ from gateway import tracing
 from gateway.batching import MicroBatcher
 from gateway.codecs import Table
 from gateway.errors import ConfigError
-
-
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tracing.configure([exporter], batch=False)
-    try:
-        yield exporter
-    finally:
-        tracing.shutdown()
 
 
 @pytest.mark.parametrize(("environ", "on"), [
