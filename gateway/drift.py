@@ -59,6 +59,7 @@ class DriftMonitor:
         self._windows: dict[tuple[str, str], dict[str, _Column]] = {}
         self._references: dict[tuple[str, str], dict[str, Binner]] = {}
         self._classes: dict[tuple[str, str], set[str]] = {}
+        self._touched: set[tuple[str, str, str]] = set()  # columns binned since the last publish
         self._lock = threading.Lock()
         self._pending: deque[tuple[str, ModelMeta, dict[str, list[Any]], int, list[Any]]] | None = None
         self._pid = 0
@@ -172,6 +173,7 @@ class DriftMonitor:
                     self._count_predictions(model, meta, predictions)
                 except Exception:
                     continue
+            self._publish()
 
     def _bin(self, model: str, meta: ModelMeta, columns: dict[str, list[Any]], n_rows: int) -> None:
         self.register(model, meta)
@@ -193,8 +195,16 @@ class DriftMonitor:
                 index = binner.index(value)
                 window.bins.append(index)
                 window.counts[index] += 1
-            for label, count in zip(binner.labels, window.counts, strict=True):
-                metrics.DRIFT_WINDOW.labels(model, meta.version, name, label).set(count)
+            self._touched.add((model, meta.version, name))
+
+    def _publish(self) -> None:
+        """The windows binned since the last round → the shared gauge, once per column per round
+        (setting every bin's gauge after each request cost 5 % of a worker's GIL time)."""
+        for model, version, name in self._touched:
+            window = self._windows[(model, version)][name]
+            for label, count in zip(window.binner.labels, window.counts, strict=True):
+                metrics.DRIFT_WINDOW.labels(model, version, name, label).set(count)
+        self._touched.clear()
 
     def _count_predictions(self, model: str, meta: ModelMeta, predictions: list[Any]) -> None:
         kind = meta.outputs.get("kind")

@@ -100,6 +100,7 @@ def test_the_window_slides_and_psi_rises_with_shifted_inputs() -> None:
         for _ in range(drift.WINDOW // drift.ROWS_PER_REQUEST):
             monitor._bin("drifty", meta, {"x": list(rng.normal(mean, 1, drift.ROWS_PER_REQUEST))},
                          drift.ROWS_PER_REQUEST)
+        monitor._publish()  # what the drain thread does after each round
 
     send(0.0)
     steady = scraped()
