@@ -167,7 +167,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
     plan = Plan.load(Path(os.environ["GATEWAY_PLAN"]))
-    os.nice(NICENESS)
+    os.nice(max(0, NICENESS - os.nice(0)))  # the rendered command already starts it niced
     runner = Runner(lambda: load_service(settings, plan), JobStore(plan.run_dir))
     log.info("job runner ready (pid %d, nice %d)", os.getpid(), NICENESS)
     while True:

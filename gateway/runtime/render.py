@@ -235,7 +235,9 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         "watchdog_command": shlex.join([sys.executable, "-m", "gateway.runtime.watchdog", f"{run_dir}/plan.json"]),
         "scaler_command": shlex.join([sys.executable, "-m", "gateway.runtime.scaler", f"{run_dir}/plan.json"])
         if any(pool.scales for pool in plan.all_pools) else "",
-        "jobs_command": shlex.join([sys.executable, "-m", "gateway.job_runner"]),
+        # Niced from its first instruction: its imports then never compete with the R workers
+        # and Gunicorn for the CPU while the stack starts (gateway/job_runner.py, NICENESS).
+        "jobs_command": shlex.join(["nice", "-n", "10", sys.executable, "-m", "gateway.job_runner"]),
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),
