@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -237,7 +238,8 @@ def _context(settings: Settings, plan: Plan, foreground: bool) -> dict[str, Any]
         if any(pool.scales for pool in plan.all_pools) else "",
         # Niced from its first instruction: its imports then never compete with the R workers
         # and Gunicorn for the CPU while the stack starts (gateway/job_runner.py, NICENESS).
-        "jobs_command": shlex.join(["nice", "-n", "10", sys.executable, "-m", "gateway.job_runner"]),
+        "jobs_command": shlex.join([shutil.which("nice") or "/usr/bin/nice", "-n", "10", sys.executable, "-m",
+                                    "gateway.job_runner"]),
         "restarts_command": shlex.join(
             [sys.executable, "-m", "gateway.runtime.restarts", f"{run_dir}/{RESTARTS_FILE}"]
         ),

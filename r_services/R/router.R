@@ -19,8 +19,10 @@ serializer_passthrough <- function() {
 }
 
 # The request body as UTF-8 text (plumber's raw body, not a guessed parse of it).
-body_text <- function(req) {
-  raw <- req$bodyRaw
+body_text <- function(req) raw_text(req$bodyRaw)
+
+# Raw body bytes as UTF-8 text; none is "".
+raw_text <- function(raw) {
   if (is.null(raw) || length(raw) == 0) return("")
   text <- rawToChar(raw)
   Encoding(text) <- "UTF-8"
@@ -62,9 +64,7 @@ predict_app <- function(pr, loaded, timeout_s = Inf) {
       if (!identical(req$PATH_INFO, "/predict") || !identical(req$REQUEST_METHOD, "POST")) {
         return(pr$call(req))
       }
-      raw <- req$rook.input$read()
-      body <- if (length(raw) == 0) "" else rawToChar(raw)
-      Encoding(body) <- "UTF-8"
+      body <- raw_text(req$rook.input$read())
       out <- tryCatch(logged_predict(loaded, body, req$HTTP_X_REQUEST_ID, timeout_s),
                       error = function(e) reply(500, error_json("internal", conditionMessage(e))))
       list(status = out$status, headers = c(list("Content-Type" = "application/json"), timing_headers(out)),
