@@ -10,6 +10,7 @@ import pandas as pd
 
 from gateway.backends.base import Backend, BatchDefaults
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved
+from gateway.backends.matrix_input import accepts_matrix, to_matrix
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
 from gateway.errors import ConfigError, ModelError, ModelProblem
 from gateway.integrity import file_problem
@@ -28,6 +29,7 @@ class PythonBackend(Backend):
         self.path = version_dir / meta.artefact
         self.trusted = trusted
         self.model: Any = None
+        self.matrix = False  # called with a float64 matrix, not a DataFrame (matrix_input)
 
     @property
     def where(self) -> str:
@@ -59,6 +61,8 @@ class PythonBackend(Backend):
         except Exception as exc:  # a corrupt file raises whatever its reader raises
             raise ConfigError(f"{self.where}: {self.path.name} could not be loaded "
                               f"({type(exc).__name__}: {str(exc)[:200]})") from exc
+        self.matrix = accepts_matrix(self.model, self.meta.inputs, self.meta.allowed_types, self.meta.reference,
+                                     lambda table: to_frame(table, self.meta.inputs))
 
     def batching(self) -> BatchDefaults:
         """On: a 1-row sklearn predict is mostly fixed cost (DataFrame build, input checks),
@@ -66,7 +70,7 @@ class PythonBackend(Backend):
         return BatchDefaults(DEFAULT_BATCH_ROWS, DEFAULT_BATCH_WAIT_MS, slots=1)
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
-        frame = to_frame(table, self.meta.inputs)
+        frame = to_matrix(table, self.meta.inputs) if self.matrix else to_frame(table, self.meta.inputs)
         kind = params.get("type", "response")
         try:
             if kind == "response":
