@@ -34,6 +34,8 @@ def all_doubles(inputs: tuple[InputSpec, ...]) -> bool:
 
 def to_matrix(table: Table, inputs: tuple[InputSpec, ...]) -> np.ndarray:
     """A validated all-double Table → rows x inputs, float64, in the fitted order (None → NaN)."""
+    if not warnings.filters or warnings.filters[0] is not _quiet_filter:
+        _quiet_feature_names_warning()
     return np.array([table.columns[spec.name] for spec in inputs], dtype=np.float64).T
 
 
@@ -91,6 +93,13 @@ def _same(a: Any, b: Any) -> bool:
     return bool(np.array_equal(a, b))
 
 
+_quiet_filter: Any = None
+
+
 def _quiet_feature_names_warning() -> None:
-    """At each load (filterwarnings replaces an identical filter, so the list does not grow)."""
+    """First in the filters: before the probe, and again whenever something since (a
+    `catch_warnings` block ending, another filter added) took it off the front. filterwarnings
+    replaces an identical filter, so the list does not grow."""
+    global _quiet_filter
     warnings.filterwarnings("ignore", message=_FEATURE_NAMES_WARNING, category=UserWarning)
+    _quiet_filter = warnings.filters[0]

@@ -95,3 +95,13 @@ def test_the_backend_answers_the_same_on_either_form_without_warnings(tmp_path: 
     assert not [w for w in seen if "feature names" in str(w.message)]
     backend.matrix = False
     assert fast == backend.predict(table, {"type": kind})
+
+
+def test_the_warning_filter_comes_back_after_something_took_it_off_the_front() -> None:
+    model = LogisticRegression(max_iter=500).fit(X, Y)
+    assert _accepts(model)
+    table = probe_table(INPUTS, REFERENCE)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")  # what a later filter, or a restored list, would leave first
+        model.predict(to_matrix(table, INPUTS))
+    assert not [w for w in seen if "feature names" in str(w.message)]
