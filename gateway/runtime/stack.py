@@ -39,6 +39,7 @@ from gateway.rlib import ensure_r_library
 from gateway.runtime import privileges, procs
 from gateway.runtime.live_pools import PoolChange, program_inputs, replan
 from gateway.runtime.plan import PLAN_FILE, Endpoint, Plan, PoolPlan, make_plan, make_worker_plan, socket_dir
+from gateway.runtime.reload_lock import ReloadRunning, reload_lock
 from gateway.runtime.render import (
     GRACEFUL_TIMEOUT_S,
     RELAY_DIR,
@@ -232,6 +233,17 @@ def _json_field(text: str, key: str, default: Any) -> Any:
 
 
 def reload(settings: Settings, wait_s: float = 90.0) -> Plan:
+    """_reload, one at a time per stack (gateway.runtime.reload_lock)."""
+    if _supervisord_pid(settings.run_dir) is None:
+        raise StackError(f"no stack is running in {settings.run_dir}; start it with `gateway up`")
+    try:
+        with reload_lock(settings.run_dir):
+            return _reload(settings, wait_s)
+    except ReloadRunning as exc:
+        raise StackError(str(exc)) from None
+
+
+def _reload(settings: Settings, wait_s: float) -> Plan:
     """Apply changed settings to the running stack, keeping its ports; R pools change live.
 
     Re-renders every config, starts the R pools the config adds or changes (a new version,

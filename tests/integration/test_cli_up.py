@@ -29,6 +29,15 @@ from gateway.settings import load_settings
 from tests.integration.conftest import start_stack
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
+# A process holding a stack's reload lock until its stdin closes.
+HOLD_RELOAD_LOCK = """
+import sys
+from pathlib import Path
+from gateway.runtime.reload_lock import reload_lock
+with reload_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
 
 
 def write_config(directory: Path, store: Path) -> Path:
@@ -156,6 +165,19 @@ def test_reload_moves_traffic_between_versions(tmp_path: Path) -> None:
         assert config is not None
         config.write_text(config.read_text(encoding="utf-8").replace("1 = 100", "1 = 0\n2 = 100"),
                           encoding="utf-8")
+        # A reload while another holds the stack's lock is refused, naming it, and changes nothing.
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_RELOAD_LOCK, str(running.run_dir)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            refused = subprocess.run([GATEWAY, "reload", "--config", str(config)], capture_output=True, text=True,
+                                     timeout=120, check=False)
+        finally:
+            holder.communicate("", timeout=30)
+        assert refused.returncode == 1
+        assert f"another `gateway reload` is running on the stack in {running.run_dir} (pid {holder.pid})" \
+            in refused.stderr
+        assert {running.post("/models/iris/predict", json=[row]).json()["version"] for _ in range(10)} == {"1"}
         stack.reload(load_settings(config, env={}))
         deadline = time.monotonic() + 30
         while running.post("/models/iris/predict", json=[row]).json()["version"] != "2":
