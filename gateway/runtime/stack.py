@@ -28,6 +28,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
+from gateway import tracing
 from gateway.backends import KINDS
 from gateway.backends.r_reply import last_r_error
 from gateway.errors import ConfigError
@@ -82,6 +83,7 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         raise StackError(f"processes of an earlier stack in {run_dir} outlived its supervisord "
                          f"(pids {sorted(p.pid for p in orphans)}); stop them with `gateway down`")
     shutil.rmtree(run_dir / RELAY_DIR, ignore_errors=True)  # sockets of a stack that was killed
+    tracing.wanted(_child_env())  # a bad OTEL_* setting: one line now, not a Gunicorn boot loop
     if listen is None:
         plan = make_plan(settings, port=port)
         # Fail here, in seconds and with the config's words, before anything starts: every

@@ -203,3 +203,16 @@ def test_reload_with_a_changed_gunicorn_setting_replaces_every_worker(tmp_path: 
         assert len(after) == 2 and not after & before
         assert "threads = 6" in (running.run_dir / "gunicorn.conf.py").read_text(encoding="utf-8")
         assert running.post("/models/iris/predict", json=[row]).status_code == 200
+
+
+def test_up_refuses_an_otel_exporter_it_does_not_ship_before_starting_anything(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    build_iris(store)
+    config = write_config(tmp_path, store)
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "zipkin"}
+    refused = subprocess.run([GATEWAY, "up", "--detach", "--config", str(config)], capture_output=True, text=True,
+                             env=env, timeout=120, check=False)
+    assert refused.returncode == 2, refused.stderr
+    assert "OTEL_TRACES_EXPORTER='zipkin': the gateway ships the exporters" in refused.stderr
+    assert stack._supervisord_pid(tmp_path / "run") is None
+    assert not (tmp_path / "run" / "supervisord.conf").exists()
