@@ -125,6 +125,7 @@ def _column_values(data: bytes, kind: str, rows: int, missing: list[int]) -> lis
         raise ValueError(f"an output of unknown type {kind!r}")
     if len(values) != rows:
         raise ValueError(f"{len(values)} values for {rows} rows")
+    out: list[Any] = values  # holds None too (mypy narrowed `values` to its first assignment)
     for row in missing:
-        values[row - 1] = None
-    return values
+        out[row - 1] = None
+    return out

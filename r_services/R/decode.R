@@ -81,7 +81,7 @@ read_binary_wire <- function(body) {
     types[[i]] <- spec[["type"]]
     offset <- offset + size
   }
-  names(columns) <- names(types) <- vapply(head[["columns"]], function(c) as.character(c[["name"]]), "")
+  names(columns) <- names(types) <- vapply(head[["columns"]], function(c) as.character(c[["name"]] %||% ""), "")
   list(columns = columns, types = types, params = head[["params"]] %||% list())
 }
 
