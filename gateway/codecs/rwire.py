@@ -41,6 +41,9 @@ def check_r_values(table: Table, inputs: Sequence[InputSpec], model: str | None 
 
 
 def _check_r_integers(name: str, values: list[Any], model: str | None) -> None:
+    present = [v for v in values if v is not None] if None in values else values
+    if not present or (R_INTEGER[0] <= min(present) and max(present) <= R_INTEGER[1]):
+        return  # min and max at C speed; the loop below only runs to name the row
     for row, value in enumerate(values, start=1):
         if value is not None and not R_INTEGER[0] <= value <= R_INTEGER[1]:
             raise InvalidInput(
