@@ -125,6 +125,8 @@ def _column_values(data: bytes, kind: str, rows: int, missing: list[int]) -> lis
         raise ValueError(f"an output of unknown type {kind!r}")
     if len(values) != rows:
         raise ValueError(f"{len(values)} values for {rows} rows")
+    if not all(type(row) is int and 1 <= row <= rows for row in missing):
+        raise ValueError("a missing row outside 1..rows")
     out: list[Any] = values  # holds None too (mypy narrowed `values` to its first assignment)
     for row in missing:
         out[row - 1] = None

@@ -68,7 +68,11 @@ read_binary_wire <- function(body) {
   header <- rawToChar(body[seq_len(newline - 1L)])
   Encoding(header) <- "UTF-8"
   head <- jsonlite::fromJSON(header, simplifyVector = FALSE)
-  rows <- as.integer(head[["rows"]])
+  rows <- head[["rows"]]
+  if (!is.numeric(rows) || length(rows) != 1 || is.na(rows) || rows < 0 || rows != round(rows)) {
+    stop("'rows' must be a count", call. = FALSE)
+  }
+  rows <- as.integer(rows)
   offset <- newline
   columns <- vector("list", length(head[["columns"]]))
   types <- vector("list", length(columns))
@@ -86,6 +90,12 @@ read_binary_wire <- function(body) {
 }
 
 read_binary_column <- function(bytes, type, rows, missing, name) {
+  # Sizes checked before reading: readBin would allocate `rows` strings whatever the bytes hold.
+  width <- switch(type, double = 8L, integer = 4L, logical = 4L, 1L)
+  fits <- if (width == 1L) rows <= length(bytes) else rows * width == length(bytes)
+  if (!fits || any(missing < 1L | missing > rows)) {
+    stop(sprintf("column '%s' does not hold %d values in %d bytes", name, rows, length(bytes)), call. = FALSE)
+  }
   values <- switch(type,
     double = readBin(bytes, "double", n = rows, size = 8L, endian = "little"),
     integer = readBin(bytes, "integer", n = rows, size = 4L, endian = "little"),

@@ -192,8 +192,10 @@ def test_what_only_the_json_wire_says_right_goes_as_json(columns: dict[str, list
     "content",
     [b"no header", b'{"rows": 2}\n', b'{"rows": 1, "shape": "vector", "columns": '
      b'[{"name": null, "type": "double", "bytes": 16, "missing": []}]}\n12345678',
-     b'{"rows": 1, "shape": "vector", "columns": [{"name": null, "type": "raw", "bytes": 0, "missing": []}]}\n'],
-    ids=["no newline", "no shape", "short body", "unknown type"],
+     b'{"rows": 1, "shape": "vector", "columns": [{"name": null, "type": "raw", "bytes": 0, "missing": []}]}\n',
+     b'{"rows": 1, "shape": "vector", "columns": [{"name": null, "type": "double", "bytes": 8, "missing": [0]}]}\n'
+     + bytes(8)],
+    ids=["no newline", "no shape", "short body", "unknown type", "missing row 0"],
 )
 def test_an_unreadable_binary_reply_is_a_value_error(content: bytes) -> None:
     with pytest.raises(ValueError):

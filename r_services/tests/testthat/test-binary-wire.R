@@ -105,3 +105,25 @@ test_that("the worker's direct and Plumber routes answer a binary request in bin
   expect_identical(broken$status, 400L)
   expect_match(jsonlite::fromJSON(broken$body)$error$message, "the binary body is not readable")
 })
+
+test_that("a binary body whose sizes do not add up is a 400, before R allocates what it claims", {
+  frame <- cars_frame()
+  loaded <- load_model(save_model(lm(mpg ~ wt, data = frame), tempfile("store-"), "sizes", frame["wt"]))
+  body <- function(header, bytes) c(charToRaw(header), as.raw(10L), bytes)
+  column <- function(type, bytes, missing = "") {
+    sprintf('{"name":"wt","type":"%s","bytes":%d,"missing":[%s]}', type, bytes, missing)
+  }
+  hostile <- list(
+    body(sprintf('{"rows":1000000000,"params":{},"columns":[%s]}', column("string", 2)), as.raw(c(65, 0))),
+    body(sprintf('{"rows":2,"params":{},"columns":[%s]}', column("double", 8)), raw(8)),
+    body(sprintf('{"rows":1,"params":{},"columns":[%s]}', column("double", 8, "100000000")), raw(8)),
+    body(sprintf('{"rows":-1,"params":{},"columns":[%s]}', column("double", 8)), raw(8)),
+    body(sprintf('{"rows":1,"params":{},"columns":[%s]}', column("double", 16)), raw(8))
+  )
+  for (request in hostile) {
+    took <- system.time(out <- handle_predict(loaded, request))[["elapsed"]]
+    expect_identical(out$status, 400L)
+    expect_match(jsonlite::fromJSON(out$body)$error$message, "the binary body is not readable")
+    expect_lt(took, 1)
+  }
+})
