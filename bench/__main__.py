@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import backends, bulk, hot_path, serving, stack_latency
+from bench import backends, bulk, hot_path, serving, stack_latency, then_now
 
 BENCHMARKS = {
     "hot_path": hot_path.main,
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "backends": backends.main,
     "serving": serving.main,
     "bulk": bulk.main,
+    "then_now": then_now.main,
 }
 
 

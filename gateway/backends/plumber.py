@@ -30,8 +30,10 @@ from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved, version_order
 from gateway.backends.r_reply import last_r_error, predictions_from_reply
 from gateway.codecs import (
+    BINARY_WIRE_TYPE,
     Table,
     decode_wire_reply,
+    encode_binary_request,
     encode_script_request,
     encode_wire_request,
     normalise_script_reply,
@@ -51,6 +53,7 @@ DEFAULT_BATCH_ROWS = 256  # one R call for up to 256 rows costs about what one r
 # so the cap is only a guard against a call that hangs.
 DEFAULT_BATCH_WAIT_MS = 50.0
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+_BINARY = {"Content-Type": BINARY_WIRE_TYPE}  # gatewayr's binary wire (gateway/codecs/rwire_binary.py)
 # Tells a user's script that the gateway's predict contract is calling: an R error then answers
 # R's message in the wire format, where a client of the script's own routes gets Plumber's
 # message-free {"error":"500 - Internal server error"} (gatewayr's add_script_errors).
@@ -153,8 +156,12 @@ class PlumberPool(Backend):
         """Nothing to load here: supervisord runs the pool; readiness comes from health()."""
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
-        body = encode_wire_request(table, self.meta.inputs, params, self.model.name)
-        reply = self._post("/predict", body)
+        """The binary wire when the table fits it (R reads each column in one step), else JSON."""
+        binary = encode_binary_request(table, self.meta.inputs, params, self.model.name)
+        if binary is None:
+            reply = self._post("/predict", encode_wire_request(table, self.meta.inputs, params, self.model.name))
+        else:
+            reply = self._post("/predict", binary, _BINARY)
         return self._decode(reply, lambda doc: decode_wire_reply(doc, table.n_rows))
 
 
@@ -268,9 +275,10 @@ class PlumberPool(Backend):
         return reply
 
     def _decode(self, reply: urllib3.BaseHTTPResponse, to_predictions: Any) -> list[Any]:
+        binary = reply.headers.get("Content-Type", "").startswith(BINARY_WIRE_TYPE)
         return predictions_from_reply(
             reply.status, reply.data, to_predictions,
-            model=self.model.name, source="the R worker", script=self.pool.kind == "script",
+            model=self.model.name, source="the R worker", script=self.pool.kind == "script", binary=binary,
         )
 
     def _transport_error(self, exc: Exception) -> GatewayError:

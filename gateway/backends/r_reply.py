@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from gateway.codecs import decode_binary_reply
 from gateway.errors import BadGateway, GatewayError, GatewayTimeout, InvalidInput, ModelError, ModelProblem
 
 
@@ -26,12 +27,20 @@ def predictions_from_reply(
     model: str,
     source: str,
     script: bool = False,
+    binary: bool = False,
 ) -> list[Any]:
     """One prediction per row from an R reply; raises the GatewayError the reply stands for.
 
     `source` names who answered in messages ("the R worker", "the embedded R"); `script` is
-    True for a user's own Plumber script, whose 4xx replies are the model's own refusals.
+    True for a user's own Plumber script, whose 4xx replies are the model's own refusals;
+    `binary` says the body is the binary wire's reply (gateway/codecs/rwire_binary.py).
     """
+    if binary and status < 400:
+        try:
+            return to_predictions(decode_binary_reply(content))
+        except ValueError as exc:
+            raise BadGateway(f"{source} for model '{model}' answered an unusable reply: {exc}",
+                             model=model) from None
     try:
         document = orjson.loads(content)
     except orjson.JSONDecodeError:

@@ -26,7 +26,7 @@ from gateway import tracing
 from gateway.backends.base import Backend, BatchDefaults, Health
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved
 from gateway.backends.r_reply import predictions_from_reply
-from gateway.codecs import Table, decode_wire_reply, encode_wire_request
+from gateway.codecs import Table, decode_wire_reply, encode_binary_request, encode_wire_request
 from gateway.errors import ConfigError, GatewayTimeout
 from gateway.integrity import file_problem
 from gateway.meta import ModelMeta
@@ -50,7 +50,8 @@ list(
       list(status = 500L, body = jsonlite::toJSON(error, auto_unbox = TRUE))
     })
     timings <- if (is.null(out$timings)) "" else as.character(out$timings)
-    list(status = as.integer(out$status), body = as.character(out$body), timings = timings)
+    body <- if (is.raw(out$body)) out$body else as.character(out$body)  # raw: the binary wire's reply
+    list(status = as.integer(out$status), body = body, timings = timings)
   }
 )
 """
@@ -130,16 +131,28 @@ class EmbeddedR:
                 raise ConfigError(f"{where}: R could not load {directory}: {out[1][0]}")
             return out[1]
 
-    def predict(self, loaded: Any, body: str, timeout_s: float) -> tuple[int, bytes, str]:
-        """handle_predict(loaded, body) → (status, body, R's phase timings). Call with self.lock held."""
+    def predict(self, loaded: Any, body: str | bytes, timeout_s: float) -> tuple[int, bytes, str, bool]:
+        """handle_predict(loaded, body) → (status, body, R's phase timings, whether the body is the
+        binary wire's reply). `body` is JSON text, or bytes of the binary wire, which reach R as
+        one raw vector. Call with self.lock held."""
         ri = self._ri
         try:
-            out = self._helpers[1](loaded, ri.StrSexpVector([body]), ri.FloatSexpVector([timeout_s]))
-            status, text, timings = int(out[0][0]), str(out[1][0]), str(out[2][0])
-            del out  # release the R object while the lock is still held
-            return status, text.encode("utf-8"), timings
+            sent = ri.ByteSexpVector(body) if isinstance(body, bytes) else ri.StrSexpVector([body])
+            out = self._helpers[1](loaded, sent, ri.FloatSexpVector([timeout_s]))
+            status, timings = int(out[0][0]), str(out[2][0])
+            binary = out[1].typeof == ri.RTYPES.RAWSXP
+            content = _raw_bytes(out[1]) if binary else str(out[1][0]).encode("utf-8")
+            del out, sent  # release the R objects while the lock is still held
+            return status, content, timings, binary
         except ri.embedded.RRuntimeError as exc:  # an error R raised outside the helper's tryCatch
-            return 500, _error_json("internal", str(exc).strip()), ""
+            return 500, _error_json("internal", str(exc).strip()), "", False
+
+
+def _raw_bytes(vector: Any) -> bytes:
+    """An R raw vector's bytes in one copy (iterating it from Python costs a call per byte)."""
+    from rpy2.rinterface_lib import openrlib
+
+    return bytes(openrlib.ffi.buffer(openrlib.rlib.RAW(vector.__sexp__._cdata), len(vector)))
 
 
 def _error_json(code: str, message: str) -> bytes:
@@ -182,7 +195,10 @@ class Rpy2Backend(Backend):
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
         name, timeout_s = self.model.name, self.model.timeout_s
         started = time.monotonic()  # the budget covers encoding, R's decoding and validation too
-        body = encode_wire_request(table, self.meta.inputs, params, self.model.name).decode("utf-8")
+        # The binary wire when the table fits it (R reads each column in one step), else JSON.
+        body: str | bytes | None = encode_binary_request(table, self.meta.inputs, params, self.model.name)
+        if body is None:
+            body = encode_wire_request(table, self.meta.inputs, params, self.model.name).decode("utf-8")
         if not self._r.lock.acquire(timeout=max(0.0, timeout_s - (time.monotonic() - started))):
             raise GatewayTimeout(
                 f"model '{name}' did not answer within its timeout of {timeout_s:g} s "
@@ -191,7 +207,8 @@ class Rpy2Backend(Backend):
         try:  # R gets what is left of the budget after waiting for the lock
             remaining = max(0.01, timeout_s - (time.monotonic() - started))
             with tracing.r_call("rpy2") as r_side:  # R's phases as child spans (gateway/tracing.py)
-                status, content, r_side[tracing.R_TIMINGS_HEADER] = self._r.predict(self._loaded, body, remaining)
+                status, content, r_side[tracing.R_TIMINGS_HEADER], binary = self._r.predict(
+                    self._loaded, body, remaining)
         finally:
             self._r.lock.release()
         # R answers 504 with what was left of the budget; the caller hears the configured timeout.
@@ -200,6 +217,7 @@ class Rpy2Backend(Backend):
                                  model=name)
         return predictions_from_reply(
             status, content, lambda doc: decode_wire_reply(doc, table.n_rows), model=name, source=SOURCE,
+            binary=binary,
         )
 
     def batching(self) -> BatchDefaults:

@@ -22,11 +22,7 @@ def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[
     NA_integer_, so such a value would silently become a missing value and a null prediction;
     R's strings end at a NUL character, so "a\\u0000b" would reach the model as "a".
     """
-    for spec in inputs:
-        if spec.type == "integer" and spec.name in table.columns:
-            _check_r_integers(spec.name, table.columns[spec.name], model)
-        if spec.type == "string" and spec.name in table.columns:
-            _check_r_strings(spec.name, table.columns[spec.name], model)
+    check_r_values(table, inputs, model)
     document = {
         "columns": table.columns,
         "types": {spec.name: spec.type for spec in inputs},
@@ -35,7 +31,19 @@ def encode_wire_request(table: Table, inputs: Sequence[InputSpec], params: dict[
     return orjson.dumps(document)
 
 
+def check_r_values(table: Table, inputs: Sequence[InputSpec], model: str | None = None) -> None:
+    """Raise InvalidInput for the first value R cannot hold (see encode_wire_request)."""
+    for spec in inputs:
+        if spec.type == "integer" and spec.name in table.columns:
+            _check_r_integers(spec.name, table.columns[spec.name], model)
+        if spec.type == "string" and spec.name in table.columns:
+            _check_r_strings(spec.name, table.columns[spec.name], model)
+
+
 def _check_r_integers(name: str, values: list[Any], model: str | None) -> None:
+    present = [v for v in values if v is not None] if None in values else values
+    if not present or (R_INTEGER[0] <= min(present) and max(present) <= R_INTEGER[1]):
+        return  # min and max at C speed; the loop below only runs to name the row
     for row, value in enumerate(values, start=1):
         if value is not None and not R_INTEGER[0] <= value <= R_INTEGER[1]:
             raise InvalidInput(

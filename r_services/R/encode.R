@@ -79,3 +79,59 @@ encode_predictions <- function(x) {
   body <- if (is.data.frame(x) || is.matrix(x)) json_columns(x) else json_array(x)
   paste0("{\"predictions\":", body, "}")
 }
+
+# The binary wire's reply (a request that came in binary gets one): the layout of
+# read_binary_wire, with {"rows", "shape": "vector" | "columns", "columns": [...]} in the header.
+# Doubles go as their 8 bytes, so none is turned into text and back (shortest_double took a third
+# of R's time at 10 000 rows); each value reads back as the same double the JSON reply gives.
+binary_column <- function(x, name = NULL) {
+  if (is.factor(x)) {
+    x <- as.character(x)
+  } else if (inherits(x, "Date")) {
+    x <- format_date(x)
+  } else if (inherits(x, "POSIXt")) {
+    x <- format_datetime(as.POSIXct(x))
+  }
+  missing <- if (is.double(x)) which(!is.finite(x)) else which(is.na(x))
+  if (is.logical(x) || is.integer(x)) {
+    type <- if (is.logical(x)) "logical" else "integer"
+    bytes <- writeBin(as.integer(x), raw(), size = 4L, endian = "little")
+  } else if (is.double(x)) {
+    type <- "double"
+    x[missing] <- 0
+    bytes <- writeBin(as.numeric(x), raw(), size = 8L, endian = "little")
+  } else if (is.character(x)) {
+    type <- "string"
+    x <- enc2utf8(x)
+    x[missing] <- ""
+    bytes <- writeBin(x, raw())
+  } else {
+    stop(sprintf("cannot encode predictions of class '%s' as JSON", paste(class(x), collapse = "/")),
+         call. = FALSE)
+  }
+  # The header by hand: jsonlite::toJSON costs about 0.3 ms a call, as much as a 1-row predict.
+  head <- sprintf("{\"name\":%s,\"type\":\"%s\",\"bytes\":%d,\"missing\":[%s]}",
+                  if (is.null(name)) "null" else json_strings(name), type, length(bytes),
+                  paste(missing, collapse = ","))
+  list(head = head, bytes = bytes)
+}
+
+#' Encode predictions as the binary wire reply.
+#'
+#' @param x as for encode_predictions().
+#' @return a raw vector: the header line, then each column's values.
+#' @noRd
+encode_predictions_binary <- function(x) {
+  columnar <- is.data.frame(x) || is.matrix(x)
+  columns <- if (!columnar) {
+    list(binary_column(x))
+  } else {
+    vectors <- if (is.matrix(x)) lapply(seq_len(ncol(x)), function(j) x[, j]) else as.list(x)
+    labels <- colnames(x) %||% as.character(seq_along(vectors))
+    Map(binary_column, vectors, labels)
+  }
+  header <- sprintf("{\"rows\":%d,\"shape\":\"%s\",\"columns\":[%s]}",
+                    if (columnar) nrow(x) else length(x), if (columnar) "columns" else "vector",
+                    paste(vapply(columns, `[[`, "", "head"), collapse = ","))
+  c(charToRaw(header), as.raw(10L), unlist(lapply(columns, `[[`, "bytes"), use.names = FALSE))
+}

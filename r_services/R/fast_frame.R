@@ -33,6 +33,13 @@ fast_column <- function(values, spec) {
     logical = rep(NA, length(values)),
     rep(NA_character_, length(values))
   )
+  typed_column(out, present, flat, spec)
+}
+
+# `out` (the column's NAs), the present values `flat` and where they go → the typed column, or
+# NULL when a value does not fit. Shared by the JSON wire (fast_column) and the binary wire
+# (vector_column), so both build the same data.frame.
+typed_column <- function(out, present, flat, spec) {
   if (spec$type == "integer") {
     if (!all(is.finite(flat) & flat == round(flat) & abs(flat) <= .Machine$integer.max)) return(NULL)
     flat <- as.integer(flat)
@@ -60,14 +67,24 @@ fast_column <- function(values, spec) {
   )
 }
 
+# One binary wire column (an atomic vector, NA where the gateway sent null) → its typed column,
+# or NULL. The vector's kind is the declared type's (read_binary_wire made it so).
+vector_column <- function(vector, spec) {
+  present <- !is.na(vector)
+  if (isFALSE(spec$nullable) && !all(present)) return(NULL)
+  typed_column(vector, present, vector[present], spec)
+}
+
 #' Wire columns → a data.frame when every column fits the schema, else NULL.
 #'
-#' @param columns named list of columns, each a list of parsed JSON values (NULL for null).
+#' @param columns named list of columns, each a list of parsed JSON values (NULL for null), or
+#'   (with `column = vector_column`) an atomic vector from the binary wire.
 #' @param inputs the model's inputs schema (list of {name, type, levels, nullable}).
+#' @param column builds one column from its values and spec, or answers NULL.
 #' @return a data.frame with the schema's column types, or NULL when the value-by-value path
 #'   must decide (it reports the first problem).
 #' @noRd
-fast_frame <- function(columns, inputs) {
+fast_frame <- function(columns, inputs, column = fast_column) {
   schema <- read_inputs(inputs)
   if (length(schema) == 0 || length(columns) == 0) return(NULL)
   names_in_schema <- vapply(schema, `[[`, "", "name")
@@ -77,9 +94,9 @@ fast_frame <- function(columns, inputs) {
   specs <- stats::setNames(schema, names_in_schema)
   decoded <- vector("list", length(columns))
   for (i in seq_along(columns)) {
-    column <- fast_column(columns[[i]], specs[[names(columns)[[i]]]])
-    if (is.null(column)) return(NULL)
-    decoded[[i]] <- column
+    built <- column(columns[[i]], specs[[names(columns)[[i]]]])
+    if (is.null(built)) return(NULL)
+    decoded[[i]] <- built
   }
   names(decoded) <- names(columns)
   # Every column is a plain vector of `rows` values: data.frame()'s checks cost 80 us per call.

@@ -42,7 +42,11 @@ shape_problem <- function(request, inputs) {
   }
   lengths <- unique(lengths(request[["columns"]]))
   if (length(lengths) > 1) return("all columns must hold the same number of values")
-  declared <- request[["types"]] %||% list()
+  declared_problem(request[["types"]] %||% list(), inputs)
+}
+
+# A 400 message when a column's declared type is not the model's, or NULL.
+declared_problem <- function(declared, inputs) {
   for (spec in inputs) {
     type <- declared[[spec$name]]
     if (!is.null(type) && !identical(type, spec$type)) {
@@ -76,7 +80,8 @@ safely_predict <- function(loaded, frame, params, timeout_s = Inf) {
 #' Handle one wire request for a loaded model.
 #'
 #' @param loaded the result of load_model().
-#' @param body_text the request body.
+#' @param body_text the request body: JSON text (the wire format), or a raw vector in the binary
+#'   wire layout (read_binary_wire), whose 200 reply is binary too (a raw vector).
 #' @param timeout_s seconds the model may run (the model's `timeout_s`); Inf for no limit.
 #' @return list(status, body, rows, message, timings): 200 with the predictions; 400 bad_request (malformed JSON,
 #'   wrong shape, unknown param); 422 invalid_input (the data don't fit the schema);
@@ -112,20 +117,25 @@ arm_until <- function(deadline) {
 
 handle_in_time <- function(loaded, body_text, deadline, clock = phase_clock()) {
   meta <- loaded$meta
-  request <- tryCatch(jsonlite::fromJSON(body_text, simplifyVector = FALSE), error = function(e) e)
+  binary <- is.raw(body_text)
+  request <- tryCatch(if (binary) read_binary_wire(body_text) else jsonlite::fromJSON(body_text, simplifyVector = FALSE),
+                      error = function(e) e)
   lap(clock, "parse")
   if (inherits(request, "error")) {
     if (proc.time()[["elapsed"]] >= deadline) stop(request)
-    return(fail(400, "bad_request", paste0("the body is not valid JSON: ", conditionMessage(request))))
+    what <- if (binary) "the binary body is not readable: " else "the body is not valid JSON: "
+    return(fail(400, "bad_request", paste0(what, conditionMessage(request))))
   }
-  problem <- shape_problem(request, loaded$inputs) %||% params_problem(request[["params"]] %||% list(), meta)
+  problem <- if (binary) declared_problem(request[["types"]], loaded$inputs) else shape_problem(request, loaded$inputs)
+  problem <- problem %||% params_problem(request[["params"]] %||% list(), meta)
   if (!is.null(problem)) return(fail(400, "bad_request", problem))
   rows <- if (length(request[["columns"]]) > 0) length(request[["columns"]][[1]]) else 0L
-  frame <- fast_frame(request[["columns"]], loaded$inputs)
+  frame <- fast_frame(request[["columns"]], loaded$inputs, if (binary) vector_column else fast_column)
   if (is.null(frame)) {  # something unusual: check value by value, and name the first problem
-    check <- validate_frame(request[["columns"]], loaded$inputs, meta$name)
+    values <- if (binary) as_json_values(request[["columns"]]) else request[["columns"]]
+    check <- validate_frame(values, loaded$inputs, meta$name)
     if (check$status != 200L) return(fail(422, "invalid_input", check$detail, rows))
-    frame <- columns_to_frame(request[["columns"]], request[["types"]] %||% list(), loaded$inputs)
+    frame <- columns_to_frame(values, request[["types"]] %||% list(), loaded$inputs)
   }
   params <- request[["params"]] %||% list()
   lap(clock, "validate")
@@ -141,7 +151,8 @@ handle_in_time <- function(loaded, body_text, deadline, clock = phase_clock()) {
     return(fail(500, "internal", sprintf("model '%s' returned %d predictions for %d rows",
                                          meta$name, prediction_count(result), nrow(frame)), rows))
   }
-  body <- tryCatch(encode_predictions(result), error = function(e) e)
+  body <- tryCatch(if (binary) encode_predictions_binary(result) else encode_predictions(result),
+                   error = function(e) e)
   lap(clock, "encode")
   if (inherits(body, "error")) {
     if (proc.time()[["elapsed"]] >= deadline) stop(body)

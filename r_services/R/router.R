@@ -29,6 +29,16 @@ raw_text <- function(raw) {
   text
 }
 
+# The predict body as handle_predict takes it: the raw bytes for the gateway's binary wire
+# (read_binary_wire), else UTF-8 text (the JSON wire).
+predict_body <- function(raw, content_type) {
+  binary <- !is.null(content_type) && startsWith(content_type, BINARY_WIRE_TYPE)
+  if (binary) raw %||% raw(0) else raw_text(raw)
+}
+
+# The reply's content type: a raw body is the binary wire's reply.
+reply_type <- function(body) if (is.raw(body)) BINARY_WIRE_TYPE else "application/json"
+
 # One predict, timed and logged: the Plumber route and the worker's direct route share it.
 logged_predict <- function(loaded, body, request_id, timeout_s) {
   started <- as.numeric(Sys.time())
@@ -40,9 +50,11 @@ logged_predict <- function(loaded, body, request_id, timeout_s) {
 
 add_predict <- function(pr, loaded, timeout_s = Inf) {
   plumber::pr_post(pr, "/predict", function(req, res) {
-    out <- logged_predict(loaded, body_text(req), req$HTTP_X_REQUEST_ID, timeout_s)
+    out <- logged_predict(loaded, predict_body(req$bodyRaw, req$CONTENT_TYPE), req$HTTP_X_REQUEST_ID, timeout_s)
     for (name in names(timing_headers(out))) res$setHeader(name, out$timings)  # for the gateway's trace
     send_json(res, out$status, out$body)
+    res$setHeader("Content-Type", reply_type(out$body))
+    res
   }, parsers = character(0))  # no parser at all: plumber's "none" fails on any body in 1.2.1
 }
 
@@ -64,10 +76,10 @@ predict_app <- function(pr, loaded, timeout_s = Inf) {
       if (!identical(req$PATH_INFO, "/predict") || !identical(req$REQUEST_METHOD, "POST")) {
         return(pr$call(req))
       }
-      body <- raw_text(req$rook.input$read())
+      body <- predict_body(req$rook.input$read(), req$CONTENT_TYPE)
       out <- tryCatch(logged_predict(loaded, body, req$HTTP_X_REQUEST_ID, timeout_s),
                       error = function(e) reply(500, error_json("internal", conditionMessage(e))))
-      list(status = out$status, headers = c(list("Content-Type" = "application/json"), timing_headers(out)),
+      list(status = out$status, headers = c(list("Content-Type" = reply_type(out$body)), timing_headers(out)),
            body = out$body)
     },
     onHeaders = function(req) pr$onHeaders(req),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from gateway.backends.plumber import UPSTREAM_FAILED_HEADER, PlumberPool, pool_backend
-from gateway.codecs import Table
+from gateway.codecs import BINARY_WIRE_TYPE, Table, encode_binary_request
 from gateway.errors import BadGateway, GatewayTimeout, InvalidInput, ModelError, Unavailable
 from gateway.meta import InputSpec, ModelMeta
 from gateway.runtime.plan import Endpoint, PoolPlan
@@ -89,14 +90,28 @@ def answer(upstream: Upstream, status: int, doc: object, headers: dict[str, str]
     upstream.reply = (status, {"Content-Type": "application/json", **(headers or {})}, json.dumps(doc).encode())
 
 
-def test_sends_the_typed_columnar_wire_format(upstream: Upstream) -> None:
+def test_sends_the_binary_wire_and_reads_a_json_reply(upstream: Upstream) -> None:
     answer(upstream, 200, {"predictions": [21.5, 19.25]})
     assert backend_for(upstream).predict(TABLE, {"type": "response"}) == [21.5, 19.25]
     path, content_type, body = upstream.received[0]
     assert path == "/r/mtcars/predict"
+    assert content_type == BINARY_WIRE_TYPE
+    assert body == encode_binary_request(TABLE, INPUTS, {"type": "response"})
+
+
+def test_reads_a_binary_reply(upstream: Upstream) -> None:
+    reply = b'{"rows":2,"shape":"vector","columns":[{"name":null,"type":"double","bytes":16,"missing":[2]}]}\n'
+    upstream.reply = (200, {"Content-Type": BINARY_WIRE_TYPE}, reply + struct.pack("<2d", 21.5, 0.0))
+    assert backend_for(upstream).predict(TABLE, {}) == [21.5, None]
+
+
+def test_a_table_the_binary_wire_cannot_carry_goes_as_the_typed_columnar_json(upstream: Upstream) -> None:
+    answer(upstream, 200, {"predictions": [21.5]})
+    backend_for(upstream).predict(Table.from_records([{"wt": 2.5, "am": "man\x00ual"}]), {"type": "response"})
+    _, content_type, body = upstream.received[0]
     assert content_type == "application/json"
     assert json.loads(body) == {
-        "columns": {"wt": [2.5, 3.0], "am": ["manual", "auto"]},
+        "columns": {"wt": [2.5], "am": ["man\x00ual"]},
         "types": {"wt": "double", "am": "factor"},
         "params": {"type": "response"},
     }
