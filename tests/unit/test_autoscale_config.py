@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import struct
 import socket
 import subprocess
 import threading
@@ -99,13 +100,16 @@ def test_a_fixed_pool_renders_as_before_with_no_scaler(tmp_path: Path) -> None:
 
 
 class Nginx:
-    """Stands in for the internal NGINX: answers every predict with one prediction per row."""
+    """Stands in for the internal NGINX: answers every predict with its column x (binary wire in,
+    JSON out, which a worker may also answer)."""
 
     def __init__(self) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                payload = json.dumps({"predictions": body["columns"]["x"]}).encode()
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                header, _, data = body.partition(b"\n")
+                rows = json.loads(header)["rows"]
+                payload = json.dumps({"predictions": list(struct.unpack(f"<{rows}d", data[:8 * rows]))}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
