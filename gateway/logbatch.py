@@ -10,6 +10,7 @@ most PIPE_BUF bytes, so lines stay whole even with other processes writing to th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -61,10 +62,8 @@ class LineBatcher:
         while True:
             self._pending.wait()  # idle: asleep here, no polling
             self._full.wait(self.delay_s)
-            try:
+            with contextlib.suppress(OSError):  # the reader is gone (the stack stops): batch dropped
                 self.flush()
-            except OSError:  # the reader is gone (the stack is stopping): the batch is dropped
-                pass
 
 
 def chunks(lines: list[bytes], limit: int) -> list[bytes]:
