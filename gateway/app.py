@@ -48,7 +48,7 @@ def create_app_from_env() -> Flask:
     from gateway.settings import load_settings
 
     settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
-    instrument.log_requests_to_stdout()
+    instrument.log_requests_to_stdout(settings.server.log_flush_ms)
     tracing.configure_from_env()  # in the worker, after the fork: OTEL_* from supervisord's environment
     return create_app(settings, Plan.load(Path(os.environ["GATEWAY_PLAN"])))
 

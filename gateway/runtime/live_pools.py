@@ -67,7 +67,7 @@ def program_inputs(settings: Settings) -> tuple[object, ...]:
     """The settings every R program's supervisord section says besides its pool: when they
     change, supervisord would restart each program in place (a gap), so every pool is replaced."""
     server = settings.server
-    return server.user, server.r_user, server.log_max_bytes, server.log_backups
+    return server.user, server.r_user, server.log_max_bytes, server.log_backups, server.log_flush_ms
 
 
 def _runs(pool: PoolPlan) -> tuple[object, ...]:

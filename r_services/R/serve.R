@@ -67,6 +67,10 @@ listen_url <- function(host, port) {
 #' @param app the httpuv app to serve: the router itself, or one that hands it most requests.
 #' @noRd
 run_router <- function(pr, host, port, app = pr) {
+  # Request lines still buffered (reqlog.R) leave when the loop ends: on an error or an interrupt.
+  # supervisord's SIGTERM ends R at once, without on.exit: see docs/observability.md for why that
+  # loses nothing when the gateway stops (R workers stop last, after the batch's delay).
+  on.exit(flush_request_log(), add = TRUE)
   unix <- startsWith(host, "unix:")
   if (!unix && identical(app, pr)) {
     return(plumber::pr_run(pr, host = host, port = as.integer(port), docs = FALSE, quiet = TRUE))

@@ -39,7 +39,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
                                "topology", "client", "settings", "private_files", "unix_http", "poolstate",
-                               "hoststate", "tracing", "status_series", "psi"})),
+                               "hoststate", "tracing", "status_series", "psi", "logbatch"})),
 )
 # Imports between groups of one layer, by importing group.
 SIDEWAYS: dict[str, frozenset[str]] = {

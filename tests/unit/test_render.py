@@ -170,7 +170,8 @@ def test_supervisord_runs_each_pool_as_a_group(rendered: dict[str, Path], plan: 
         # the entrypoint is package data (gateway/_r, a symlink to plumber/ in a checkout)
         assert command == ["Rscript", str(REPO_ROOT / "gateway" / "_r" / "plumber" / "worker.R"), "/store/mtcars/2",
                            "127.0.0.1", str(port), "20"]
-        assert conf.get(f"program:{name}", "environment") == f'R_LIBS="{REPO_ROOT / ".rlib"}",GATEWAY_MODEL="mtcars"'
+        assert conf.get(f"program:{name}", "environment") == (
+            f'R_LIBS="{REPO_ROOT / ".rlib"}",GATEWAY_MODEL="mtcars",GATEWAY_LOG_FLUSH_MS="100"')
         assert conf.get(f"program:{name}", "autorestart") == "true"
     cars = conf.get("program:plumber-cars-1", "command").split()
     assert cars[1] == str(REPO_ROOT / "gateway" / "_r" / "plumber" / "script.R")

@@ -2,11 +2,13 @@
 # and stop it by its PID when the test ends.
 
 # Start `Rscript <entrypoint> <target> 127.0.0.1 <port>`; returns list(url, pid, log).
-start_entrypoint <- function(entrypoint, target, env = parent.frame()) {
+# `vars`: more environment variables, c(NAME = "value").
+start_entrypoint <- function(entrypoint, target, env = parent.frame(), vars = character()) {
   port <- httpuv::randomPort()
   log <- tempfile("entrypoint-", fileext = ".log")
   rscript <- file.path(R.home("bin"), "Rscript")
-  command <- sprintf("R_LIBS=%s exec %s %s %s 127.0.0.1 %d > %s 2>&1 & echo $!",
+  command <- sprintf("%sR_LIBS=%s exec %s %s %s 127.0.0.1 %d > %s 2>&1 & echo $!",
+                     paste0(names(vars), "=", shQuote(vars), " ", recycle0 = TRUE, collapse = ""),
                      shQuote(paste(.libPaths(), collapse = ":")), shQuote(rscript),
                      shQuote(repo_file("plumber", entrypoint)), shQuote(target), port, shQuote(log))
   pid <- as.integer(system2("bash", c("-c", shQuote(command)), stdout = TRUE))

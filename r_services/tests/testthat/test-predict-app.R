@@ -52,8 +52,11 @@ test_that("a request log line is written for each direct predict, with its id", 
   dir <- save_model(lm(mpg ~ wt, data = frame), tempfile("store-"), "logged", frame["wt"])
   loaded <- load_model(dir)
   app <- predict_app(model_router(dir, loaded), loaded)
-  lines <- capture.output(invisible(app$call(rook_request("POST", "/predict", wire_request(frame[1:2, "wt", drop = FALSE]),
-                                                list(HTTP_X_REQUEST_ID = "direct-1")))), type = "message")
+  lines <- capture.output(type = "message", {
+    invisible(app$call(rook_request("POST", "/predict", wire_request(frame[1:2, "wt", drop = FALSE]),
+                                    list(HTTP_X_REQUEST_ID = "direct-1"))))
+    flush_request_log()  # the line waits in the batch (reqlog.R) until the later callback
+  })
   entry <- jsonlite::fromJSON(lines[grepl("direct-1", lines)][[1]])
   expect_identical(entry[c("model", "rows", "status")], list(model = "logged", rows = 2L, status = 200L))
 })
