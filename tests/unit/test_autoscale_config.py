@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import configparser
 import json
-import struct
 import socket
+import struct
 import subprocess
 import threading
 import time
