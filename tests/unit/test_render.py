@@ -193,6 +193,13 @@ def test_supervisord_starts_r_then_gunicorn_then_nginx(rendered: dict[str, Path]
     assert conf.get("program:nginx", "command").startswith(f"{NGINX} -p {plan.run_dir}/")
 
 
+def test_nginx_access_lines_leave_in_batches_unless_log_flush_ms_is_0(settings: Settings, plan: Plan) -> None:
+    text = render_all(settings, plan)["nginx"].read_text(encoding="utf-8")
+    assert "access_log /dev/stdout gateway buffer=4k flush=100ms;" in text
+    unbatched = dataclasses.replace(settings, server=dataclasses.replace(settings.server, log_flush_ms=0))
+    assert "access_log /dev/stdout gateway;" in render_all(unbatched, plan)["nginx"].read_text(encoding="utf-8")
+
+
 def test_foreground_renders_nodaemon(settings: Settings, plan: Plan) -> None:
     conf = configparser.RawConfigParser()
     conf.read(render_all(settings, plan, foreground=True)["supervisord"])
