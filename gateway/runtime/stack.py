@@ -34,6 +34,7 @@ from gateway.errors import ConfigError
 from gateway.hoststate import client_context
 from gateway.metrics import RESTARTS_FILE, metrics_dir
 from gateway.private_files import UMASK, open_private, private_dir, write_private
+from gateway.probe import get_status
 from gateway.registry import check_models, pin_versions
 from gateway.rlib import ensure_r_library
 from gateway.runtime import privileges, procs
@@ -51,7 +52,6 @@ from gateway.runtime.render import (
 )
 from gateway.script_deps import check_pool_scripts
 from gateway.settings import Settings, cluster_secret, cluster_tls, load_settings
-from gateway.unix_http import get_status
 
 SUPERVISORD_PID = "supervisord.pid"
 SESSION_FILE = "session.json"  # the daemonized supervisord's session: {"sid", "start"}
