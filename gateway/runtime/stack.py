@@ -482,6 +482,7 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
     last = "no answer yet"
     while True:
         elapsed = time.monotonic() - start
+        parts = _parts_up(run_dir, plan)  # before asking: a part that comes up meanwhile ends the nap
         if _supervisord_pid(run_dir) is None and elapsed > 5:
             raise StackError("supervisord exited during start-up")
         fatal = _fatal_programs(run_dir)
@@ -499,29 +500,36 @@ def _wait_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
             last = f"{code} {body[:500]}"
         if elapsed > wait_s:
             raise StackError(f"the stack was not ready within {wait_s:g} s; GET {url}: {last}")
-        _nap(run_dir, plan, 0.2)
+        _nap(run_dir, plan, 0.2, parts)
 
 
-def _nap(run_dir: Path, plan: Plan, longest_s: float) -> None:
-    """Sleep until a part of the stack comes up (a Gunicorn worker has loaded the app, an R
-    worker listens on its socket), at most `longest_s`: /readyz is asked again the moment it
-    may have changed, not up to `longest_s` later. A look is a directory listing and a few
-    stat calls (~0.1 ms every 10 ms); asking /readyz costs ~3 ms of CPU across the stack."""
+def _nap(run_dir: Path, plan: Plan, longest_s: float, seen: tuple[int, ...]) -> None:
+    """Sleep until a part of the stack has come up since `seen` (a Gunicorn worker has loaded the
+    app, an R worker listens on its socket), at most `longest_s`: /readyz is asked again the
+    moment it may have changed, not up to `longest_s` later. A look is a directory listing and a
+    few stat calls (~0.1 ms every 10 ms); asking /readyz costs ~3 ms of CPU across the stack."""
     deadline = time.monotonic() + longest_s
-    seen = _parts_up(run_dir, plan)
     while time.monotonic() < deadline:
         time.sleep(0.01)
         if _parts_up(run_dir, plan) != seen:
             return
 
 
-def _parts_up(run_dir: Path, plan: Plan) -> tuple[int, int]:
-    """(Gunicorn workers that have loaded the app, local R workers whose socket exists)."""
+def _parts_up(run_dir: Path, plan: Plan) -> tuple[int, ...]:
+    """Gunicorn workers that have loaded the app, then when each local R worker's socket was made
+    (0: none yet; a worker binding its socket replaces the file an earlier stack left)."""
     try:
         booted = len(os.listdir(run_dir / WORKERS_READY_DIR))
     except OSError:
         booted = 0
-    return booted, sum(os.path.exists(w.path) for pool in plan.all_pools for w in pool.workers if w.path)
+    return booted, *(_made(w.path) for pool in plan.all_pools for w in pool.workers if w.path)
+
+
+def _made(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _wait_worker_ready(settings: Settings, plan: Plan, wait_s: float) -> None:
