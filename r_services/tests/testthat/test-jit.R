@@ -1,5 +1,6 @@
-# A worker builds its router with R's JIT compiler off (start-up CPU) and serves with the level
-# it had before (requests run compiled code as they always did).
+# The generic worker serves with R's JIT compiler off (start-up CPU and memory; its per-request
+# code is byte-compiled package code); a user's function model is compiled once at load, and a
+# user's Plumber script keeps the JIT.
 
 jit_level <- function() compiler::enableJIT(-1)  # a negative level only reads it
 
@@ -16,43 +17,44 @@ local_jit <- function(level, env = parent.frame()) {
   withr::defer(compiler::enableJIT(previous), envir = env)
 }
 
-test_that("without_jit turns the JIT off for its expression and restores the level, even on error", {
-  local_jit(2)
-  expect_identical(without_jit(jit_level()), 0L)
-  expect_identical(jit_level(), 2L)
-  expect_error(without_jit(stop("a broken router")), "a broken router")
-  expect_identical(jit_level(), 2L)
-})
-
-test_that("serve_model builds its router without the JIT and serves with the previous level", {
-  local_jit(3)
+serving_with <- function(serve) {
   seen <- list()
-  build <- local_replace("model_router", function(...) stop("replaced below"))
-  utils::assignInNamespace("model_router", function(...) {
-    seen$build <<- jit_level()
-    build(...)
-  }, "gatewayr")
-  local_replace("run_router", function(pr, host, port, app = pr) seen$serve <<- jit_level())
+  local_replace("run_router", function(pr, host, port, app = pr) seen$jit <<- jit_level(), env = parent.frame())
+  capture.output(serve(), type = "message")
+  seen$jit
+}
+
+test_that("serve_model builds its router and serves with the JIT off", {
+  local_jit(3)
   frame <- cars_frame()
   dir <- save_model(lm(mpg ~ wt, data = frame), tempfile("store-"), "jit", frame["wt"])
-  capture.output(serve_model(dir, "unix:/nowhere.sock", 0L), type = "message")
-  expect_identical(seen, list(build = 0L, serve = 3L))
+  built <- NULL
+  router <- local_replace("model_router", function(...) stop("replaced below"))
+  utils::assignInNamespace("model_router", function(...) {
+    built <<- jit_level()
+    router(...)
+  }, "gatewayr")
+  expect_identical(serving_with(function() serve_model(dir, "unix:/nowhere.sock", 0L)), 0L)
+  expect_identical(built, 0L)
 })
 
-test_that("serve_script builds the user's router without the JIT and serves with the previous level", {
+test_that("a model that is the user's own R function is byte-compiled at load, attributes kept", {
+  model <- structure(function(newdata) newdata$x * 2, note = "kept")
+  loaded <- compile_model(list(model = model))
+  expect_true(any(grepl("<bytecode", capture.output(print(loaded$model)), fixed = TRUE)))
+  expect_false(any(grepl("<bytecode", capture.output(print(model)), fixed = TRUE)))
+  expect_identical(attr(loaded$model, "note"), "kept")
+  expect_identical(loaded$model(data.frame(x = 2)), 4)
+  fitted <- lm(mpg ~ wt, data = cars_frame())
+  expect_identical(compile_model(list(model = fitted))$model, fitted)  # not a function: as it was
+})
+
+test_that("a user's Plumber script is served with the JIT as it was", {
   local_jit(3)
-  seen <- list()
-  build <- local_replace("script_router", function(script) stop("replaced below"))
-  utils::assignInNamespace("script_router", function(script) {
-    seen$build <<- jit_level()
-    build(script)
-  }, "gatewayr")
-  local_replace("run_router", function(pr, host, port, app = pr) seen$serve <<- jit_level())
   dir <- tempfile("script")
   dir.create(dir)
   writeLines(c("#* @get /hi", "function() 'hi'"), file.path(dir, "plumber.R"))
   old <- getwd()
   withr::defer(setwd(old))  # plumb() works from the script's directory, as a user's run would
-  capture.output(serve_script(file.path(dir, "plumber.R"), "unix:/nowhere.sock", 0L), type = "message")
-  expect_identical(seen, list(build = 0L, serve = 3L))
+  expect_identical(serving_with(function() serve_script(file.path(dir, "plumber.R"), "unix:/nowhere.sock", 0L)), 3L)
 })
