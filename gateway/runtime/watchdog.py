@@ -8,10 +8,7 @@ starts a fresh one. A worker busy with a legitimately long predict (within its t
 alone: it cannot answer the probe either, but not for that long. A worker that has not answered
 since supervisord (re)started it is loading R and its model, which takes seconds on a busy
 host: it gets START_LIMIT_S before it counts as stuck (supervisord's PROCESS_STATE_STARTING
-events say when a worker starts). Such a worker is not probed on the first tick after its start:
-its first requests through Plumber's router cost R about 0.15 s of CPU (the JIT compiles the
-request path, gatewayr's serve.R), which would otherwise land while the whole stack is starting
-on the same cores.
+events say when a worker starts).
 
 Run by supervisord as `python -m gateway.runtime.watchdog <plan.json>`; it speaks the event
 listener protocol on stdin/stdout and logs to stderr.
@@ -50,22 +47,16 @@ class Watchdog:
     kill: Callable[[str], bool | None]  # False: not running (a stopped worker of a scaling pool)
     silent_since: dict[str, float] = field(default_factory=dict)
     starting: set[str] = field(default_factory=set)  # (re)started, not answered since: loading
-    fresh: set[str] = field(default_factory=set)  # (re)started since the last tick: not probed yet
 
     def started(self, program: str) -> None:
         """supervisord (re)started `program`: until it first answers, it is loading, not stuck."""
         self.starting.add(program)
-        self.fresh.add(program)
         self.silent_since.pop(program, None)
 
     def tick(self, now: float) -> list[str]:
         """Probe every worker; kill and return those silent for longer than their limit."""
         killed = []
         for worker in self.workers:
-            if worker.program in self.fresh:  # loading: its silence counts from now, unasked
-                self.fresh.discard(worker.program)
-                self.silent_since.setdefault(worker.program, now)
-                continue
             if self.probe(worker):
                 self.silent_since.pop(worker.program, None)
                 self.starting.discard(worker.program)
@@ -124,6 +115,5 @@ if __name__ == "__main__":
     plan = Plan.load(Path(sys.argv[1]))
     workers = watched_workers(plan)
     # Started with the stack (or restarted): every worker may still be loading.
-    programs = {w.program for w in workers}
-    listen(Watchdog(workers, http_probe, _supervisor_kill, starting=set(programs), fresh=set(programs)),
+    listen(Watchdog(workers, http_probe, _supervisor_kill, starting={w.program for w in workers}),
            sys.stdin, sys.stdout)

@@ -45,30 +45,10 @@ def test_a_worker_loading_after_a_restart_gets_the_start_limit_then_the_normal_o
     assert dog.tick(0.0) == [] and dog.tick(12.5) == [] and dog.tick(START_LIMIT_S - 1) == []
     assert dog.tick(START_LIMIT_S + 1) == [A.program]  # never answered: hung while loading
     answering[A.program] = True
-    dog.tick(65.0)  # the fresh process's first tick: not asked
-    dog.tick(70.0)  # it answered: from now on the model's limit applies
+    dog.tick(70.0)  # the fresh process answered: from now on the model's limit applies
     answering[A.program] = False
     assert dog.tick(75.0) == [] and dog.tick(88.0) == [A.program]
     assert killed == [A.program, A.program]
-
-
-def test_a_worker_is_not_probed_on_the_first_tick_after_it_started() -> None:
-    # Its first requests make R's JIT compile the request path: not while the stack is starting.
-    probed: list[str] = []
-
-    def probe(worker: Watched) -> bool:
-        probed.append(worker.program)
-        return True
-
-    dog = Watchdog([A, B], probe, lambda program: None, starting={A.program, B.program}, fresh={A.program, B.program})
-    assert dog.tick(0.0) == [] and probed == []
-    dog.tick(5.0)
-    assert probed == [A.program, B.program] and dog.starting == set()
-    dog.started(B.program)  # a restart
-    dog.tick(10.0)
-    assert probed == [A.program, B.program, A.program]
-    dog.tick(15.0)
-    assert probed[-1] == B.program
 
 
 def test_every_local_worker_of_every_pool_is_watched_with_its_models_timeout() -> None:
