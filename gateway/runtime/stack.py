@@ -91,7 +91,7 @@ def up(settings: Settings, *, port: int | None = None, foreground: bool = False,
         plan, verified = make_worker_plan(settings, listen), None
     if uses_r(settings):
         ensure_r_library()  # the first use of R: gatewayr goes into the R library (gateway.rlib)
-    # A missing R package: one line now, not a crash loop. Its Rscript (~0.3 s) runs while the
+    # A missing R package: one line now, not a crash loop. Its Rscript (0.15 s idle) runs while the
     # configs are written; nothing starts before it has answered, and its error comes first.
     with ThreadPoolExecutor(max_workers=1) as background:
         scripts_checked = background.submit(check_pool_scripts, settings, plan)
