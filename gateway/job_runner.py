@@ -10,6 +10,10 @@ Resuming: a chunk's predictions are written (atomically) before `state.json` cou
 a runner killed at any point starts the job again after its last counted chunk; a result file
 written but not yet counted is written again, whole. No row is scored twice into the result.
 
+Memory: an idle runner imports no pyarrow, pandas, NumPy or backend (tests/unit/
+test_entry_imports.py): those come with the first job, so a stack that never sees one does not
+carry them in one more process.
+
 Run by supervisord as `python -m gateway.job_runner` with GATEWAY_CONFIG and GATEWAY_PLAN.
 """
 
@@ -24,8 +28,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
 
 from gateway.codecs import decode_request
 from gateway.codecs.arrow import ARROW
@@ -135,6 +137,8 @@ def count_rows(path: Path, content_type: str) -> int:
     """The rows of a spooled body, read once before scoring so progress has a total."""
     with path.open("rb") as body:
         if content_type == ARROW:
+            import pyarrow as pa
+
             try:
                 return sum(batch.num_rows for batch in pa.ipc.open_stream(body))
             except (pa.ArrowInvalid, OSError):

@@ -13,10 +13,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection
 
+from gateway.probe import SOCKET_HOST
 from gateway.topology import Endpoint
-
-# The Host header sent over a socket (the internal NGINX matches no server_name).
-SOCKET_HOST = "localhost"
 
 
 class UnixHTTPConnection(HTTPConnection):
@@ -71,13 +69,3 @@ class UnixAdapter(HTTPAdapter):
         self._pool.close()
         super().close()
 
-
-def get_status(endpoint: Endpoint, path: str, timeout_s: float) -> int:
-    """The status of GET path, 0 when nothing answers (a probe: never raises for the transport)."""
-    pool = connection_pool(endpoint, maxsize=1, retries=False)
-    try:
-        return pool.request("GET", path, timeout=timeout_s, retries=False, redirect=False).status
-    except urllib3.exceptions.HTTPError:
-        return 0
-    finally:
-        pool.close()

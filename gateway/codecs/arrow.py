@@ -5,33 +5,48 @@ Arrow carries its types, so they are checked against the model's inputs before a
 read: an `integer` input takes only Arrow integers (a double column is refused, where JSON
 cannot tell 3 from 3.0), and nulls arrive as missing values. Dates and timestamps become the
 ISO strings the validator reads from every other form.
+
+pyarrow is imported on first use, not with this module: a process that never meets an Arrow body
+(the idle job runner, the CLI) does not pay its ~30 MB and 0.1 s.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any
-
-import pyarrow as pa
+from typing import IO, TYPE_CHECKING, Any
 
 from gateway.codecs.response import _clean
 from gateway.codecs.table import Table
 from gateway.errors import BadGateway, BadRequest, InvalidInput
 from gateway.meta import InputSpec
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 ARROW = "application/vnd.apache.arrow.stream"
-_STRING: Callable[[pa.DataType], bool] = lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)  # noqa: E731
-# Our input type → the Arrow types that carry it without loss or guessing.
-_ACCEPTS: dict[str, Callable[[pa.DataType], bool]] = {
-    "double": lambda t: pa.types.is_floating(t) or pa.types.is_integer(t),
-    "integer": pa.types.is_integer,
-    "logical": pa.types.is_boolean,
-    "string": _STRING,
-    "factor": lambda t: _STRING(t) or (pa.types.is_dictionary(t) and _STRING(t.value_type)),
-    "date": lambda t: pa.types.is_date(t) or _STRING(t),
-    "datetime": lambda t: pa.types.is_timestamp(t) or _STRING(t),
-}
+
+
+@functools.cache
+def _accepts() -> dict[str, Callable[[pa.DataType], bool]]:
+    """Our input type → the Arrow types that carry it without loss or guessing."""
+    import pyarrow as pa
+
+    types = pa.types
+
+    def string(t: pa.DataType) -> bool:
+        return bool(types.is_string(t) or types.is_large_string(t))
+
+    return {
+        "double": lambda t: types.is_floating(t) or types.is_integer(t),
+        "integer": types.is_integer,
+        "logical": types.is_boolean,
+        "string": string,
+        "factor": lambda t: string(t) or (types.is_dictionary(t) and string(t.value_type)),
+        "date": lambda t: types.is_date(t) or string(t),
+        "datetime": lambda t: types.is_timestamp(t) or string(t),
+    }
 
 
 def arrow_tables(
@@ -40,6 +55,8 @@ def arrow_tables(
     """(number of the chunk's first row, from 1; its table) for each `chunk_rows` rows of the
     stream. The schema is checked against `inputs` before the first batch is read (422 naming
     the column and both types); a body that is not an Arrow stream is a 400."""
+    import pyarrow as pa
+
     try:
         reader = pa.ipc.open_stream(pa.PythonFile(body, mode="r"))
     except (pa.ArrowInvalid, OSError) as exc:
@@ -71,17 +88,21 @@ def arrow_tables(
 def check_schema(schema: pa.Schema, inputs: Sequence[InputSpec], model: str) -> None:
     """InvalidInput (422) for the first input whose Arrow type cannot carry its declared type;
     a column of nulls only (Arrow type null) fits any, the validator checks nullability."""
+    import pyarrow as pa
+
     for spec in inputs:
         index = schema.get_field_index(spec.name)
         if index < 0:
             continue  # the validator names a missing column
         arrow_type = schema.field(index).type
-        accepts = _ACCEPTS.get(spec.type)
+        accepts = _accepts().get(spec.type)
         if accepts is not None and not pa.types.is_null(arrow_type) and not accepts(arrow_type):
             raise InvalidInput(f"column '{spec.name}' expects {spec.type}, got Arrow type {arrow_type}", model=model)
 
 
 def _table(schema: pa.Schema, batches: list[pa.RecordBatch]) -> Table:
+    import pyarrow as pa
+
     data = pa.Table.from_batches(batches, schema)
     columns = {name: _values(data.column(name).combine_chunks()) for name in schema.names}
     return Table(columns, data.num_rows)
@@ -89,6 +110,8 @@ def _table(schema: pa.Schema, batches: list[pa.RecordBatch]) -> Table:
 
 def _values(array: pa.Array) -> list[Any]:
     """Plain Python values: ints stay ints, null is None, dates and times become ISO text."""
+    import pyarrow as pa
+
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     values = array.to_pylist()
@@ -113,6 +136,8 @@ class ArrowPredictions:
         self._keys: list[str] | None = None
 
     def rows(self, predictions: list[Any]) -> bytes:
+        import pyarrow as pa
+
         cleaned = _clean(predictions)
         if self._keys is None:
             first = cleaned[0] if cleaned else None
@@ -134,6 +159,8 @@ class ArrowPredictions:
 
     def end(self) -> bytes:
         """The end-of-stream marker (an empty stream's schema-less end when nothing was written)."""
+        import pyarrow as pa
+
         if self._writer is None:
             self._writer = pa.ipc.new_stream(self._sink, pa.schema([("prediction", pa.null())]))
         self._writer.close()

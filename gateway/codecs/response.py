@@ -1,12 +1,16 @@
-"""Predictions → the public JSON response. NumPy values become plain JSON here."""
+"""Predictions → the public JSON response. NumPy values become plain JSON here.
+
+NumPy is not imported by this module: values can only be NumPy's in a process that has imported
+it (a model did), so a process that never loads a model (the idle job runner) does not carry it.
+"""
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import orjson
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -18,7 +22,8 @@ def predictions_from_array(values: Any, targets: Sequence[str] | None = None) ->
     A 2-D result with several columns (a multi-output model) gives one object per row keyed by
     `targets` (the names recorded at registration), else by "0", "1", ...
     """
-    if isinstance(values, np.ndarray):
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(values, np.ndarray):
         if values.ndim == 2 and values.shape[1] == 1:
             values = values[:, 0]
         if values.ndim == 2:
@@ -39,6 +44,8 @@ def predictions_from_array(values: Any, targets: Sequence[str] | None = None) ->
 
 def probabilities_to_rows(matrix: Any, classes: Sequence[Any]) -> list[dict[str, Any]]:
     """An (n_rows, n_classes) matrix → per-row objects keyed by class label."""
+    import numpy as np
+
     labels = [str(c) for c in classes]
     rows = np.asarray(matrix, dtype=float).tolist()
     return [dict(zip(labels, _clean(row), strict=True)) for row in rows]
@@ -46,12 +53,14 @@ def probabilities_to_rows(matrix: Any, classes: Sequence[Any]) -> list[dict[str,
 
 def _clean(values: list[Any]) -> list[Any]:
     """NaN is a missing value (null); NumPy scalars left in object arrays become Python ones."""
+    np = sys.modules.get("numpy")
+    generic = np.generic if np is not None else ()
     out = values
     for index, value in enumerate(values):
         if isinstance(value, float):
             if math.isnan(value):
                 out[index] = None
-        elif isinstance(value, np.generic):
+        elif isinstance(value, generic):
             item = value.item()
             out[index] = None if isinstance(item, float) and math.isnan(item) else item
     return out

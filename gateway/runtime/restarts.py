@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from gateway.metrics import read_restarts
 from gateway.runtime.events import serve, tokens
 
 _RESTART_FROM = {"EXITED", "BACKOFF"}
@@ -39,6 +38,10 @@ def restarted_model(headers: dict[str, str], payload: str) -> str | None:
 
 
 def record(path: Path, model: str) -> None:
+    # Imported at the first restart: the listener lives as long as the stack, mostly idle, and
+    # gateway.metrics brings prometheus_client (about 8 MB) with it.
+    from gateway.metrics import read_restarts
+
     counts = read_restarts(path)
     counts[model] = counts.get(model, 0) + 1
     scratch = path.with_suffix(".tmp")

@@ -28,9 +28,9 @@ from typing import Any
 
 from gateway.metrics import metrics_dir
 from gateway.poolstate import WorkerStates, cold_waits, in_flight, write_states
+from gateway.probe import get_status
 from gateway.runtime.autoscale import Decision, Limits, Tracker, decide
 from gateway.topology import Endpoint, Plan, PoolPlan
-from gateway.unix_http import get_status
 
 TICK_S = 0.25
 _STARTING = {"STARTING", "BACKOFF"}

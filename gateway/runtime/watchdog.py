@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from gateway.probe import get_status
 from gateway.runtime.events import serve, tokens
 from gateway.topology import Endpoint, Plan
-from gateway.unix_http import get_status
 
 GRACE_S = 10.0  # beyond the model's timeout, before a silent worker counts as stuck
 PROBE_TIMEOUT_S = 1.0

@@ -8,7 +8,8 @@
 #' @param timeout_s seconds a predict may run before R stops it (the model's `timeout_s`).
 serve_model <- function(dir, host = "127.0.0.1", port = 8000L, timeout_s = Inf) {
   started <- Sys.time()
-  loaded <- load_model(dir)
+  jit_off()
+  loaded <- compile_model(load_model(dir))
   pr <- model_router(dir, loaded, timeout_s)
   log_line(sprintf("serving model '%s' version %s from %s on %s (loaded in %.2f s)",
                    loaded$meta$name, loaded$meta$version, loaded$dir, listen_url(host, port),
@@ -50,6 +51,28 @@ serve_script <- function(script, host = "127.0.0.1", port = 8000L) {
   pr <- script_router(script)
   log_line(sprintf("serving Plumber script %s on %s", normalizePath(script), listen_url(host, port)))
   run_router(pr, host, port)
+}
+
+#' Turn R's JIT compiler off for the rest of this generic worker's life.
+#'
+#' The JIT byte-compiles closures when they first run. Everything a generic worker runs per
+#' request is package code, byte-compiled when the package was installed (the model's own
+#' function is compiled by compile_model); what the JIT compiles here is Plumber's router and
+#' its R6 objects, one copy per object. Measured per worker (demo `lm`, 2-core box): start-up
+#' CPU 0.45 s -> 0.32 s, the first request through the router 40 ms -> 10 ms, 5 MB less private
+#' memory after warm-up, and the same R CPU per predict (1.85-1.95 ms over 3000 requests).
+#' A user's Plumber script keeps the JIT: its routes are the user's own R code.
+#' @return the level the JIT had, invisibly.
+#' @noRd
+jit_off <- function() {
+  invisible(compiler::enableJIT(0))
+}
+
+#' A model that is an R function of the user's own is byte-compiled once, as the JIT would.
+#' @noRd
+compile_model <- function(loaded) {
+  if (typeof(loaded$model) == "closure") loaded$model <- compiler::cmpfun(loaded$model)
+  loaded
 }
 
 listen_url <- function(host, port) {

@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                                       "script_deps", "rscript", "drift_reference", "rlib"})),
     # Leaves: the plan as data (topology), settings, errors, metric definitions.
     ("foundations", frozenset({"errors", "meta", "context", "metrics", "status", "routing", "paths",
-                               "topology", "client", "settings", "private_files", "unix_http", "poolstate",
+                               "topology", "client", "settings", "private_files", "unix_http", "probe", "poolstate",
                                "hoststate", "tracing", "status_series", "psi", "logbatch"})),
 )
 # Imports between groups of one layer, by importing group.
@@ -62,7 +62,8 @@ SIDEWAYS: dict[str, frozenset[str]] = {
     "tracing": frozenset({"errors"}),  # an OTEL_* value it cannot serve is a ConfigError
     "status_series": frozenset({"status", "private_files"}),  # the chart's snapshots of the status totals
     "topology": frozenset({"private_files"}),
-    "unix_http": frozenset({"topology"}),
+    "unix_http": frozenset({"topology", "probe"}),
+    "probe": frozenset({"topology"}),
     "hoststate": frozenset({"private_files", "settings"}),
 }
 

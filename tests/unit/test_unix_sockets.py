@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from gateway.probe import get_status
 from gateway.runtime import privileges, render
 from gateway.runtime.plan import Endpoint, Plan, make_plan
 from gateway.runtime.privileges import Accounts, PrivilegeError
 from gateway.runtime.render import nginx_command, r_command, render_all
 from gateway.settings import Settings, settings_from_dict
-from gateway.unix_http import SOCKET_HOST, UnixAdapter, get_status
+from gateway.unix_http import SOCKET_HOST, UnixAdapter
 
 ACCOUNTS = Accounts("svc", "svc", 990, 990, "svc-r", 991)
 
