@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from gateway import certs
+from gateway import client as gateway_client
 from gateway.runtime import stack
 from tests.integration.conftest import Stack, start_stack
 from tests.integration.r_models import build_r_store
@@ -61,7 +62,11 @@ class Host:
 
 @dataclass
 class Load:
-    """Bounded background load: `threads` clients posting until stopped (or a hard limit)."""
+    """Bounded background load: `threads` clients posting until stopped (or a hard limit).
+
+    Each client is a gateway.client session, as docs/operations.md tells clients to use: a
+    request written on a kept-alive connection just as NGINX closes it (every prober reload
+    does) is re-sent once, as HTTP/1.1 allows, rather than counted as failed."""
 
     url: str
     threads: int = 4
@@ -86,7 +91,7 @@ class Load:
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.limit_s
-        with requests.Session() as http:
+        with gateway_client.session() as http:
             http.trust_env = False
             while not self._stop.is_set() and time.monotonic() < deadline:
                 started = time.monotonic()
