@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from gateway.codecs import Table
 from gateway.meta import METHODS, InputSpec
+
+if TYPE_CHECKING:
+    import numpy as np
 
 PROBE_ROWS = 8
 _FALLBACK_VALUES = (0.0, 1.0, 0.5, 2.0, -1.0, 10.0, 0.1, 3.0)  # columns with no reference
@@ -34,6 +35,8 @@ def all_doubles(inputs: tuple[InputSpec, ...]) -> bool:
 
 def to_matrix(table: Table, inputs: tuple[InputSpec, ...]) -> np.ndarray:
     """A validated all-double Table → rows x inputs, float64, in the fitted order (None → NaN)."""
+    import numpy as np
+
     if not warnings.filters or warnings.filters[0] is not _quiet_filter:
         _quiet_feature_names_warning()
     return np.array([table.columns[spec.name] for spec in inputs], dtype=np.float64).T
@@ -85,6 +88,8 @@ def _is_estimator(model: Any) -> bool:
 
 
 def _same(a: Any, b: Any) -> bool:
+    import numpy as np
+
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.dtype != b.dtype:
         return False

@@ -15,16 +15,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gateway.backends.base import Backend, BatchDefaults
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved, Saver
 from gateway.codecs import Table, predictions_from_array, probabilities_to_rows
 from gateway.errors import ConfigError, ModelError
 from gateway.integrity import file_problem
 from gateway.meta import ModelMeta
-from gateway.schema_infer import infer_inputs
 from gateway.settings import ModelSettings
+
+# NumPy and schema_infer (pandas) are imported where they are used: the CLI imports every backend
+# kind, and `gateway up` should not pay for them before it starts anything.
 
 INPUT = "input"  # save's name for the one input of an all-numeric model: (rows, features), float32
 NUMERIC = ("double", "integer", "logical")  # float32 columns; "string" and "factor" are string columns
@@ -59,6 +59,8 @@ class OnnxBackend(Backend):
         return BatchDefaults(DEFAULT_BATCH_ROWS, DEFAULT_BATCH_WAIT_MS, slots=1)
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
+        import numpy as np
+
         kind = params.get("type", "response")
         try:
             outputs = self.session.run(None, self._feeds(table))
@@ -71,6 +73,8 @@ class OnnxBackend(Backend):
     def _feeds(self, table: Table) -> dict[str, Any]:
         """The session's inputs from a validated table: one float block, or one tensor per column
         (matched by position: skl2onnx rewrites names it finds unsafe)."""
+        import numpy as np
+
         nodes = self.session.get_inputs()
         if len(nodes) == 1 and all(spec.type in NUMERIC for spec in self.meta.inputs):
             block = np.array([table.columns[spec.name] for spec in self.meta.inputs], dtype=np.float64)  # None: NaN
@@ -101,6 +105,7 @@ def save(estimator: Any, sample: Any, path: Path) -> dict[str, Any]:
     """Convert a fitted estimator to ONNX at `path`; returns the outputs for model.json.
 
     Raises ConfigError naming a column it cannot take (a date), or what skl2onnx could not convert."""
+    import numpy as np
     from skl2onnx import to_onnx
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
@@ -148,6 +153,8 @@ def adopt(source: Path, sample: Any, path: Path) -> dict[str, Any]:
 
 
 def _specs(sample: Any) -> list[Any]:
+    from gateway.schema_infer import infer_inputs
+
     specs = infer_inputs(sample)
     for spec in specs:
         if spec.type not in (*NUMERIC, "string", "factor"):
@@ -158,6 +165,8 @@ def _specs(sample: Any) -> list[Any]:
 
 def _outputs(classes: list[Any] | None) -> dict[str, Any]:
     """model.json's outputs: a regression, or a classifier with its labels (probability columns)."""
+    import numpy as np
+
     if classes is None:
         return {"kind": "regression", "type": "double", "classes": None, "methods": ["response"]}
     labels = [c.item() if isinstance(c, np.generic) else c for c in classes]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from gateway.backends.base import Backend, BatchDefaults
 from gateway.backends.kinds import BackendKind, BuildContext, Resolved
@@ -16,6 +13,12 @@ from gateway.errors import ConfigError, ModelError, ModelProblem
 from gateway.integrity import file_problem
 from gateway.meta import METHODS, InputSpec, ModelMeta
 from gateway.settings import ModelSettings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# NumPy and pandas are imported where they are used: the CLI imports every backend kind, and
+# `gateway up` should not pay for them before it starts anything.
 
 DEFAULT_BATCH_ROWS = 64  # see bench/serving.py: batching on vs off for iris
 DEFAULT_BATCH_WAIT_MS = 2.0
@@ -70,6 +73,8 @@ class PythonBackend(Backend):
         return BatchDefaults(DEFAULT_BATCH_ROWS, DEFAULT_BATCH_WAIT_MS, slots=1)
 
     def predict(self, table: Table, params: dict[str, Any]) -> list[Any]:
+        import numpy as np
+
         frame = to_matrix(table, self.meta.inputs) if self.matrix else to_frame(table, self.meta.inputs)
         kind = params.get("type", "response")
         try:
@@ -134,6 +139,9 @@ def load_artefact(path: Path, fmt: str, trust: list[str], *, where: str) -> Any:
 
 def to_frame(table: Table, inputs: tuple[InputSpec, ...]) -> pd.DataFrame:
     """A validated Table → the DataFrame the model was trained on (same dtypes)."""
+    import numpy as np
+    import pandas as pd
+
     if inputs and all(spec.type == "double" for spec in inputs):
         # The profile of a 1-row predict: building a Series per column cost ~0.7 ms of ~2; one
         # float64 block costs ~0.09 ms, and sklearn's input checks run faster on it too.

@@ -11,8 +11,6 @@ import math
 import struct
 from typing import Any
 
-import numpy as np
-
 from gateway.errors import BadRequest
 
 INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
@@ -49,6 +47,8 @@ def from_binary(raw: bytes, datatype: str, where: str) -> list[Any]:
                 raise BadRequest(f"{where}: BYTES element {len(values) + 1} is not UTF-8 text") from None
             at += 4 + length
         return values
+    import numpy as np  # here: `gateway up` imports this module, and needs no NumPy
+
     dtype = np.dtype(_NUMPY[datatype]).newbyteorder("<")
     if len(raw) % dtype.itemsize:
         raise BadRequest(f"{where}: {len(raw)} bytes is not a whole number of {datatype} elements")
