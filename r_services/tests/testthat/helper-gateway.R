@@ -70,3 +70,22 @@ cars_frame <- function() {
   frame$am <- factor(ifelse(frame$am == 1, "manual", "auto"), levels = c("auto", "manual"))
   frame
 }
+
+# One nullable column of each wire type (a factor with levels a, b): the decoding tests' schema.
+every_type_schema <- function() {
+  column <- function(name, type, levels = NULL) list(name = name, type = type, levels = levels, nullable = TRUE)
+  list(column("x", "double"), column("n", "integer"), column("ok", "logical"), column("s", "string"),
+       column("f", "factor", list("a", "b")), column("d", "date"), column("t", "datetime"))
+}
+
+schema_types <- function(schema) stats::setNames(lapply(schema, `[[`, "type"), vapply(schema, `[[`, "", "name"))
+
+# The mtcars lm on wt and hp, saved and loaded, with its Plumber router and the direct predict app.
+direct_app <- function(name) {
+  frame <- cars_frame()
+  fit <- lm(mpg ~ wt + hp, data = frame)
+  dir <- save_model(fit, tempfile("store-"), name, frame[c("wt", "hp")])
+  loaded <- load_model(dir)
+  pr <- model_router(dir, loaded)
+  list(frame = frame, fit = fit, dir = dir, loaded = loaded, pr = pr, app = predict_app(pr, loaded))
+}

@@ -33,16 +33,8 @@ read_reply <- function(body) {
   wire$columns
 }
 
-schema <- list(
-  list(name = "x", type = "double", levels = NULL, nullable = TRUE),
-  list(name = "n", type = "integer", levels = NULL, nullable = TRUE),
-  list(name = "ok", type = "logical", levels = NULL, nullable = TRUE),
-  list(name = "s", type = "string", levels = NULL, nullable = TRUE),
-  list(name = "f", type = "factor", levels = list("a", "b"), nullable = TRUE),
-  list(name = "d", type = "date", levels = NULL, nullable = TRUE),
-  list(name = "t", type = "datetime", levels = NULL, nullable = TRUE)
-)
-types <- stats::setNames(lapply(schema, `[[`, "type"), vapply(schema, `[[`, "", "name"))
+schema <- every_type_schema()
+types <- schema_types(schema)
 json_columns <- paste0('{"x": [0.123456789, 3, null], "n": [1, null, -2147483647], "ok": [true, null, false],',
                        ' "s": ["", "caf\\u00e9", null], "f": ["b", null, "a"], "d": ["2024-02-29", null, "0999-12-31"],',
                        ' "t": ["2024-01-02T03:04:05.25Z", null, "2024-01-02 03:04+02:00"]}')
@@ -81,12 +73,12 @@ test_that("predictions come back as the exact doubles, NA and non-finite as miss
 })
 
 test_that("the worker's direct and Plumber routes answer a binary request in binary, as predict says", {
-  frame <- cars_frame()
-  fit <- lm(mpg ~ wt + hp, data = frame)
-  dir <- save_model(fit, tempfile("store-"), "binary", frame[c("wt", "hp")])
-  loaded <- load_model(dir)
-  pr <- model_router(dir, loaded)
-  app <- predict_app(pr, loaded)
+  model <- direct_app("binary")
+  frame <- model$frame
+  fit <- model$fit
+  loaded <- model$loaded
+  pr <- model$pr
+  app <- model$app
   body <- binary_request(frame[1:3, c("wt", "hp")], list(wt = "double", hp = "double"))
   request <- function() {
     env <- list2env(list(REQUEST_METHOD = "POST", PATH_INFO = "/predict", QUERY_STRING = "", HTTP_HOST = "test",

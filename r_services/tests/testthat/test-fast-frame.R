@@ -1,16 +1,8 @@
 # fast_frame (whole-column decoding) must build exactly what the value-by-value path builds, and
 # step aside (NULL) whenever that path would refuse or needs to word a problem.
 
-schema <- list(
-  list(name = "x", type = "double", levels = NULL, nullable = TRUE),
-  list(name = "n", type = "integer", levels = NULL, nullable = TRUE),
-  list(name = "ok", type = "logical", levels = NULL, nullable = TRUE),
-  list(name = "s", type = "string", levels = NULL, nullable = TRUE),
-  list(name = "f", type = "factor", levels = list("a", "b"), nullable = TRUE),
-  list(name = "d", type = "date", levels = NULL, nullable = TRUE),
-  list(name = "t", type = "datetime", levels = NULL, nullable = TRUE)
-)
-types <- stats::setNames(lapply(schema, `[[`, "type"), vapply(schema, `[[`, "", "name"))
+schema <- every_type_schema()
+types <- schema_types(schema)
 
 parse_columns <- function(text) jsonlite::fromJSON(text, simplifyVector = FALSE)
 

@@ -15,12 +15,11 @@ quietly <- function(expr) {
 }
 
 test_that("the direct predict route answers the Plumber route's status and bytes", {
-  frame <- cars_frame()
-  fit <- lm(mpg ~ wt + hp, data = frame)
-  dir <- save_model(fit, tempfile("store-"), "direct", frame[c("wt", "hp")])
-  loaded <- load_model(dir)
-  pr <- model_router(dir, loaded)
-  app <- predict_app(pr, loaded)
+  model <- direct_app("direct")
+  frame <- model$frame
+  fit <- model$fit
+  pr <- model$pr
+  app <- model$app
   for (body in c(wire_request(frame[1:3, c("wt", "hp")]), "{\"columns\":", wire_request(frame[1:2, "wt", drop = FALSE]))) {
     direct <- quietly(app$call(rook_request("POST", "/predict", body)))
     routed <- quietly(pr$call(rook_request("POST", "/predict", body)))
