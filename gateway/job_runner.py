@@ -48,6 +48,7 @@ NICENESS = 10  # below Gunicorn's workers, which run at 0
 POLL_S = 0.5  # how often an idle runner looks for new jobs
 TRANSIENT = (Unavailable, BadGateway, GatewayTimeout)  # a busy or restarting backend: wait, retry
 RETRIES = 6
+SWEEP_S = 60.0  # how often finished jobs are checked against server.jobs_keep_s
 
 
 class Runner:
@@ -55,10 +56,12 @@ class Runner:
     job comes: an idle runner holds no models (and a stack that never sees a job never loads
     them twice)."""
 
-    def __init__(self, make_service: Callable[[], PredictionService], store: JobStore) -> None:
+    def __init__(self, make_service: Callable[[], PredictionService], store: JobStore, keep_s: float = 0.0) -> None:
         self._make_service = make_service
         self._service: PredictionService | None = None
         self.store = store
+        self.keep_s = keep_s  # server.jobs_keep_s
+        self._swept = float("-inf")
 
     @property
     def service(self) -> PredictionService:
@@ -70,6 +73,7 @@ class Runner:
         """Work on the oldest unfinished job (or remove a cancelled one); False when idle."""
         for job in self.store.abandoned_jobs():
             self.store.remove(job)
+        self.remove_expired()
         for job in self.store.pending():
             if self.store.cancelled(job):
                 self.store.remove(job)
@@ -77,6 +81,17 @@ class Runner:
             self.run(job)
             return True
         return False
+
+    def remove_expired(self, now: float | None = None) -> None:
+        """Finished jobs past server.jobs_keep_s go, looked for at most once a SWEEP_S."""
+        now = time.time() if now is None else now
+        if now - self._swept < SWEEP_S:
+            return
+        self._swept = now
+        for job in self.store.expired(self.keep_s, now):
+            log.info("job %s (model %s): removed, finished more than %g s ago (server.jobs_keep_s)",
+                     job.id, job.model, self.keep_s)
+            self.store.remove(job)
 
     def run(self, job: JobSpec) -> None:
         """Score `job` from its last counted chunk to the end, or until it is cancelled."""
@@ -172,7 +187,7 @@ def main() -> None:
     settings = load_settings(os.environ.get("GATEWAY_CONFIG"))
     plan = Plan.load(Path(os.environ["GATEWAY_PLAN"]))
     os.nice(max(0, NICENESS - os.nice(0)))  # the rendered command already starts it niced
-    runner = Runner(lambda: load_service(settings, plan), JobStore(plan.run_dir))
+    runner = Runner(lambda: load_service(settings, plan), JobStore(plan.run_dir), settings.server.jobs_keep_s)
     log.info("job runner ready (pid %d, nice %d)", os.getpid(), NICENESS)
     while True:
         if not runner.run_once():

@@ -29,6 +29,7 @@ from gateway.private_files import FILE_MODE, private_dir, write_private
 
 JOBS_DIR = "jobs"
 ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed")
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _PIECE = 1024 * 1024
 UPLOAD_STALL_S = 600.0  # a job body that has not grown for this long was cut off; the runner removes it
@@ -163,6 +164,13 @@ class JobStore:
         jobs = [job for job in self._specs() if self.body_path(job).exists()
                 and (self.state(job).status in ACTIVE or self.cancelled(job))]
         return sorted(jobs, key=lambda job: job.created_at)
+
+    def expired(self, keep_s: float, now: float) -> list[JobSpec]:
+        """Finished jobs (done or failed) whose last change is more than keep_s old; none with 0."""
+        if keep_s <= 0:
+            return []
+        return [job for job in self._specs() if (state := self.state(job)).status in FINISHED
+                and now - state.updated_at > keep_s]
 
     def cancelled(self, job: JobSpec) -> bool:
         return (self.root / job.id / "cancel").exists()

@@ -34,6 +34,9 @@ class ServerSettings:
     # Bulk jobs (POST /models/<name>/jobs, docs/bulk.md) one API key may have queued or running
     # at once; the next is a 429. Without API keys every client counts as one key.
     jobs_per_key: int = 2
+    # A finished job (done or failed) and its results are removed this long after it finished:
+    # a result nobody fetched does not fill the disk. 0 keeps them until DELETE.
+    jobs_keep_s: float = 86400.0
     # A Gunicorn worker whose resident memory is past this after a request exits once it has
     # answered it (Gunicorn starts a fresh one): memory a large request took comes back. 0: off.
     max_worker_rss_mb: int = 1024
@@ -361,6 +364,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.max_rows must be at least 1 and server.max_worker_rss_mb at least 0 (0: off)")
     if server.jobs_per_key < 1:
         raise ConfigError(f"server.jobs_per_key must be at least 1; got {server.jobs_per_key}")
+    if server.jobs_keep_s < 0:
+        raise ConfigError("server.jobs_keep_s must be >= 0 (0 keeps finished jobs until DELETE); "
+                          f"got {server.jobs_keep_s:g}")
     if server.rate_limit_rps < 0 or server.rate_limit_burst < 0:
         raise ConfigError("server.rate_limit_rps and server.rate_limit_burst must be >= 0 (0 turns limiting off)")
     if server.default_model and server.default_model not in settings.models:

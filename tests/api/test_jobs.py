@@ -16,9 +16,9 @@ from flask import Flask
 
 from gateway.app import create_app
 from gateway.auth import new_entry, write_keys
-from gateway.errors import TooManyRequests
-from gateway.job_runner import Runner
-from gateway.jobs import UPLOAD_STALL_S, JobStore
+from gateway.errors import ConfigError, TooManyRequests
+from gateway.job_runner import SWEEP_S, Runner
+from gateway.jobs import UPLOAD_STALL_S, JobState, JobStore
 from gateway.runtime.plan import make_plan
 from gateway.settings import settings_from_dict
 from tests.api.test_arrow import ARROW, arrow_body, churn_table, read_arrow
@@ -141,3 +141,29 @@ def test_an_upload_cut_off_stops_counting_against_its_key(tmp_path: Path) -> Non
     os.utime(partial, (stalled, stalled))
     assert store.abandoned_jobs() == [job]
     store.create(spec, io.BytesIO(b"{}\n"), limit=1)  # its place is free again
+
+
+def test_a_finished_job_is_removed_once_past_jobs_keep_s_and_an_active_one_never(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    spec = {"owner": "k", "model": "iris", "version": "2", "content_type": "application/x-ndjson", "params": {},
+            "chunk_rows": CHUNK}
+    jobs = {status: store.create(spec, io.BytesIO(b"{}\n"), limit=10) for status in ("done", "failed", "running")}
+    for status, job in jobs.items():
+        store.save_state(job, JobState(status=status))
+    finished_at = store.state(jobs["done"]).updated_at
+    runner = Runner(lambda: pytest.fail("no model is needed to remove jobs"), store, keep_s=3600)
+    runner.remove_expired(now=finished_at + 3599)
+    assert store.pending() == [jobs["running"]] and store.state(jobs["done"]).status == "done"
+    Runner(lambda: pytest.fail("unused"), store, keep_s=0).remove_expired(now=finished_at + 10**9)
+    assert store.state(jobs["failed"]).status == "failed"  # 0: kept until DELETE
+    runner.remove_expired(now=finished_at + 3601)
+    assert store.state(jobs["done"]).status == "done"  # swept a moment ago: not again before SWEEP_S
+    runner.remove_expired(now=finished_at + 3601 + SWEEP_S)
+    assert not (tmp_path / "jobs" / jobs["done"].id).exists()
+    assert not (tmp_path / "jobs" / jobs["failed"].id).exists()
+    assert store.pending() == [jobs["running"]]  # running for days is not finished
+
+
+def test_jobs_keep_s_cannot_be_negative(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"server\.jobs_keep_s must be >= 0"):
+        settings_from_dict({"server": {"jobs_keep_s": -1}, "models": {}}, base_dir=tmp_path)
